@@ -1,0 +1,82 @@
+"""Command line: `python -m study run|report SPEC.yaml` (exit 2 on invalid input)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from study.spec import SpecError, load_spec
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="study", description="Hyperparameter ablation studies of the MNIST MLP.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="train every pending trial of a study, then write its report")
+    run.add_argument("spec", type=Path, help="study spec (YAML), e.g. ablations/quick.yaml")
+    _common(run)
+    run.add_argument("--data-dir", help="directory with the MNIST IDX .gz files or mnist.npz (or STUDY_DATA_DIR)")
+    run.add_argument("--backend", choices=["tensorflow", "jax"], help="Keras backend (overrides the spec)")
+    run.add_argument("--steps-per-execution", type=int, help="batches per compiled step (overrides the spec)")
+    run.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+
+    report = sub.add_parser("report", help="write reports/<study>/ from the MLflow store")
+    report.add_argument("spec", type=Path)
+    _common(report)
+    return parser
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
+    parser.add_argument("--reports-dir", type=Path, default=Path("reports"), help="where reports are written")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        spec = load_spec(args.spec)
+        if getattr(args, "steps_per_execution", None) is not None and args.steps_per_execution < 1:
+            raise SpecError("--steps-per-execution", "steps_per_execution",
+                            f"{args.steps_per_execution} must be an integer >= 1")
+    except SpecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    if args.command == "run":
+        return _run(spec, args)
+    return _report(spec, args)
+
+
+def _run(spec, args) -> int:
+    from study.data import DataError
+    from study.runner import format_duration, run_study
+
+    try:
+        summary = run_study(spec, tracking_uri=args.tracking_uri, data_dir=args.data_dir, backend=args.backend,
+                            steps_per_execution=args.steps_per_execution)
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        print("interrupted: the trial in progress is recorded as interrupted; run the same command to resume",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.counts.items())) or "nothing to run"
+    print(f"done: {counts}; {summary.skipped} skipped as already done; {format_duration(summary.wall_time_s)}")
+    if not args.no_report:
+        _report(spec, args)
+    return EXIT_OK if summary.ok else EXIT_FAILED
+
+
+def _report(spec, args) -> int:
+    from study.report import write_report
+
+    path = write_report(spec, tracking_uri=args.tracking_uri, out_root=args.reports_dir)
+    print(f"report: {path}")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

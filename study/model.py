@@ -1,0 +1,54 @@
+"""Build the lesson's MLP for a TrialConfig (Keras 3 Functional API).
+
+Dense -> [BatchNormalization] -> activation -> [Dropout], `hidden_layers` times,
+then a 10-way softmax. Hidden initialisers follow the lesson exactly: `normal`
+is a plain N(0, 1) (not Keras' stddev-0.05 default), `xavier` is glorot_uniform,
+`he` is he_normal; the output layer is always glorot_uniform.
+"""
+
+from __future__ import annotations
+
+from study.config import TrialConfig
+
+INPUT_DIM = 28 * 28
+CLASSES = 10
+
+
+def hidden_initializer(name: str, seed: int | None = None):
+    """The initializer object the model builder uses (also sampled by the report)."""
+    import keras
+
+    if name == "normal":
+        return keras.initializers.RandomNormal(mean=0.0, stddev=1.0, seed=seed)
+    if name == "xavier":
+        return keras.initializers.GlorotUniform(seed=seed)
+    if name == "he":
+        return keras.initializers.HeNormal(seed=seed)
+    raise ValueError(f"init must be one of normal, xavier, he; got {name!r}")
+
+
+def build_model(config: TrialConfig):
+    import keras
+    from keras import layers
+
+    inputs = keras.Input(shape=(INPUT_DIM,), name="pixels")
+    x = inputs
+    for i in range(config.hidden_layers):
+        x = layers.Dense(config.units, kernel_initializer=hidden_initializer(config.init), name=f"dense_{i}")(x)
+        if config.batch_norm:
+            x = layers.BatchNormalization(name=f"batch_norm_{i}")(x)
+        x = layers.Activation(config.activation, name=f"{config.activation}_{i}")(x)
+        if config.dropout > 0:
+            x = layers.Dropout(config.dropout, name=f"dropout_{i}")(x)
+    outputs = layers.Dense(CLASSES, activation="softmax", kernel_initializer="glorot_uniform", name="softmax")(x)
+    return keras.Model(inputs, outputs, name="mlp")
+
+
+def build_optimizer(config: TrialConfig):
+    import keras
+
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(learning_rate=config.learning_rate)
+    if config.optimizer == "adam":
+        return keras.optimizers.Adam(learning_rate=config.learning_rate)
+    raise ValueError(f"optimizer must be sgd or adam; got {config.optimizer!r}")
