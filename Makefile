@@ -1,0 +1,38 @@
+# One command per job; every target creates .venv and installs the project when needed.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STUDY ?= ablations/lesson_grid.yaml
+TUNE ?= ablations/tune_dropout_lr.yaml
+TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow.db
+HOST ?= 127.0.0.1
+PORT ?= 5000
+DATA_DIR ?=
+ARGS ?=
+DATA_ARG := $(if $(DATA_DIR),--data-dir $(DATA_DIR),)
+
+.PHONY: install ablate report ui test clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+ablate: install  ## train every pending trial of STUDY, then write its report
+	$(BIN)/python -m study run $(STUDY) --tracking-uri $(TRACKING_URI) $(DATA_ARG) $(ARGS)
+
+report: install  ## rewrite reports/<study>/ from the MLflow store
+	$(BIN)/python -m study report $(STUDY) --tracking-uri $(TRACKING_URI)
+
+ui: install  ## MLflow UI on http://$(HOST):$(PORT) for our store
+	$(BIN)/mlflow ui --backend-store-uri $(TRACKING_URI) --default-artifact-root $(CURDIR)/mlartifacts \
+		--host $(HOST) --port $(PORT)
+
+test: install  ## the whole test suite (unit + integration on the real stack)
+	$(BIN)/python -m pytest $(ARGS)
+
+clean:  ## remove generated stores (not reports)
+	rm -rf mlflow.db optuna.db mlartifacts .pytest_cache
