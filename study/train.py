@@ -100,7 +100,9 @@ def train_trial(
     final = summarize_history(history)
 
     model_path = None
-    if best_weights.is_file():
+    # Keras' ModelCheckpoint always saves the first epoch, even a NaN one: only a finite
+    # best epoch (summarize_history) yields a model worth testing.
+    if best_weights.is_file() and "best_epoch" in final:
         model.load_weights(str(best_weights))
         test_loss, test_acc = model.evaluate(
             splits.x_test, splits.y_test, batch_size=settings.eval_batch_size, verbose=0)
