@@ -28,8 +28,7 @@ report: install  ## rewrite reports/<study>/ from the MLflow store
 	$(BIN)/python -m study report $(STUDY) --tracking-uri $(TRACKING_URI)
 
 ui: install  ## MLflow UI on http://$(HOST):$(PORT) for our store
-	$(BIN)/mlflow ui --backend-store-uri $(TRACKING_URI) --default-artifact-root $(CURDIR)/mlartifacts \
-		--host $(HOST) --port $(PORT)
+	$(BIN)/python -m study ui --tracking-uri $(TRACKING_URI) --host $(HOST) --port $(PORT)
 
 test: install  ## the whole test suite (unit + integration on the real stack)
 	$(BIN)/python -m pytest $(ARGS)

@@ -26,6 +26,11 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="write reports/<study>/ from the MLflow store")
     report.add_argument("spec", type=Path)
     _common(report)
+
+    ui = sub.add_parser("ui", help="MLflow UI for our store (what `make ui` runs)")
+    ui.add_argument("--tracking-uri", help="MLflow store (default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
+    ui.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
+    ui.add_argument("--port", type=int, default=5000)
     return parser
 
 
@@ -36,6 +41,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "ui":
+        return _ui(args)
     try:
         spec = load_spec(args.spec)
         if getattr(args, "steps_per_execution", None) is not None and args.steps_per_execution < 1:
@@ -76,6 +83,22 @@ def _report(spec, args) -> int:
     path = write_report(spec, tracking_uri=args.tracking_uri, out_root=args.reports_dir)
     print(f"report: {path}")
     return EXIT_OK
+
+
+def _ui(args) -> int:
+    """Replace this process with `mlflow ui` on our store and artifact root."""
+    import os
+    import shutil
+
+    from study.tracking import DEFAULT_ARTIFACTS, default_tracking_uri
+
+    mlflow_bin = shutil.which("mlflow", path=os.path.dirname(sys.executable)) or "mlflow"
+    command = [mlflow_bin, "ui", "--backend-store-uri", args.tracking_uri or default_tracking_uri(),
+               "--default-artifact-root", str(Path(DEFAULT_ARTIFACTS).resolve()),
+               "--host", args.host, "--port", str(args.port)]
+    print(" ".join(command), flush=True)
+    os.execv(mlflow_bin, command)
+    return EXIT_FAILED  # not reached
 
 
 if __name__ == "__main__":
