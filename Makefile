@@ -11,7 +11,7 @@ DATA_DIR ?=
 ARGS ?=
 DATA_ARG := $(if $(DATA_DIR),--data-dir $(DATA_DIR),)
 
-.PHONY: install ablate report ui test clean
+.PHONY: install ablate report ui test clean bench
 
 install: $(VENV)/.installed
 
@@ -35,3 +35,6 @@ test: install  ## the whole test suite (unit + integration on the real stack)
 
 clean:  ## remove generated stores (not reports)
 	rm -rf mlflow.db optuna.db mlartifacts .pytest_cache
+
+bench: install  ## throughput benchmark (naive lesson code vs our runner); writes benchmarks/results/
+	$(BIN)/python benchmarks/bench.py $(if $(DATA_DIR),--data-dir $(DATA_DIR),) $(ARGS)

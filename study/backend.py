@@ -30,6 +30,8 @@ def select_backend(name: str, threads: int | None = None) -> None:
         return
     os.environ["KERAS_BACKEND"] = name
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if name == "jax":
+        enable_jax_compilation_cache()
     os.environ.setdefault("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
     if threads:
         os.environ["OMP_NUM_THREADS"] = str(threads)
@@ -40,6 +42,24 @@ def select_backend(name: str, threads: int | None = None) -> None:
 
             tf.config.threading.set_intra_op_parallelism_threads(threads)
             tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+def enable_jax_compilation_cache(directory: str | None = None) -> None:
+    """Reuse XLA executables across trials and processes.
+
+    Keras builds fresh jitted functions for every model, so JAX's in-memory cache
+    never hits; the persistent cache is keyed on the compiled program itself, and
+    grid trials share a handful of programs (weights and learning rate are inputs,
+    not constants). This removes ~1-4 s of compilation from every trial after the
+    first of its shape, without changing what is computed.
+    """
+    import jax
+
+    directory = directory or os.environ.get("STUDY_JAX_CACHE_DIR") or os.path.join(
+        os.environ.get("STUDY_CACHE_DIR", os.path.join(os.getcwd(), ".cache")), "jax")
+    jax.config.update("jax_compilation_cache_dir", directory)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 def active_backend() -> str:

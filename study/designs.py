@@ -8,6 +8,7 @@ every config with its first seed.
 from __future__ import annotations
 
 import itertools
+import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
@@ -61,9 +62,35 @@ def one_at_a_time(spec: "StudySpec") -> list[tuple[TrialConfig, dict[str, str]]]
     return out
 
 
+def random_subset(spec: "StudySpec") -> list[tuple[TrialConfig, dict[str, str]]]:
+    """A seeded random sample of the full factorial that covers every level at least once.
+
+    Coverage comes first (greedily taking the next shuffled config that adds an
+    unseen level), then the sample is filled in shuffled order; the result keeps
+    the grid's order so reports read naturally.
+    """
+    grid = full_factorial(spec)
+    order = list(range(len(grid)))
+    random.Random(spec.sample_seed).shuffle(order)
+    uncovered = {(f, lv.label) for f, levels in spec.factors.items() for lv in levels}
+    chosen: list[int] = []
+    for index in order:
+        levels = set(grid[index][1].items())
+        if levels & uncovered:
+            chosen.append(index)
+            uncovered -= levels
+    for index in order:
+        if len(chosen) >= spec.sample_size:
+            break
+        if index not in chosen:
+            chosen.append(index)
+    return [grid[i] for i in sorted(chosen)]
+
+
 DESIGNS: dict[str, Callable[["StudySpec"], list[tuple[TrialConfig, dict[str, str]]]]] = {
     "full_factorial": full_factorial,
     "one_at_a_time": one_at_a_time,
+    "random_subset": random_subset,
 }
 
 

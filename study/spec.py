@@ -16,7 +16,7 @@ import yaml
 
 from study.config import DEFAULTS, FIELD_NAMES, TrialConfig, allowed_values
 
-DESIGNS = ("full_factorial", "one_at_a_time")
+DESIGNS = ("full_factorial", "one_at_a_time", "random_subset")
 
 # Top-level keys that fill the base config (the issue's study-wide settings).
 STUDY_WIDE_FIELDS = ("dataset", "epochs", "batch_size", "validation", "train_subset", "backend")
@@ -28,6 +28,8 @@ TOP_LEVEL_KEYS = (
     "design",
     "factors",
     "steps_per_execution",
+    "sample_size",
+    "sample_seed",
 ) + STUDY_WIDE_FIELDS
 
 # MNIST: 60k official training images; holdout keeps the last 10k for validation.
@@ -61,6 +63,8 @@ class StudySpec:
     factors: dict[str, tuple[Level, ...]]
     steps_per_execution: int
     description: str = ""
+    sample_size: int = 0
+    sample_seed: int = 0
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def reference_level(self, factor: str) -> Level:
@@ -185,6 +189,7 @@ def parse_spec(raw: Any, source: str = "<spec>", default_name: str = "study") ->
     spe = raw.get("steps_per_execution", 128)
     if not _is_int(spe) or spe < 1:
         raise SpecError(source, "steps_per_execution", f"{spe!r} must be an integer >= 1")
+    sample_size, sample_seed = _parse_sample(source, raw, design)
     description = raw.get("description", "")
     if not isinstance(description, str):
         raise SpecError(source, "description", "must be a string")
@@ -198,10 +203,27 @@ def parse_spec(raw: Any, source: str = "<spec>", default_name: str = "study") ->
         factors=factors,
         steps_per_execution=spe,
         description=description,
+        sample_size=sample_size,
+        sample_seed=sample_seed,
         raw=raw,
     )
     _check_every_config(spec)
     return spec
+
+
+def _parse_sample(source: str, raw: dict, design: str) -> tuple[int, int]:
+    """sample_size / sample_seed belong to the random_subset design only."""
+    if design != "random_subset":
+        for key in ("sample_size", "sample_seed"):
+            if key in raw:
+                raise SpecError(source, key, f"only applies to design random_subset (design is {design})")
+        return 0, 0
+    size, seed = raw.get("sample_size"), raw.get("sample_seed", 0)
+    if not _is_int(size) or size < 1:
+        raise SpecError(source, "sample_size", f"{size!r} must be an integer >= 1 (design random_subset needs it)")
+    if not _is_int(seed) or seed < 0:
+        raise SpecError(source, "sample_seed", f"{seed!r} must be an integer >= 0")
+    return size, seed
 
 
 def _reject_unknown(source: str, where: str, mapping: dict, allowed: tuple[str, ...]) -> None:

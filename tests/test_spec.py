@@ -51,7 +51,9 @@ def bad(**changes):
         (bad(seeds=[]), "seeds", ["non-empty list"]),
         (bad(seeds=[0, -1]), "seeds[1]", ["integer >= 0"]),
         (bad(seeds=[1, 1]), "seeds", ["duplicates"]),
-        (bad(design="random"), "design", ["full_factorial, one_at_a_time"]),
+        (bad(design="random"), "design", ["full_factorial, one_at_a_time, random_subset"]),
+        (bad(design="random_subset"), "sample_size", ["integer >= 1"]),
+        (bad(sample_size=4), "sample_size", ["only applies to design random_subset"]),
         (bad(validation="val"), "validation", ["holdout, test"]),
         (bad(dataset="cifar10"), "dataset", ["mnist"]),
         (bad(train_subset=0), "train_subset", ["[1, 60000]"]),
@@ -124,3 +126,16 @@ def test_trial_key_is_stable_and_complete():
 
 
 PINNED_DEFAULT_KEY = "2320763cf976863f"
+
+
+def test_random_subset_covers_every_level_and_is_seeded():
+    raw = {**load_spec("ablations/lesson_grid.yaml").raw, "design": "random_subset", "sample_size": 12,
+           "seeds": [0]}
+    spec = parse_spec(raw)
+    trials = expand(spec)
+    assert len(trials) == 12
+    for factor, levels in spec.factors.items():
+        assert {t.levels[factor] for t in trials} == {lv.label for lv in levels}, factor
+    assert [t.key for t in expand(parse_spec(raw))] == [t.key for t in trials]
+    other = expand(parse_spec({**raw, "sample_seed": 1}))
+    assert [t.key for t in other] != [t.key for t in trials]
