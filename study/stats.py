@@ -142,7 +142,7 @@ def main_effects(frame: pd.DataFrame, factor_levels: dict[str, list[str]], metri
 
     Columns: factor, level, reference, n_pairs, unpaired, diverged_in_pairs,
     mean_reference, mean_level, diff, ci_low, ci_high, p_value, p_holm,
-    significant, p_improvement.
+    significant (Holm p < alpha), p_improvement, verdict (see `verdict`).
     """
     from statsmodels.stats.multitest import multipletests
 
@@ -173,7 +173,23 @@ def main_effects(frame: pd.DataFrame, factor_levels: dict[str, list[str]], metri
     if tested.any():
         table.loc[tested, "p_holm"] = multipletests(table.loc[tested, "p_value"], alpha=alpha, method="holm")[1]
     table["significant"] = table["p_holm"] < alpha
+    table["verdict"] = [verdict(row) for _, row in table.iterrows()]
     return table
+
+
+def verdict(row: pd.Series) -> str:
+    """One word a sentence may use: `higher`/`lower` only when the corrected test is
+    significant *and* the interval of the mean difference excludes zero; `test only`
+    when a few extreme pairs make the mean's interval cover zero despite the test."""
+    if row["n_pairs"] == 0:
+        return "no pairs"
+    if not row["significant"]:
+        return "not significant"
+    if row["ci_low"] > 0 and row["diff"] > 0:
+        return "higher"
+    if row["ci_high"] < 0 and row["diff"] < 0:
+        return "lower"
+    return "test only"
 
 
 def wilcoxon_p(diff: np.ndarray) -> float:

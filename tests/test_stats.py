@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import itertools
 import math
 
 import numpy as np
@@ -11,30 +10,7 @@ import pandas as pd
 import pytest
 
 from study import stats
-
-LEVELS = {"init": ["normal", "xavier", "he"], "optimizer": ["sgd", "adam"], "dropout": ["0.0", "0.2"]}
-# Planted main effects (accuracy units) per level; dropout is a null factor.
-EFFECTS = {"init": {"normal": 0.0, "xavier": 0.02, "he": 0.05}, "optimizer": {"sgd": 0.0, "adam": 0.03},
-           "dropout": {"0.0": 0.0, "0.2": 0.0}}
-
-
-def synthetic(rng: np.random.Generator, seeds: int = 3, noise: float = 0.01, interaction: float = 0.0,
-              levels: dict[str, list[str]] = LEVELS, effects: dict = EFFECTS) -> pd.DataFrame:
-    """A complete factorial: y = 0.80 + sum of main effects (+ init=normal x adam) + N(0, noise)."""
-    rows = []
-    names = list(levels)
-    for seed in range(seeds):
-        for combo in itertools.product(*(levels[n] for n in names)):
-            chosen = dict(zip(names, combo))
-            y = 0.80 + sum(effects[n][chosen[n]] for n in names)
-            if chosen.get("init") == "normal" and chosen.get("optimizer") == "adam":
-                y += interaction
-            row = {f"level_{n}": v for n, v in chosen.items()}
-            row.update(seed=seed, status="completed", final_val_accuracy=y + rng.normal(0, noise),
-                       run_id=f"r{len(rows)}")
-            rows.append(row)
-    return pd.DataFrame(rows)
-
+from tests.synthetic import EFFECTS, LEVELS, synthetic
 
 def effect_row(table: pd.DataFrame, factor: str, level: str) -> pd.Series:
     return table[(table["factor"] == factor) & (table["level"] == level)].iloc[0]
