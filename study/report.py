@@ -181,8 +181,8 @@ METHODS = """## How the numbers are computed
 
 - **Metric.** `val accuracy` is the validation accuracy of the kept model (the epoch with the lowest val_loss,
   whose weights ModelCheckpoint saved and restored); `test accuracy` is that model on the test set, evaluated once.
-- **Per config.** Mean over seeds with a 95% Student-t interval (t rather than bootstrap: with 3 seeds a bootstrap
-  has only 10 distinct resamples and undercovers).
+- **Per config.** Mean over seeds with a 95% Student-t interval, clipped to [0, 100]% for accuracies (t rather
+  than bootstrap: with 3 seeds a bootstrap has only 10 distinct resamples and undercovers).
 - **Effects.** Paired differences level - reference over every combination of the other factors and seed; mean
   with a 95% t interval; two-sided Wilcoxon signed-rank test (scipy, Pratt's handling of zero differences); Holm
   correction (statsmodels) over all level-vs-reference comparisons of one metric; P(level > ref) = share of pairs
@@ -191,6 +191,8 @@ METHODS = """## How the numbers are computed
   interactions; share of variance = sum of squares / total sum of squares; importance = main-effect share.
 - **Ablation path.** Fawcett & Hoos (2016), read off the trials: greedy one-factor flips from the lesson's first
   model to the best config by mean val accuracy.
+- **Selection.** The best config is picked on val accuracy among all configs, so its val mean is optimistic (the
+  winner's curse); its test accuracy, never used for any choice, is the unbiased check.
 - **Divergence.** A trial whose loss turned NaN/inf is a result, never dropped: it keeps its kept checkpoint's
   metrics, or chance accuracy (10%) if it had no finite epoch.
 - **Learning curves.** Per seed, the mean over the trials at a level; plotted: the mean over seeds, band = min..max
@@ -257,10 +259,11 @@ def _version(package: str) -> str:
 
 def _git_revision() -> str:
     try:
+        package = Path(__file__).resolve().parent  # the code that wrote this report, wherever it runs from
         commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True,
-                                timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "study"],
-                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+                                timeout=10, check=True, cwd=package).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "."],
+                               capture_output=True, text=True, timeout=10, check=True, cwd=package).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "not a git checkout"
     return f"git `{commit}`" + (" with uncommitted changes in `study/`" if dirty else "")

@@ -86,7 +86,8 @@ def impute_diverged(frame: pd.DataFrame, metrics: tuple[str, ...] = ACCURACY_MET
 
 
 def config_summary(frame: pd.DataFrame, factors: list[str], metrics: tuple[str, ...]) -> pd.DataFrame:
-    """Per config (combination of factor levels): n, mean, std and 95% t interval over seeds."""
+    """Per config (combination of factor levels): n, mean, std and 95% t interval over seeds
+    (for accuracies clipped to [0, 1])."""
     keys = [level_column(f) for f in factors]
     rows = []
     groups = frame.groupby(keys, sort=False, dropna=False) if keys else [((), frame)]
@@ -98,6 +99,8 @@ def config_summary(frame: pd.DataFrame, factors: list[str], metrics: tuple[str, 
         for metric in metrics:
             values = group[metric].astype(float)
             low, high = t_interval(values)
+            if metric in ACCURACY_METRICS:  # an accuracy's mean lies in [0, 1], so does its interval
+                low, high = max(low, 0.0), min(high, 1.0)
             row[f"{metric}_mean"] = float(values.mean())
             row[f"{metric}_std"] = float(values.std(ddof=1)) if values.count() > 1 else math.nan
             row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = low, high

@@ -47,7 +47,7 @@ def test_negative_effect_has_negative_sign():
 
 # Two factors keep the repeated draws cheap (about 30 ms each).
 SMALL = {"init": ["normal", "he"], "dropout": ["0.0", "0.2"]}
-DRAWS = 150
+DRAWS = 100
 
 
 @pytest.fixture()
@@ -66,8 +66,8 @@ def test_interval_covers_the_planted_effect_at_about_the_stated_rate(no_gc_pause
         table = stats.main_effects(synthetic(rng, noise=0.02, levels=SMALL), SMALL, "final_val_accuracy")
         row = effect_row(table, "init", "he")
         covered.append(row["ci_low"] <= 0.05 <= row["ci_high"])
-    # 95% nominal; 150 draws have a binomial standard error of 1.8 points
-    assert 0.90 <= np.mean(covered) <= 0.995
+    # 95% nominal; 100 draws have a binomial standard error of 2.2 points
+    assert 0.89 <= np.mean(covered) <= 1.0
 
 
 def test_null_factor_not_declared_significant_beyond_the_stated_rate(no_gc_pauses):
@@ -78,8 +78,8 @@ def test_null_factor_not_declared_significant_beyond_the_stated_rate(no_gc_pause
         row = effect_row(table, "dropout", "0.2")
         raw.append(row["p_value"] < 0.05)
         holm.append(row["significant"])
-    # 5% nominal; allow about 2.5 binomial standard errors (1.8 points each) above it
-    assert np.mean(raw) <= 0.095
+    # 5% nominal; allow about 2.5 binomial standard errors (2.2 points each) above it
+    assert np.mean(raw) <= 0.10
     assert np.mean(holm) <= np.mean(raw)
 
 
