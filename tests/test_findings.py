@@ -6,12 +6,13 @@ import math
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from study import findings, report_stats
 from study.config import TrialConfig
 from study.spec import parse_spec
-from tests.synthetic import LEVELS, synthetic
+from tests.synthetic import synthetic
 
 SPEC = parse_spec({"name": "synthetic", "seeds": [0, 1, 2], "factors": {
     "init": ["normal", "xavier", "he"], "optimizer": ["sgd", "adam"], "dropout": [0.0, 0.2]}})
@@ -22,8 +23,6 @@ def render(result: report_stats.Analysis, out) -> str:
     """Every section that shows a table, as the report orders them (figures go to `out`)."""
     (out / "tables").mkdir(parents=True, exist_ok=True)
     (out / "figures").mkdir(parents=True, exist_ok=True)
-    import pandas as pd
-
     return "\n".join([
         report_stats.divergence_section(result, result.frame, [], out),
         report_stats.leaderboard_section(result, out),
