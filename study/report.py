@@ -7,7 +7,6 @@ figures in `study.lesson_figures`.
 
 from __future__ import annotations
 
-import math
 import subprocess
 from importlib import metadata
 from pathlib import Path
@@ -215,6 +214,7 @@ def _files_section(out: Path) -> str:
         "missing_trials": "expected trials without a finished result",
         "learning_rates": "planned vs logged learning rate per schedule and epoch",
         "init_weights": "sampled vs theoretical std of each initializer",
+        "lesson_comparison": "the lesson's per-epoch training loss and accuracy beside ours",
     }
     rows = []
     for name, text in described.items():
