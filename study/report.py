@@ -1,16 +1,22 @@
-"""Write reports/<study>/README.md + figures/*.png + tables/*.csv from the MLflow store."""
+"""Write reports/<study>/README.md + figures/*.png + tables/*.{csv,parquet} from the MLflow store.
+
+This module orders the sections and writes the files; the statistics live in
+`study.stats` / `study.report_stats`, the summary in `study.findings`, the lesson's
+figures in `study.lesson_figures`.
+"""
 
 from __future__ import annotations
 
-import math
+import subprocess
+from importlib import metadata
 from pathlib import Path
 
 import mlflow
 import pandas as pd
 import yaml
 
-from study import analysis, tracking
-from study.plots import plt
+from study import analysis, findings, lesson_figures, report_stats, tracking
+from study.config import TrialConfig
 from study.runner import format_duration, spec_hash, unique_trials
 from study.spec import StudySpec
 
@@ -23,38 +29,73 @@ LESSON_EPOCHS = {1: (1.1316, 0.6453), 5: (0.1801, 0.9474)}
 
 
 def write_report(spec: StudySpec, tracking_uri: str | None = None, out_root: Path = Path("reports")) -> Path:
+    """Rewrite reports/<study>/ from whatever finished trials the store holds.
+
+    Every section degrades to a sentence saying what is missing (no trials yet, one
+    seed, no factorial, a path config not run), so the report is always complete.
+    """
     tracking.configure(tracking_uri)
     out = out_root / spec.name
-    (out / "figures").mkdir(parents=True, exist_ok=True)
-    (out / "tables").mkdir(parents=True, exist_ok=True)
+    _fresh_output_dirs(out)
     all_runs = analysis.trials_frame(spec.name, include_unfinished=True)
     frame = analysis.trials_frame(spec.name)
     expected = unique_trials(spec)
     expected_keys = {t.key for t in expected}
     if not frame.empty:
         frame = frame[frame["trial_key"].isin(expected_keys)].reset_index(drop=True)
-    sections = [_header(spec, expected, all_runs, frame)]
-    if frame.empty:
-        sections.append("No finished trials yet: run `python -m study run " + spec.source + "` first.\n")
+    tidy = analysis.tidy_trials(frame, spec)
+    parents = _parent_runs(spec.name)
+    sections = [_header(spec, expected, all_runs, tidy, parents)]
+    curves = pd.DataFrame(columns=["run_id", "metric", "epoch", "value"])
+    if tidy.empty:
+        sections.append("No finished trials yet: run `python -m study run " + spec.source + "` first. The lesson's "
+                        "figures below need no trials.\n")
     else:
-        frame.to_csv(out / "tables" / "trials.csv", index=False)
-        curves = analysis.epoch_curves(frame["run_id"], metrics=("loss", "accuracy", "val_loss", "val_accuracy"))
-        curves.to_csv(out / "tables" / "epoch_metrics.csv", index=False)
-        sections.append(_leaderboard(frame, out))
-        sections.append(_effects(spec, frame, curves, out))
-        sections.append(_lesson_comparison(frame, curves, out))
-    sections.append(_spec_section(spec))
+        curves = analysis.epoch_curves(tidy["run_id"])
+        _export(tidy, curves, out)
+        result = report_stats.analyse(spec, tidy, TrialConfig(**LESSON_FIRST_MODEL))
+        sections += [
+            findings.summary_section(result),
+            report_stats.divergence_section(result, all_runs, expected, out),
+            report_stats.leaderboard_section(result, out),
+            report_stats.effects_section(result, curves, out),
+            report_stats.interactions_section(result, out),
+            report_stats.path_section(result, out),
+        ]
+    sections.append(_lesson_figures(spec, expected, tidy, curves, out))
+    if not tidy.empty:
+        sections.append(_lesson_comparison(tidy, curves, out))
+    sections += [METHODS, _spec_section(spec), _files_section(out), _reproducibility(spec, parents, tidy)]
     readme = out / "README.md"
     readme.write_text("\n".join(s for s in sections if s))
     return readme
 
 
+def _fresh_output_dirs(out: Path) -> None:
+    """Remove the previous report's generated files, so no stale figure or table survives."""
+    for sub, patterns in (("figures", ("*.png",)), ("tables", ("*.csv", "*.parquet"))):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+        for pattern in patterns:
+            for old in (out / sub).glob(pattern):
+                old.unlink()
+
+
+def _export(tidy: pd.DataFrame, curves: pd.DataFrame, out: Path) -> None:
+    """The tidy data behind the report: one row per trial, one row per (trial, metric, epoch)."""
+    long = curves.merge(tidy[["run_id", "trial_key", "seed"]], on="run_id", how="left")
+    for name, table in (("trials", tidy), ("epoch_metrics", long)):
+        table.to_csv(out / "tables" / f"{name}.csv", index=False)
+        try:
+            table.to_parquet(out / "tables" / f"{name}.parquet", index=False)
+        except ImportError:  # pyarrow missing: CSV is still complete
+            pass
+
+
 # --------------------------------------------------------------------------- sections
 
 
-def _header(spec: StudySpec, expected: list, all_runs: pd.DataFrame, frame: pd.DataFrame) -> str:
-    parent = _latest_parent(spec.name)
-    tags = parent.data.tags if parent is not None else {}
+def _header(spec: StudySpec, expected: list, all_runs: pd.DataFrame, frame: pd.DataFrame, parents: list) -> str:
+    tags = parents[0].data.tags if parents else {}
     counts = all_runs["status"].value_counts().to_dict() if not all_runs.empty else {}
     factor_text = ", ".join(f"`{f}` ({len(levels)})" for f, levels in spec.factors.items()) or "none"
     lines = [
@@ -79,66 +120,15 @@ def _header(spec: StudySpec, expected: list, all_runs: pd.DataFrame, frame: pd.D
                      f"trial-epoch).")
     if tags:
         lines.append(f"- Data: {tags.get('data_source', 'n/a')} (sha256 of every array verified).")
-        versions = ", ".join(f"{k.removeprefix('version.')} {v}" for k, v in sorted(tags.items())
-                             if k.startswith("version."))
-        lines.append(f"- Versions: {versions}.")
-        lines.append(f"- Machine: {tags.get('machine.cpu', '?')}, {tags.get('machine.cores', '?')} cores, "
-                     f"{tags.get('machine.platform', '?')}.")
-        lines.append(f"- Command: `{tags.get('command', '?')}`.")
+    lines.append("- Versions, machine and commands: see [Reproducibility](#reproducibility) at the end.")
     return "\n".join(lines) + "\n"
 
 
-def _leaderboard(frame: pd.DataFrame, out: Path) -> str:
-    board = analysis.config_leaderboard(frame)
-    board.to_csv(out / "tables" / "leaderboard.csv", index=False)
-    factors = analysis.varying_factors(frame)
-    shown = board[factors + ["n", "val_acc_mean", "val_acc_std", "test_acc_mean", "test_acc_std", "diverged"]]
-    top = shown.head(15)
-    return ("## Leaderboard\n\nMean and standard deviation over seeds of the kept model's validation accuracy "
-            "(the epoch with the lowest val_loss, restored from ModelCheckpoint) and its test accuracy"
-            f"{' (top 15; all in `tables/leaderboard.csv`)' if len(shown) > 15 else ''}.\n\n"
-            + _markdown(top) + "\n")
-
-
-def _effects(spec: StudySpec, frame: pd.DataFrame, curves: pd.DataFrame, out: Path) -> str:
-    if not spec.factors:
-        return ""
-    parts = ["## Main effects\n",
-             "For every level: mean, std and n of final validation and test accuracy over all trials at that "
-             "level (all other factors and seeds pooled), and the difference of the mean to the reference level "
-             "(the first level listed in the spec).\n"]
-    val_curves = curves[curves["metric"] == "val_accuracy"].merge(frame[["run_id"] + [
-        c for c in frame.columns if c.startswith("level_")]], on="run_id")
-    for factor, levels in spec.factors.items():
-        table = analysis.main_effects(frame, factor, reference=levels[0].label)
-        table.to_csv(out / "tables" / f"effect_{factor}.csv", index=False)
-        figure = _factor_curve_figure(factor, [lv.label for lv in levels], val_curves, out)
-        parts.append(f"### `{factor}`\n\n{_markdown(table)}\n\n![{factor}](figures/{figure.name})\n")
-    return "\n".join(parts)
-
-
-def _factor_curve_figure(factor: str, labels: list[str], val_curves: pd.DataFrame, out: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(6, 3.6))
-    column = f"level_{factor}"
-    for label in labels:
-        sub = val_curves[val_curves[column].astype(str) == label] if column in val_curves else val_curves.iloc[0:0]
-        if sub.empty:
-            continue
-        stats = sub.groupby("epoch")["value"].agg(["mean", "std", "count"])
-        epochs = stats.index + 1
-        ax.plot(epochs, stats["mean"], marker="o", label=f"{label} (n={int(stats['count'].iloc[0])})")
-        ax.fill_between(epochs, stats["mean"] - stats["std"].fillna(0), stats["mean"] + stats["std"].fillna(0),
-                        alpha=0.15)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("validation accuracy")
-    ax.set_title(f"Validation accuracy by {factor} (mean ± std over trials)", fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = out / "figures" / f"curves_{factor}.png"
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+def _lesson_figures(spec: StudySpec, expected: list, tidy: pd.DataFrame, curves: pd.DataFrame, out: Path) -> str:
+    configs = [t.config for t in expected]
+    return ("## The lesson's figures, from our code\n\n"
+            + lesson_figures.init_section(out, spec.base.backend) + "\n"
+            + lesson_figures.schedule_section(configs, tidy, curves, out))
 
 
 def _lesson_comparison(frame: pd.DataFrame, curves: pd.DataFrame, out: Path) -> str:
@@ -186,17 +176,110 @@ def _spec_section(spec: StudySpec) -> str:
     return "## Spec\n\n```yaml\n" + text + "\n```\n"
 
 
+METHODS = """## How the numbers are computed
+
+- **Metric.** `val accuracy` is the validation accuracy of the kept model (the epoch with the lowest val_loss,
+  whose weights ModelCheckpoint saved and restored); `test accuracy` is that model on the test set, evaluated once.
+- **Per config.** Mean over seeds with a 95% Student-t interval, clipped to [0, 100]% for accuracies (t rather
+  than bootstrap: with 3 seeds a bootstrap has only 10 distinct resamples and undercovers).
+- **Effects.** Paired differences level - reference over every combination of the other factors and seed; mean
+  with a 95% t interval; two-sided Wilcoxon signed-rank test (scipy, Pratt's handling of zero differences); Holm
+  correction (statsmodels) over all level-vs-reference comparisons of one metric; P(level > ref) = share of pairs
+  won, ties counting half (the probability of improvement of Bouthillier et al., MLSys 2021).
+- **Interactions and importance.** OLS ANOVA (statsmodels, type II) with all main effects and two-way
+  interactions; share of variance = sum of squares / total sum of squares; importance = main-effect share.
+- **Ablation path.** Fawcett & Hoos (2016), read off the trials: greedy one-factor flips from the lesson's first
+  model to the best config by mean val accuracy.
+- **Selection.** The best config is picked on val accuracy among all configs, so its val mean is optimistic (the
+  winner's curse); its test accuracy, never used for any choice, is the unbiased check.
+- **Divergence.** A trial whose loss turned NaN/inf is a result, never dropped: it keeps its kept checkpoint's
+  metrics, or chance accuracy (10%) if it had no finite epoch.
+- **Learning curves.** Per seed, the mean over the trials at a level; plotted: the mean over seeds, band = min..max
+  over seeds.
+"""
+
+
+def _files_section(out: Path) -> str:
+    described = {
+        "trials": "one row per finished trial: key, status, seed, levels, every config field, final metrics",
+        "epoch_metrics": "one row per (trial, metric, epoch): loss, accuracy, val_loss, val_accuracy, learning_rate",
+        "leaderboard": "per config: n, mean, std, 95% t interval of val/test accuracy and val loss",
+        "effects_final_val_accuracy": "paired effects on val accuracy (all columns)",
+        "effects_test_accuracy": "paired effects on test accuracy",
+        "effects_final_val_loss": "paired effects on val loss",
+        "anova": "ANOVA terms: df, sum of squares, share, F, p",
+        "importance": "importance ranking",
+        "ablation_path": "the ablation path with intervals",
+        "diverged_trials": "every diverged trial",
+        "missing_trials": "expected trials without a finished result",
+        "learning_rates": "planned vs logged learning rate per schedule and epoch",
+        "init_weights": "sampled vs theoretical std of each initializer",
+        "lesson_comparison": "the lesson's per-epoch training loss and accuracy beside ours",
+    }
+    rows = []
+    for name, text in described.items():
+        present = [ext for ext in ("csv", "parquet") if (out / "tables" / f"{name}.{ext}").is_file()]
+        if present:
+            rows.append(f"- `tables/{name}.{{{','.join(present)}}}`: {text}." if len(present) > 1
+                        else f"- `tables/{name}.{present[0]}`: {text}.")
+    return "## Files\n\n" + "\n".join(rows) + "\n" if rows else ""
+
+
+def _reproducibility(spec: StudySpec, parents: list, tidy: pd.DataFrame) -> str:
+    """Everything needed to rerun the study and regenerate this report."""
+    tags = [run.data.tags for run in parents]
+    lines = ["## Reproducibility", "",
+             f"- Spec `{spec.source}`, hash `{spec_hash(spec)}`; seeds {list(spec.seeds)}.",
+             f"- Code: {_git_revision()}."]
+    backends = sorted(tidy["backend"].dropna().unique()) if "backend" in tidy else []
+    lines.append(f"- Keras backend: {', '.join(f'`{b}`' for b in backends) or f'`{spec.base.backend}` (spec)'}.")
+    if tags:
+        latest = tags[0]
+        versions = ", ".join(f"{k.removeprefix('version.')} {v}" for k, v in sorted(latest.items())
+                             if k.startswith("version."))
+        lines.append(f"- Training versions (latest invocation): {versions}.")
+        machines = sorted({f"{t.get('machine.cpu', '?')}, {t.get('machine.cores', '?')} cores, "
+                           f"{t.get('machine.platform', '?')}" for t in tags})
+        lines.append("- Machine(s): " + "; ".join(machines) + ".")
+        commands = sorted({t.get("command", "?") for t in tags})
+        lines.append(f"- Training command(s), {len(tags)} invocation(s): " + "; ".join(f"`{c}`" for c in commands) + ".")
+    else:
+        lines.append("- No training invocation recorded in this store yet.")
+    lines.append(f"- Report: `python -m study report {spec.source}` with " + ", ".join(
+        f"{name} {_version(name)}" for name in ("pandas", "scipy", "statsmodels", "matplotlib", "numpy")) + ".")
+    return "\n".join(lines) + "\n"
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "?"
+
+
+def _git_revision() -> str:
+    try:
+        package = Path(__file__).resolve().parent  # the code that wrote this report, wherever it runs from
+        commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True,
+                                timeout=10, check=True, cwd=package).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "."],
+                               capture_output=True, text=True, timeout=10, check=True, cwd=package).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "not a git checkout"
+    return f"git `{commit}`" + (" with uncommitted changes in `study/`" if dirty else "")
+
+
 # --------------------------------------------------------------------------- helpers
 
 
-def _latest_parent(study_name: str):
+def _parent_runs(study_name: str) -> list:
+    """The study's invocation runs, newest first."""
     experiment = mlflow.get_experiment_by_name(study_name)
     if experiment is None:
-        return None
-    runs = mlflow.search_runs(experiment_ids=[experiment.experiment_id],
+        return []
+    return mlflow.search_runs(experiment_ids=[experiment.experiment_id],
                               filter_string=f"tags.{tracking.ROLE_TAG} = 'study'",
-                              order_by=["attributes.start_time DESC"], max_results=1, output_format="list")
-    return runs[0] if runs else None
+                              order_by=["attributes.start_time DESC"], max_results=10_000, output_format="list")
 
 
 def _markdown(table: pd.DataFrame) -> str:
