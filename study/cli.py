@@ -25,6 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="write reports/<study>/ from the MLflow store")
     report.add_argument("spec", type=Path)
+    report.add_argument("--backend", choices=["tensorflow", "jax"], help="the backend the study ran with, if "
+                        "overridden at run time (trial keys include it)")
     _common(report)
 
     ui = sub.add_parser("ui", help="MLflow UI for our store (what `make ui` runs)")
@@ -79,7 +81,10 @@ def _run(spec, args) -> int:
 
 def _report(spec, args) -> int:
     from study.report import write_report
+    from study.runner import with_backend
 
+    if getattr(args, "backend", None):
+        spec = with_backend(spec, args.backend)
     path = write_report(spec, tracking_uri=args.tracking_uri, out_root=args.reports_dir)
     print(f"report: {path}")
     return EXIT_OK

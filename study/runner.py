@@ -85,7 +85,7 @@ def run_study(
     from study.backend import select_backend
 
     if backend:
-        spec = _with_backend(spec, backend)
+        spec = with_backend(spec, backend)
     select_backend(spec.base.backend)
     uri = tracking.configure(tracking_uri)
     exp_id = tracking.experiment_id(spec.name, uri)
@@ -169,7 +169,8 @@ def _raise_interrupted(signum, frame) -> None:
     raise Interrupted()
 
 
-def _with_backend(spec: StudySpec, backend: str) -> StudySpec:
+def with_backend(spec: StudySpec, backend: str) -> StudySpec:
+    """The spec with its base backend overridden (--backend); trial keys follow."""
     from dataclasses import replace
 
     from study.spec import coerce_field
