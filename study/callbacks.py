@@ -54,3 +54,34 @@ class MlflowEpochLogger(keras.callbacks.Callback):
 
         logs = logs or {}
         log_epoch({n: float(logs[n]) for n in self.names if n in logs}, epoch)
+
+
+class OptunaPruning(keras.callbacks.Callback):
+    """Reports the validation metric to an Optuna trial after every epoch and stops
+    training when the pruner says so (optuna-integration's KerasPruningCallback idea).
+
+    Step = epochs completed (1, 2, ...), so a pruner's warm-up and Hyperband's
+    resources count whole epochs. It stops with `stop_training` instead of raising
+    TrialPruned inside `fit`, so the trial still returns its history and its MLflow
+    run is closed as `pruned` by the caller, which then raises TrialPruned to Optuna.
+    """
+
+    def __init__(self, trial, monitor: str = "val_accuracy") -> None:
+        super().__init__()
+        self.trial = trial
+        self.monitor = monitor
+        self.pruned_at: int | None = None  # epochs completed when pruned
+
+    @property
+    def pruned(self) -> bool:
+        return self.pruned_at is not None
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        value = (logs or {}).get(self.monitor)
+        if value is None or not math.isfinite(float(value)):
+            return  # a diverged epoch is the DivergenceMonitor's business, not the pruner's
+        step = epoch + 1
+        self.trial.report(float(value), step)
+        if self.trial.should_prune():
+            self.pruned_at = step
+            self.model.stop_training = True

@@ -136,6 +136,41 @@ def mlflow_set_counts(parent, summary: RunSummary) -> None:
 
 def run_one(trial: Trial, study_name: str, splits, settings) -> tuple[str, float | None, float]:
     """Train one trial inside its own child run. Returns (status, final val acc, seconds)."""
+    outcome = run_tracked(trial, study_name, splits, settings)
+    val_acc = outcome.result.final.get("final_val_accuracy") if outcome.result else None
+    return outcome.status, val_acc, outcome.seconds
+
+
+@dataclass
+class TrialOutcome:
+    """What run_tracked did: the recorded status, the result (None if training failed) and its run."""
+
+    status: str
+    result: object | None  # study.train.TrialResult (not imported here: it imports Keras)
+    seconds: float
+    run_id: str
+    error: str = ""
+
+
+def run_tracked(
+    trial: Trial,
+    study_name: str,
+    splits,
+    settings,
+    *,
+    role: str = "trial",
+    tags: dict[str, str] | None = None,
+    extra_callbacks: tuple = (),
+    status_of: Callable[[object], str] | None = None,
+    on_start: Callable[[str], None] | None = None,
+) -> TrialOutcome:
+    """Train one trial inside its own MLflow child run and record its outcome.
+
+    The keyword hooks let other drivers (Optuna tuning) reuse this one path: extra
+    callbacks join the Keras fit, `status_of` may turn a result into e.g. `pruned`,
+    `on_start` receives the run id as soon as the run exists. A training exception is
+    recorded as `failed` and returned; Ctrl-C is recorded as `interrupted` and re-raised.
+    """
     from study import tracking
     from study.callbacks import MlflowEpochLogger
     from study.plots import learning_curve
@@ -144,25 +179,30 @@ def run_one(trial: Trial, study_name: str, splits, settings) -> tuple[str, float
     import mlflow
 
     started = time.perf_counter()
-    tracking.start_trial_run(trial.config, trial.levels, study_name)
+    run = tracking.start_trial_run(trial.config, trial.levels, study_name, role=role, extra_tags=tags)
+    run_id = run.info.run_id
     try:
+        if on_start is not None:
+            on_start(run_id)
         with tempfile.TemporaryDirectory(prefix="trial-") as tmp:
             result = train_trial(trial.config, splits.get(trial.config.validation, trial.config.train_subset),
-                                 settings, extra_callbacks=[MlflowEpochLogger(EPOCH_METRICS)], workdir=Path(tmp))
+                                 settings, extra_callbacks=[MlflowEpochLogger(EPOCH_METRICS), *extra_callbacks],
+                                 workdir=Path(tmp))
+            status = status_of(result) if status_of is not None else result.status
             title = f"{study_name}: {' '.join(f'{k}={v}' for k, v in trial.levels.items())} seed={trial.config.seed}"
             mlflow.log_artifact(str(learning_curve(result.history, title, Path(tmp) / "learning_curve.png")))
             if result.model_path is not None:
                 mlflow.log_artifact(str(result.model_path), artifact_path="model")
             tracking.log_json(result.history, "history.json")
-            tracking.finish_trial_run(result.status, result.final, result.wall_time_s)
-        return result.status, result.final.get("final_val_accuracy"), time.perf_counter() - started
+            tracking.finish_trial_run(status, result.final, result.wall_time_s)
+        return TrialOutcome(status, result, time.perf_counter() - started, run_id)
     except KeyboardInterrupt:
         tracking.finish_trial_run("interrupted", {}, time.perf_counter() - started, error="interrupted (Ctrl-C/SIGTERM)")
         raise
     except Exception as exc:  # noqa: BLE001 - a failed trial is recorded, the study goes on
-        tracking.finish_trial_run("failed", {}, time.perf_counter() - started,
-                                  error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
-        return "failed", None, time.perf_counter() - started
+        error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"
+        tracking.finish_trial_run("failed", {}, time.perf_counter() - started, error=error)
+        return TrialOutcome("failed", None, time.perf_counter() - started, run_id, error=error)
 
 
 def _raise_interrupted(signum, frame) -> None:

@@ -25,7 +25,11 @@ from study.config import TrialConfig
 DEFAULT_STORE = "mlflow.db"
 DEFAULT_ARTIFACTS = "mlartifacts"
 DONE_STATUSES = ("completed", "diverged")
+# A pruned tuning trial is a result (the pruner stopped it on purpose), so its run ends FINISHED.
+RESULT_STATUSES = DONE_STATUSES + ("pruned",)
 ROLE_TAG, KEY_TAG, STATUS_TAG, WORKER_TAG = "study_role", "trial_key", "trial_status", "worker"
+# Child-run roles: an ablation trial (resumed by key) and an Optuna tuning trial (resumed by Optuna).
+TRIAL_ROLES = ("trial", "tune_trial")
 
 
 def default_tracking_uri(project_dir: Path | None = None) -> str:
@@ -117,7 +121,7 @@ def reap_dead_local_runs(exp_id: str) -> int:
         owner_host, _, pid = owner.rpartition(":")
         if owner_host != host or not pid.isdigit() or _pid_alive(int(pid)):
             continue
-        if run.data.tags.get(ROLE_TAG) == "trial":
+        if run.data.tags.get(ROLE_TAG) in TRIAL_ROLES:
             client.set_tag(run.info.run_id, STATUS_TAG, "interrupted")
         client.set_terminated(run.info.run_id, status=RunStatus.to_string(RunStatus.KILLED))
         reaped += 1
@@ -153,11 +157,12 @@ def parent_run(exp_id: str, study_name: str, spec_hash: str, command: str, extra
         mlflow.end_run()
 
 
-def start_trial_run(config: TrialConfig, levels: dict[str, str], study_name: str) -> Any:
-    tags = {ROLE_TAG: "trial", KEY_TAG: config.key(), STATUS_TAG: "running", "study": study_name,
+def start_trial_run(config: TrialConfig, levels: dict[str, str], study_name: str, role: str = "trial",
+                    extra_tags: dict[str, str] | None = None) -> Any:
+    tags = {ROLE_TAG: role, KEY_TAG: config.key(), STATUS_TAG: "running", "study": study_name,
             "seed": str(config.seed), "backend": config.backend, WORKER_TAG: worker_id(),
             **{f"level.{factor}": label for factor, label in levels.items()},
-            **{f"version.{k}": v for k, v in versions().items()}}
+            **{f"version.{k}": v for k, v in versions().items()}, **(extra_tags or {})}
     label = " ".join(f"{f}={lv}" for f, lv in levels.items()) or "base"
     run = mlflow.start_run(run_name=f"{label} seed={config.seed}", nested=True, tags=tags)
     mlflow.log_params(config.as_dict())
@@ -169,12 +174,13 @@ def log_epoch(metrics: dict[str, float], epoch: int) -> None:
 
 
 def finish_trial_run(status: str, final: dict[str, float], wall_time_s: float, error: str = "") -> None:
-    """Record the outcome; only completed/diverged runs end FINISHED (and count as done)."""
+    """Record the outcome; results (completed, diverged, pruned) end FINISHED, failures FAILED,
+    interruptions KILLED. Only completed/diverged ablation trials count as done for resume."""
     mlflow.log_metrics({**{k: float(v) for k, v in final.items()}, "wall_time_s": wall_time_s})
     mlflow.set_tag(STATUS_TAG, status)
     if error:
         mlflow.set_tag("error", error[-4000:])
-    mlflow_status = {"completed": "FINISHED", "diverged": "FINISHED", "interrupted": "KILLED"}.get(status, "FAILED")
+    mlflow_status = "FINISHED" if status in RESULT_STATUSES else "KILLED" if status == "interrupted" else "FAILED"
     mlflow.end_run(mlflow_status)
 
 
