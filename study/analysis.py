@@ -175,3 +175,17 @@ def _same(value: Any, want: Any) -> bool:
 def unlisted_label(value: Any) -> str:
     """The label of a factor value that is none of the spec's levels (see assign_levels)."""
     return f"{str(value).lower() if isinstance(value, bool) else value}{UNLISTED}"
+
+
+def best_config(study_name: str) -> tuple[TrialConfig, pd.Series] | None:
+    """The finished ablation study's best config by mean final val accuracy over seeds
+    (seed reset to 0), with its leaderboard row; None if the study has no finished trials."""
+    from study.config import from_params
+
+    frame = trials_frame(study_name)
+    if frame.empty:
+        return None
+    row = config_leaderboard(frame).iloc[0]
+    # The leaderboard groups on str() of each column; an unset train_subset reads "nan" or "None" there.
+    params = {c: "None" if str(row[c]) in ("nan", "None", "<NA>") else str(row[c]) for c in CONFIG_COLUMNS if c in row}
+    return from_params(params), row

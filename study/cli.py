@@ -1,4 +1,4 @@
-"""Command line: `python -m study run|report SPEC.yaml` (exit 2 on invalid input)."""
+"""Command line: `python -m study run|report|tune SPEC.yaml` (exit 2 on invalid input)."""
 
 from __future__ import annotations
 
@@ -33,6 +33,16 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--tracking-uri", help="MLflow store (default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
     ui.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
     ui.add_argument("--port", type=int, default=5000)
+
+    tune = sub.add_parser("tune", help="tune a base config with Optuna, retrain base vs tuned, write the report")
+    tune.add_argument("spec", type=Path, help="tuning spec (YAML), e.g. ablations/tune_dropout_lr.yaml")
+    _common(tune)
+    tune.add_argument("--storage", help="Optuna storage, any SQLAlchemy URL (default: OPTUNA_STORAGE or "
+                                        "sqlite:///optuna.db in the project directory)")
+    tune.add_argument("--data-dir", help="directory with the MNIST IDX .gz files or mnist.npz (or STUDY_DATA_DIR)")
+    tune.add_argument("--no-retrain", action="store_true", help="skip retraining base vs tuned with retrain_seeds")
+    tune.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    tune.add_argument("--report-only", action="store_true", help="only rewrite the report from the stores")
     return parser
 
 
@@ -45,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "ui":
         return _ui(args)
+    if args.command == "tune":
+        return _tune(args)
     try:
         spec = load_spec(args.spec)
         if getattr(args, "steps_per_execution", None) is not None and args.steps_per_execution < 1:
@@ -104,6 +116,48 @@ def _ui(args) -> int:
     print(" ".join(command), flush=True)
     os.execv(mlflow_bin, command)
     return EXIT_FAILED  # not reached
+
+
+def _tune(args) -> int:
+    """Everything that can be wrong with the input is checked before the first trial: spec,
+    base_from, storage URL, resume compatibility, data."""
+    from study.data import DataError
+    from study.runner import format_duration
+    from study.tune_spec import load_tune_spec
+    from study.tuner import StorageError, default_storage_url, open_storage, resolve_base_from, run_tuning
+
+    storage_url = args.storage or default_storage_url()
+    try:
+        spec = resolve_base_from(load_tune_spec(args.spec), args.tracking_uri)
+        storage = open_storage(storage_url)
+    except (SpecError, StorageError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    code = EXIT_OK
+    if not args.report_only:
+        try:
+            summary = run_tuning(spec, storage, storage_url, tracking_uri=args.tracking_uri, data_dir=args.data_dir,
+                                 retrain=not args.no_retrain)
+        except (SpecError, DataError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_INVALID
+        except KeyboardInterrupt:
+            print("interrupted: the trial in progress is recorded as FAIL in Optuna and interrupted in MLflow; "
+                  "run the same command to resume", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        counts = ", ".join(f"{k.lower()} {v}" for k, v in sorted(summary.counts.items())) or "no new trials"
+        best = (f"best {spec.metric} {summary.best_value:.4f} (trial #{summary.best_number}: "
+                + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                            for k, v in summary.best_params.items()) + ")") if summary.best_value is not None else ""
+        print(f"done: {counts}; {summary.done_before} done before; {best}; {format_duration(summary.wall_time_s)}")
+        code = EXIT_OK if summary.ok else EXIT_FAILED
+    if not args.no_report:
+        from study.tune_report import write_tune_report
+
+        path = write_tune_report(spec, storage, storage_url, tracking_uri=args.tracking_uri,
+                                 out_root=args.reports_dir)
+        print(f"report: {path}")
+    return code
 
 
 if __name__ == "__main__":
