@@ -5,13 +5,15 @@ BIN := $(VENV)/bin
 STUDY ?= ablations/lesson_grid.yaml
 TUNE ?= ablations/tune_dropout_lr.yaml
 TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow.db
+STORAGE ?= sqlite:///$(CURDIR)/optuna.db
+DASHBOARD_PORT ?= 8080
 HOST ?= 127.0.0.1
 PORT ?= 5000
 DATA_DIR ?=
 ARGS ?=
 DATA_ARG := $(if $(DATA_DIR),--data-dir $(DATA_DIR),)
 
-.PHONY: install ablate report ui test clean bench
+.PHONY: install ablate report ui tune dashboard test clean bench
 
 install: $(VENV)/.installed
 
@@ -29,6 +31,12 @@ report: install  ## rewrite reports/<study>/ from the MLflow store
 
 ui: install  ## MLflow UI on http://$(HOST):$(PORT) for our store
 	$(BIN)/python -m study ui --tracking-uri $(TRACKING_URI) --host $(HOST) --port $(PORT)
+
+tune: install  ## Optuna-tune TUNE (resumes the same study), retrain base vs tuned, write reports/<study>/
+	$(BIN)/python -m study tune $(TUNE) --storage $(STORAGE) --tracking-uri $(TRACKING_URI) $(DATA_ARG) $(ARGS)
+
+dashboard: install  ## optuna-dashboard on http://$(HOST):$(DASHBOARD_PORT) for the Optuna storage
+	$(BIN)/optuna-dashboard $(STORAGE) --host $(HOST) --port $(DASHBOARD_PORT)
 
 test: install  ## the whole test suite (unit + integration on the real stack)
 	$(BIN)/python -m pytest $(ARGS)
