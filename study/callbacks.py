@@ -64,12 +64,15 @@ class OptunaPruning(keras.callbacks.Callback):
     resources count whole epochs. It stops with `stop_training` instead of raising
     TrialPruned inside `fit`, so the trial still returns its history and its MLflow
     run is closed as `pruned` by the caller, which then raises TrialPruned to Optuna.
+    The last epoch is reported but never pruned: nothing is left to save, and a
+    trial that trained its whole budget is a complete result the sampler can use.
     """
 
-    def __init__(self, trial, monitor: str = "val_accuracy") -> None:
+    def __init__(self, trial, monitor: str = "val_accuracy", epochs: int | None = None) -> None:
         super().__init__()
         self.trial = trial
         self.monitor = monitor
+        self.epochs = epochs
         self.pruned_at: int | None = None  # epochs completed when pruned
 
     @property
@@ -82,6 +85,6 @@ class OptunaPruning(keras.callbacks.Callback):
             return  # a diverged epoch is the DivergenceMonitor's business, not the pruner's
         step = epoch + 1
         self.trial.report(float(value), step)
-        if self.trial.should_prune():
+        if step != self.epochs and self.trial.should_prune():
             self.pruned_at = step
             self.model.stop_training = True

@@ -278,19 +278,33 @@ def _param_map(spec: TuneSpec, trials: pd.DataFrame, out: Path) -> str:
 def _pruning(spec: TuneSpec, trials: pd.DataFrame) -> str:
     finished = trials[trials["state"].isin(["COMPLETE", "PRUNED", "FAIL"])]
     pruned = trials[trials["state"] == "PRUNED"]
-    planned = int(finished["epochs_planned"].sum())
-    run = int(finished["epochs_run"].sum())
-    saved = int((pruned["epochs_planned"] - pruned["epochs_run"]).clip(lower=0).sum())
-    per_epoch = finished["duration_s"].sum() / run if run else math.nan
     if spec.pruner.name == "none":
         return "## Pruning\n\nNo pruner: every trial ran all its epochs.\n"
-    stopped = ", ".join(f"{int(r.epochs_run)}" for r in pruned.itertuples()) or "-"
-    return ("## Pruning\n\n"
+    planned = int(finished["epochs_planned"].sum())
+    saved = int((pruned["epochs_planned"] - pruned["epochs_run"]).clip(lower=0).sum())
+    per_epoch, overhead = epoch_cost(finished)
+    stopped = ", ".join(str(int(n)) for n in pruned["epochs_run"]) or "-"
+    text = ("## Pruning\n\n"
             f"{len(pruned)} of {len(finished)} finished trials were pruned by the `{spec.pruner.name}` pruner "
             f"(epochs each had run when stopped: {stopped}). They left {saved} of {planned} planned trial-epochs "
-            f"unrun ({(saved / planned if planned else 0):.0%} of the search's full cost), about "
-            f"{format_duration(saved * per_epoch) if saved and not math.isnan(per_epoch) else '0s'} at the measured "
-            f"{per_epoch:.2f} s per trial-epoch (trial overhead included).\n")
+            f"unrun ({(saved / planned if planned else 0):.0%} of the search's epochs)")
+    if math.isnan(per_epoch):
+        return text + ".\n"
+    return text + (f", about {format_duration(saved * per_epoch)} of training at {per_epoch:.2f} s per epoch. "
+                   f"That rate and the fixed cost of {overhead:.1f} s per trial (model build, graph tracing, "
+                   "logging), which pruning does not save, are a least-squares fit of trial duration on epochs "
+                   "run.\n")
+
+
+def epoch_cost(trials: pd.DataFrame) -> tuple[float, float]:
+    """(seconds per epoch, seconds per trial) from duration = overhead + epochs * per_epoch;
+    NaN when every trial ran the same number of epochs (the two cannot be told apart)."""
+    data = trials.dropna(subset=["duration_s"])
+    data = data[data["epochs_run"] > 0]
+    if data["epochs_run"].nunique() < 2:
+        return math.nan, math.nan
+    slope, intercept = np.polyfit(data["epochs_run"].astype(float), data["duration_s"].astype(float), 1)
+    return float(slope), float(intercept)
 
 
 def _retrain(spec: TuneSpec, study: optuna.Study, out: Path) -> str:

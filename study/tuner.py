@@ -227,7 +227,7 @@ class Objective:
         config = spec.config_for(suggest(trial, spec.space))
         trial.set_user_attr(KEY_ATTR, config.key())
         trial.set_user_attr(WORKER_ATTR, tracking.worker_id())
-        pruning = OptunaPruning(trial, monitor=spec.metric)
+        pruning = OptunaPruning(trial, monitor=spec.metric, epochs=config.epochs)
         run_ids: list[str] = []
 
         def on_start(run_id: str) -> None:
