@@ -347,7 +347,7 @@ def _retrain(spec: TuneSpec, study: optuna.Study, out: Path) -> str:
             f"interval is the {CONFIDENCE:.0%} Student-t interval of the mean per-seed difference "
             f"(n - 1 = {len(complete) - 1} degrees of freedom). Test accuracy is the honest measure: the search "
             "picked the tuned config on the validation set, so its validation advantage is biased upwards.\n\n"
-            + _markdown(summary) + f"\n\n**{verdict}**\n\nPer seed:\n\n" + _markdown(table.astype(object))
+            + _markdown(summary) + f"\n\n**{verdict}**\n\nPer seed:\n\n" + _markdown(table)
             + "\n\n![retrain](figures/retrain.png)\n")
 
 

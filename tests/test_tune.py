@@ -138,10 +138,15 @@ def test_new_study_tries_the_base_first_and_resume_refuses_another_search(tmp_pa
     storage = open_storage(f"sqlite:///{tmp_path / 'optuna.db'}")
     spec = parse_tune_spec({**GOOD, "enqueue": [{"dropout": 0.1, "learning_rate": 0.05}]})
     study = open_study(spec, storage)
-    waiting = [t.params for t in study.trials]
-    assert waiting == [{"dropout": 0.0, "learning_rate": 0.01}, {"dropout": 0.1, "learning_rate": 0.05}]
+    assert [t.state.name for t in study.trials] == ["WAITING", "WAITING"]
     # Loading it again (resume) enqueues nothing more.
     assert len(open_study(spec, storage).trials) == 2
+    proposed = []
+    for _ in range(2):  # what the sampler hands out first: the base, then the spec's point
+        trial = study.ask()
+        proposed.append((trial.suggest_float("dropout", 0.0, 0.5),
+                         trial.suggest_float("learning_rate", 1e-4, 0.1, log=True)))
+    assert proposed == [(0.0, 0.01), (0.1, 0.05)]
     # n_trials may grow on resume, the search itself may not change.
     assert len(open_study(parse_tune_spec({**GOOD, "n_trials": 9}), storage).trials) == 2
     with pytest.raises(SpecError, match=r"search_space: differs from the Optuna study 't'"):
