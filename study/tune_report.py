@@ -15,7 +15,6 @@ import numpy as np
 import optuna
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
-from optuna.trial import TrialState
 
 from study import analysis, tracking
 from study.plots import plt
