@@ -139,7 +139,7 @@ def _best(spec: TuneSpec, trials: pd.DataFrame) -> str:
     test = f"; its test accuracy {best['test_accuracy']:.4f}" if not pd.isna(best["test_accuracy"]) else ""
     return (f"## Best trial\n\nTrial #{int(best['number'])}: {spec.metric} **{best['value']:.4f}** with {params} "
             f"(untuned base: {base}){test}. MLflow run `{best['mlflow_run_id']}`. This value is the best of "
-            f"{int((trials['state'] == 'COMPLETE').sum())} tries on one seed and one validation set, so it is "
+            f"{int((trials['state'] == 'COMPLETE').sum())} completed trials on one seed and one validation set, so it is "
             "optimistic; the retraining below measures the tuned config honestly.\n")
 
 
@@ -166,7 +166,7 @@ def _history(spec: TuneSpec, trials: pd.DataFrame, curves: pd.DataFrame, out: Pa
     ax.set_xlabel("trial number")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(spec.metric)
-    _zoom(ax, complete["value"], spec.direction)
+    _zoom(ax, pd.concat([complete["value"], pruned["last_reported"]]), spec.direction)
     ax.set_title("Optimization history", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
