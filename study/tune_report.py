@@ -139,8 +139,8 @@ def _best(spec: TuneSpec, trials: pd.DataFrame) -> str:
     test = f"; its test accuracy {best['test_accuracy']:.4f}" if not pd.isna(best["test_accuracy"]) else ""
     return (f"## Best trial\n\nTrial #{int(best['number'])}: {spec.metric} **{best['value']:.4f}** with {params} "
             f"(untuned base: {base}){test}. MLflow run `{best['mlflow_run_id']}`. This value is the best of "
-            f"{int((trials['state'] == 'COMPLETE').sum())} completed trials on one seed and one validation set, so it is "
-            "optimistic; the retraining below measures the tuned config honestly.\n")
+            f"{int((trials['state'] == 'COMPLETE').sum())} completed trials on one seed and one validation set, so it "
+            "is optimistic; the retraining below measures the tuned config honestly.\n")
 
 
 def _top(spec: TuneSpec, trials: pd.DataFrame, out: Path) -> str:

@@ -402,8 +402,9 @@ class Progress:
         params = " ".join(f"{k}={_fmt(v)}" for k, v in trial.params.items())
         epochs = f"{len(trial.intermediate_values)}/{self.spec.config_for(trial.params).epochs} ep"
         # A pruned trial's value is the last value it reported (Optuna's convention), not a final result.
-        value = "" if trial.value is None else (
-            f"at stop {self.spec.metric} {trial.value:.4f}" if state == "PRUNED" else f"{self.spec.metric} {trial.value:.4f}")
+        value = "" if trial.value is None else f"{self.spec.metric} {trial.value:.4f}"
+        if state == "PRUNED" and value:
+            value = f"at stop {value}"
         best = ""
         if study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             best = f"best {study.best_value:.4f} (#{study.best_trial.number})"
