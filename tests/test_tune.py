@@ -131,6 +131,7 @@ def test_shipped_tune_spec_is_valid_and_searches_dropout_and_lr():
 # --------------------------------------------------------------------------- study and storage rules
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")  # ask() here
 def test_new_study_tries_the_base_first_and_resume_refuses_another_search(tmp_path):
     from study.tuner import open_storage, open_study
 
