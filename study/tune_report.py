@@ -16,9 +16,9 @@ import optuna
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
-from study import analysis, tracking
+from study import analysis, formatting, stats, tracking
 from study.plots import plt
-from study.report import _latest_parent, _markdown  # the ablation report's helpers, shared on purpose
+from study.report import _markdown, _parent_runs  # the ablation report's helpers, shared on purpose
 from study.runner import format_duration, spec_hash
 from study.tune_spec import TuneSpec
 from study.tuner import EPOCHS_ATTR, RUN_ID_ATTR, arm_configs, redact
@@ -85,8 +85,8 @@ def trials_table(study: optuna.Study, spec: TuneSpec) -> pd.DataFrame:
 
 
 def _header(spec: TuneSpec, trials: pd.DataFrame, storage_url: str) -> str:
-    parent = _latest_parent(spec.name)
-    tags = parent.data.tags if parent is not None else {}
+    parents = _parent_runs(spec.name)
+    tags = parents[0].data.tags if parents else {}
     counts = trials["state"].value_counts().to_dict() if not trials.empty else {}
     base = ", ".join(f"{k}={v}" for k, v in spec.base.as_dict().items() if k not in spec.space and k != "seed")
     space = pd.DataFrame([{"field": n, "low": p.low, "high": p.high, "scale": "log" if p.log else "linear",
@@ -328,12 +328,13 @@ def _retrain(spec: TuneSpec, study: optuna.Study, out: Path) -> str:
         return head + (f"Not retrained yet: run `python -m study tune {spec.source}` (without `--no-retrain`).\n")
     intervals = []
     for short, what in (("test", "test accuracy"), ("val", "validation accuracy")):
-        diff = analysis.paired_difference(complete[f"tuned {short}"], complete[f"base {short}"], CONFIDENCE)
+        diff = complete[f"tuned {short}"] - complete[f"base {short}"]
+        low, high = stats.t_interval(diff, CONFIDENCE)  # paired: the interval of the per-seed differences
         intervals.append({"metric": what, "base mean": complete[f"base {short}"].mean(),
                           "base std": complete[f"base {short}"].std(), "tuned mean": complete[f"tuned {short}"].mean(),
-                          "tuned std": complete[f"tuned {short}"].std(), "difference (tuned - base)": diff["mean"],
-                          f"{CONFIDENCE:.0%} CI low": diff["low"], f"{CONFIDENCE:.0%} CI high": diff["high"],
-                          "n seeds": int(diff["n"])})
+                          "tuned std": complete[f"tuned {short}"].std(), "difference (tuned - base)": diff.mean(),
+                          f"{CONFIDENCE:.0%} CI low": low, f"{CONFIDENCE:.0%} CI high": high,
+                          "n seeds": int(diff.notna().sum())})
     summary = pd.DataFrame(intervals)
     summary.to_csv(out / "tables" / "retrain_summary.csv", index=False)
     _retrain_figure(complete, out)
@@ -353,11 +354,13 @@ def _retrain(spec: TuneSpec, study: optuna.Study, out: Path) -> str:
 def _verdict(row: pd.Series, same: bool) -> str:
     if same:
         return "The best trial is the untuned base itself: tuning found nothing better."
+    metric = "test_accuracy"
     low, high = row[f"{CONFIDENCE:.0%} CI low"], row[f"{CONFIDENCE:.0%} CI high"]
     diff = row["difference (tuned - base)"]
-    interval = f"{diff:+.4f}, {CONFIDENCE:.0%} CI [{low:+.4f}, {high:+.4f}]"
+    interval = (f"{formatting.delta(diff, metric)}, {CONFIDENCE:.0%} CI "
+                f"{formatting.interval(low, high, metric, signed=True)} pp")
     if math.isnan(low):
-        return f"Test accuracy difference {diff:+.4f} (no interval with fewer than 2 seeds)."
+        return f"Test accuracy difference {formatting.delta(diff, metric)} (no interval with fewer than 2 seeds)."
     if low > 0:
         return f"The tuned config beats the base on test accuracy: {interval}."
     if high < 0:
