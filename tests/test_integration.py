@@ -103,20 +103,21 @@ def test_invalid_spec_exits_2_and_writes_nothing(tmp_path, data_dir):
 def test_ctrl_c_marks_the_trial_interrupted_and_rerun_completes(tmp_path, data_dir):
     spec = write_spec(tmp_path / "slow.yaml", SLOW)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "study", "run", str(spec), "--data-dir", str(data_dir),
                              "--tracking-uri", uri, "--no-report"], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Touch the store only once the run has created it (its "data:" line comes after that):
+    # a second process opening a half-migrated SQLite store can break the migration.
+    for line in proc.stdout:
+        if line.startswith("data:"):
+            break
     deadline = time.time() + 180
     while time.time() < deadline:  # wait until the first trial has logged an epoch
         time.sleep(1)
-        if (tmp_path / "mlflow.db").exists():
-            try:
-                runs = trial_runs(uri, "slow")
-            except Exception:  # noqa: BLE001 - the store may be mid-creation
-                continue
-            if runs and mlflow.MlflowClient().get_metric_history(runs[0].info.run_id, "loss"):
-                break
+        runs = trial_runs(uri, "slow")
+        if runs and mlflow.MlflowClient().get_metric_history(runs[0].info.run_id, "loss"):
+            break
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-2000:]
