@@ -48,3 +48,40 @@ def run_cli(*args: str, cwd: Path, env: dict | None = None, timeout: int = 600) 
 def write_spec(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+POSTGRES_ENV = "STUDY_TEST_POSTGRES_URL"  # e.g. postgresql://postgres@127.0.0.1:5432 (set by .ci/run)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """A real PostgreSQL server: STUDY_TEST_POSTGRES_URL (CI starts one), else a private
+    throwaway cluster on loopback when the binaries are installed, else skip (fail in CI)."""
+    from tests.postgres import start_cluster
+
+    if os.environ.get(POSTGRES_ENV):
+        yield os.environ[POSTGRES_ENV].rstrip("/")
+        return
+    try:
+        cluster = start_cluster()
+    except FileNotFoundError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is required in CI: {exc}")
+        pytest.skip(f"PostgreSQL not installed ({exc}); .ci/run installs it")
+    try:
+        yield cluster.url
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture()
+def postgres_db(postgres_server):
+    """A factory of fresh, empty databases on the test server: postgres_db('optuna') -> URL."""
+    from tests.postgres import create_database
+
+    def make(label: str) -> str:
+        return create_database(postgres_server, label)
+
+    return make

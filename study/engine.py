@@ -1,0 +1,455 @@
+"""The trial queue: an Optuna study in an RDB storage that any number of workers share.
+
+Why Optuna's storage and not a queue of our own: it already is a transactional
+store of trials with states (WAITING -> RUNNING -> COMPLETE/FAIL), heartbeats for
+workers that die, and a retry callback that puts their trials back. SQLite serves one
+machine, PostgreSQL (or MySQL) many. What this module adds, and why:
+
+- Enqueued trials carry their identity as user attrs (`trial_key`, `config`,
+  `levels`), never as a GridSampler grid: GridSampler evaluates duplicate points
+  with several workers (optuna#2039, #4627, #5139, #5489).
+- Taking a trial is Optuna's own atomic step (`set_trial_state_values(RUNNING)`
+  succeeds for exactly one caller). On SQLite that guarantee needs every
+  transaction to start with `BEGIN IMMEDIATE` (pysqlite otherwise reads outside
+  the write lock, and two workers can both see WAITING); the same setting, with a
+  long busy timeout, is what removes "database is locked" (optuna#820).
+- `enqueue_trial` is documented to duplicate when several processes enqueue at
+  once, so a taken trial is checked against its siblings with the same key: the
+  lower-numbered live one wins, the other is dropped (FAIL, `duplicate_of`).
+- A heartbeat is recorded *before* the take, so a worker killed right after
+  taking still leaves a trial that goes stale instead of RUNNING forever.
+- Interrupted trials are re-queued as WAITING copies, the way Optuna's
+  `RetryHeartbeatStaleTrialCallback` re-queues the trials of dead workers.
+
+The queue knows nothing about Keras or MLflow; `study.worker` drives it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import warnings
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import optuna
+from optuna.exceptions import DuplicatedStudyError, UpdateFinishedTrialError
+from optuna.trial import FrozenTrial, TrialState
+
+DEFAULT_STORAGE = "optuna.db"
+STORAGE_ENV = "OPTUNA_STORAGE"
+SQLITE_BUSY_TIMEOUT_S = 120
+# User attrs that identify an enqueued trial; every attempt (and re-queued copy) carries them.
+KEY_ATTR, CONFIG_ATTR, LEVELS_ATTR = "trial_key", "config", "levels"
+IDENTITY_ATTRS = (KEY_ATTR, CONFIG_ATTR, LEVELS_ATTR)
+# User attrs of one attempt.
+STATUS_ATTR, WORKER_ATTR, RUN_ID_ATTR, DUPLICATE_ATTR = "trial_status", "worker", "mlflow_run_id", "duplicate_of"
+SETTINGS_ATTR = "queue_settings"  # study system attr: the heartbeat every worker of the study uses
+WORKER_PREFIX = "worker:"  # study system attrs: one record per worker that ever joined
+
+
+class StorageError(RuntimeError):
+    """The storage URL cannot be opened."""
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    """How fast a dead worker is noticed.
+
+    A trial is stale when its worker has not beaten for `grace_period_s`; it is then
+    failed and re-queued (at most `max_retry` times in a row, so a trial that kills
+    its worker every time cannot loop forever; running the study again re-queues it).
+    The first worker to create a study stores these; later workers adopt them, so
+    all workers agree on what "stale" means.
+    """
+
+    heartbeat_interval_s: int = 5
+    grace_period_s: int = 30
+    max_retry: int = 3
+
+    def __post_init__(self) -> None:
+        if self.heartbeat_interval_s < 1 or self.grace_period_s <= self.heartbeat_interval_s or self.max_retry < 0:
+            raise ValueError(f"invalid queue settings {self}: need heartbeat >= 1 s, grace > heartbeat, retries >= 0")
+
+
+def default_storage_url(tracking_uri: str | None = None) -> str:
+    """OPTUNA_STORAGE if set, else `optuna.db` beside a SQLite MLflow store, else in the working directory.
+
+    Beside the MLflow store, so that one study's queue and its record travel together
+    (and two stores never share one queue by accident).
+    """
+    if os.environ.get(STORAGE_ENV):
+        return os.environ[STORAGE_ENV]
+    # study.tracking's default, without importing MLflow (status and idle workers start fast)
+    tracking_uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+    if tracking_uri.startswith("sqlite:///"):
+        path = Path(tracking_uri.removeprefix("sqlite:///"))
+        return f"sqlite:///{path.resolve().parent / DEFAULT_STORAGE}"
+    return f"sqlite:///{Path.cwd().resolve() / DEFAULT_STORAGE}"
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for logs and tags."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - an unparsable URL has no password to hide
+        return url
+
+
+def quiet_optuna() -> None:
+    """Our progress lines replace Optuna's per-trial logs; its experimental/ask warnings are expected."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    warnings.filterwarnings("ignore", message=".*Heartbeat of storage is supposed to be used with Study.optimize.*")
+    warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
+
+
+def open_storage(url: str, settings: QueueSettings) -> optuna.storages.RDBStorage:
+    """An RDB storage with heartbeats and retry of stale trials; SQLite serialised (see module doc)."""
+    quiet_optuna()
+    sqlite = url.startswith("sqlite")
+    engine_kwargs: dict[str, Any] = (
+        {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S, "isolation_level": None}} if sqlite
+        else {"pool_pre_ping": True})
+    last: Exception | None = None
+    for attempt in range(5):  # two processes creating the same fresh SQLite schema may collide once
+        try:
+            storage = optuna.storages.RDBStorage(
+                url, engine_kwargs=engine_kwargs,
+                heartbeat_interval=settings.heartbeat_interval_s, grace_period=settings.grace_period_s,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                    max_retry=settings.max_retry))
+            break
+        except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises many kinds; all mean "cannot open"
+            last = exc
+            if not sqlite or "already exists" not in str(exc):
+                raise StorageError(f"storage {redact(url)}: cannot open: {type(exc).__name__}: "
+                                   f"{str(exc).splitlines()[0]}") from exc
+            time.sleep(0.2 * (attempt + 1))
+    else:
+        raise StorageError(f"storage {redact(url)}: cannot open: {last}")
+    if sqlite:
+        _serialize_sqlite(storage)
+    return storage
+
+
+def _serialize_sqlite(storage: optuna.storages.RDBStorage) -> None:
+    """WAL (readers never block the writer) and BEGIN IMMEDIATE (one writer at a time, no lost updates)."""
+    from sqlalchemy import event
+
+    raw = storage.engine.raw_connection()
+    try:
+        raw.cursor().execute("PRAGMA journal_mode=WAL")
+    finally:
+        raw.close()
+
+    @event.listens_for(storage.engine, "begin")
+    def _begin_immediate(connection) -> None:  # noqa: ANN001 - SQLAlchemy Connection
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    """One trial to enqueue: its stable key, its complete config and the factor levels behind it."""
+
+    key: str
+    config: dict[str, Any]
+    levels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A trial this worker holds (RUNNING, heartbeat on) and must tell exactly once."""
+
+    trial_id: int
+    number: int
+    user_attrs: dict[str, Any]
+
+    @property
+    def key(self) -> str | None:
+        return self.user_attrs.get(KEY_ATTR)
+
+
+@dataclass(frozen=True)
+class WorkerRecord:
+    """What a worker last said about itself (study system attr `worker:<id>`)."""
+
+    worker: str
+    host: str
+    pid: int
+    state: str  # starting | training | idle | stopped
+    last_seen: float  # unix time on the worker's clock
+    trial: int | None = None
+    done: int = 0
+
+
+class TrialQueue:
+    """One Optuna study used as a work queue; safe to share between processes and machines."""
+
+    def __init__(self, storage: optuna.storages.RDBStorage, study: optuna.Study, url: str,
+                 settings: QueueSettings) -> None:
+        self.storage = storage
+        self.study = study
+        self.url = url
+        self.settings = settings
+        self.study_id = storage.get_study_id_from_name(study.study_name)
+
+    # ------------------------------------------------------------------ opening
+
+    @classmethod
+    def open(cls, url: str, study_name: str, settings: QueueSettings = QueueSettings(),
+             direction: str = "maximize", create: bool = True) -> "TrialQueue | None":
+        """Load the study, or create it (and record `settings`) if `create`; None if absent and not created.
+
+        If the study already exists, its stored settings win over `settings`.
+        """
+        storage = open_storage(url, settings)
+        try:
+            study = optuna.load_study(study_name=study_name, storage=storage)
+        except KeyError:
+            if not create:
+                return None
+            try:
+                study = optuna.create_study(study_name=study_name, storage=storage, direction=direction)
+                storage.set_study_system_attr(study._study_id, SETTINGS_ATTR, asdict(settings))
+            except DuplicatedStudyError:  # another worker created it between our load and create
+                study = optuna.load_study(study_name=study_name, storage=storage)
+        stored = _wait_for_settings(storage, study)
+        if stored is not None and stored != settings:
+            settings = stored
+            storage = open_storage(url, settings)
+            study = optuna.load_study(study_name=study_name, storage=storage)
+        return cls(storage, study, url, settings)
+
+    # ------------------------------------------------------------------ reading
+
+    def trials(self, states: tuple[TrialState, ...] | None = None) -> list[FrozenTrial]:
+        return self.study.get_trials(deepcopy=False, states=states)
+
+    def live_keys(self) -> set[str]:
+        """Keys that are waiting, running or complete: everything that must not be enqueued again."""
+        states = (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE)
+        return {t.user_attrs[KEY_ATTR] for t in self.trials(states) if KEY_ATTR in t.user_attrs}
+
+    def complete_keys(self) -> set[str]:
+        return {t.user_attrs[KEY_ATTR] for t in self.trials((TrialState.COMPLETE,)) if KEY_ATTR in t.user_attrs}
+
+    def has_work(self) -> bool:
+        """True while any trial waits or runs (a running one may still go stale and come back)."""
+        return bool(self.trials((TrialState.WAITING, TrialState.RUNNING)))
+
+    def trial(self, number: int) -> FrozenTrial:
+        """The current state of trial `number`, read from the database (not a cache)."""
+        return self.storage.get_trial(self.storage.get_trial_id_from_study_id_trial_number(self.study_id, number))
+
+    def holds(self, claim: Claim) -> bool:
+        """Whether our claim still stands (not failed as stale behind our back, e.g. after a long stall)."""
+        return self.storage.get_trial(claim.trial_id).state == TrialState.RUNNING
+
+    # ------------------------------------------------------------------ writing
+
+    def enqueue(self, items: Iterable[QueueItem], again: Iterable[str] = ()) -> int:
+        """Enqueue the items whose key is not already waiting, running or complete (or is in
+        `again`: complete here but known to be lost elsewhere); return how many were added."""
+        live = self.live_keys() - set(again)
+        added = 0
+        for item in items:
+            if item.key in live:
+                continue
+            self.study.enqueue_trial({}, user_attrs={KEY_ATTR: item.key, CONFIG_ATTR: item.config,
+                                                     LEVELS_ATTR: item.levels})
+            live.add(item.key)
+            added += 1
+        return added
+
+    def siblings(self, claim: Claim) -> list[FrozenTrial]:
+        """The other attempts at the same key, as they are now."""
+        return [t for t in self.trials() if t.user_attrs.get(KEY_ATTR) == claim.key and t.number != claim.number]
+
+    def fail_stale(self) -> None:
+        """Fail trials whose worker stopped beating and re-queue them (Optuna's own mechanism)."""
+        optuna.storages.fail_stale_trials(self.study)
+
+    def claim(self) -> Claim | None:
+        """Take the oldest waiting trial that is not a duplicate of a live one; None if none is left."""
+        snapshot = self.trials()
+        for frozen in snapshot:
+            if frozen.state != TrialState.WAITING:
+                continue
+            claim = self._take(frozen)
+            if claim is None:
+                continue
+            siblings = [t for t in snapshot if claim.key is not None and t.user_attrs.get(KEY_ATTR) == claim.key
+                        and t.number != claim.number]
+            if siblings and self._drop_if_duplicate(claim, siblings):
+                continue
+            if not self.holds(claim):  # failed as stale between take and heartbeat (an ancient heartbeat)
+                continue
+            return claim
+        return None
+
+    def ask(self) -> optuna.Trial:
+        """A trial for a sampler-driven (tuning) study: a waiting one if any, else a new proposal."""
+        return self.study.ask()
+
+    def heartbeat(self, trial_id: int) -> None:
+        self.storage.record_heartbeat(trial_id)
+
+    def set_attrs(self, claim: Claim, attrs: dict[str, Any]) -> None:
+        for key, value in attrs.items():
+            self.storage.set_trial_user_attr(claim.trial_id, key, value)
+
+    def complete(self, claim: Claim, value: float, attrs: dict[str, Any]) -> bool:
+        """Tell COMPLETE; False if the claim was lost meanwhile (someone failed it as stale)."""
+        return self._tell(claim, TrialState.COMPLETE, value, attrs)
+
+    def fail(self, claim: Claim, attrs: dict[str, Any], requeue: bool = False) -> bool:
+        """Tell FAIL; with `requeue`, put a WAITING copy (same identity, same params) back in the queue."""
+        told = self._tell(claim, TrialState.FAIL, None, attrs)
+        if told and requeue:
+            self.requeue(self.storage.get_trial(claim.trial_id))
+        return told
+
+    def requeue(self, trial: FrozenTrial) -> None:
+        """A WAITING copy of `trial`, as RetryHeartbeatStaleTrialCallback makes (without counting a retry)."""
+        system_attrs = {**trial.system_attrs, "requeued_from": trial.number}
+        user_attrs = {k: v for k, v in trial.user_attrs.items() if k in IDENTITY_ATTRS}
+        self.study.add_trial(optuna.trial.create_trial(
+            state=TrialState.WAITING, params=trial.params, distributions=trial.distributions,
+            user_attrs=user_attrs, system_attrs=system_attrs))
+
+    # ------------------------------------------------------------------ workers
+
+    def record_worker(self, record: WorkerRecord) -> None:
+        self.storage.set_study_system_attr(self.study_id, WORKER_PREFIX + record.worker, asdict(record))
+
+    def workers(self) -> list[WorkerRecord]:
+        attrs = self.storage.get_study_system_attrs(self.study_id)
+        return [WorkerRecord(**value) for key, value in sorted(attrs.items()) if key.startswith(WORKER_PREFIX)]
+
+    # ------------------------------------------------------------------ internals
+
+    def _take(self, frozen: FrozenTrial) -> Claim | None:
+        """WAITING -> RUNNING for exactly one caller; heartbeat first so a crash right after is noticed."""
+        trial_id = self.storage.get_trial_id_from_study_id_trial_number(self.study_id, frozen.number)
+        self.storage.record_heartbeat(trial_id)
+        try:
+            taken = self.storage.set_trial_state_values(trial_id, state=TrialState.RUNNING)
+        except UpdateFinishedTrialError:
+            return None
+        if not taken:
+            return None
+        self.storage.record_heartbeat(trial_id)
+        return Claim(trial_id, frozen.number, dict(frozen.user_attrs))
+
+    def _drop_if_duplicate(self, claim: Claim, siblings: list[FrozenTrial]) -> bool:
+        """Resolve concurrent duplicates of one key: take their waiting copies, yield to an older live one.
+
+        Once we hold `claim`, each waiting sibling is taken and dropped, so no one else can
+        start it. A sibling that someone else runs wins if its number is lower: of two
+        attempts taken at the same moment exactly one has the lower number. A sibling
+        enqueued after `siblings` was read has a higher number, so its taker yields to us.
+        """
+        for sibling in siblings:
+            if sibling.state == TrialState.WAITING:
+                taken = self._take(sibling)
+                if taken is not None:
+                    self._tell(taken, TrialState.FAIL, None, {STATUS_ATTR: "duplicate", DUPLICATE_ATTR: claim.number})
+        for sibling in (self.trial(s.number) for s in siblings):
+            if sibling.state == TrialState.RUNNING and sibling.number < claim.number:
+                self._tell(claim, TrialState.FAIL, None, {STATUS_ATTR: "duplicate", DUPLICATE_ATTR: sibling.number})
+                return True
+        return False
+
+    def _tell(self, claim: Claim, state: TrialState, value: float | None, attrs: dict[str, Any]) -> bool:
+        try:
+            for key, val in attrs.items():
+                self.storage.set_trial_user_attr(claim.trial_id, key, val)
+            self.study.tell(claim.number, value, state=state)
+        except (UpdateFinishedTrialError, ValueError, RuntimeError) as exc:
+            if self.storage.get_trial(claim.trial_id).state.is_finished():
+                return False  # failed as stale meanwhile: the trial is someone else's now
+            raise exc
+        return True
+
+
+def _wait_for_settings(storage: optuna.storages.RDBStorage, study: optuna.Study,
+                       timeout_s: float = 10.0) -> QueueSettings | None:
+    """The settings the study's creator stored (it writes them right after creating the study)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        stored = storage.get_study_system_attrs(study._study_id).get(SETTINGS_ATTR)
+        if stored is not None:
+            return QueueSettings(**stored)
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.2)
+
+
+class Beacon:
+    """A thread that beats for the trial this worker holds and says the worker is alive.
+
+    Optuna's own heartbeat thread only runs inside `Study.optimize`; our workers drive
+    the queue themselves (they must not ask a sampler for a grid), so they beat here.
+    A failed beat (database briefly unreachable) is retried on the next tick; if beats
+    fail for longer than the grace period, the trial is re-queued and `holds()` says so.
+    """
+
+    def __init__(self, queue: TrialQueue, record: WorkerRecord) -> None:
+        self.queue = queue
+        self.record = record
+        self._trial_id: int | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="study-beacon", daemon=True)
+
+    def __enter__(self) -> "Beacon":
+        self.beat()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        self.update(state="stopped", trial=None)
+
+    @contextmanager
+    def hold(self, claim: Claim) -> Iterator[Claim]:
+        """Beat for `claim` while the body runs (the worker reports it is training it)."""
+        with self._lock:
+            self._trial_id = claim.trial_id
+        self.update(state="training", trial=claim.number)
+        try:
+            yield claim
+        finally:
+            with self._lock:
+                self._trial_id = None
+            self.update(state="idle", trial=None)
+
+    def update(self, **changes: Any) -> None:
+        """Change what the worker reports and beat at once."""
+        with self._lock:
+            self.record = WorkerRecord(**{**asdict(self.record), **changes})
+        self.beat()
+
+    def beat(self) -> None:
+        with self._lock:
+            self.record = WorkerRecord(**{**asdict(self.record), "last_seen": time.time()})
+            record, trial_id = self.record, self._trial_id
+        try:
+            if trial_id is not None:
+                self.queue.heartbeat(trial_id)
+            self.queue.record_worker(record)
+        except Exception as exc:  # noqa: BLE001 - a missed beat is survivable; say so and go on
+            print(f"warning: heartbeat of {record.worker} failed: {type(exc).__name__}: {exc}", flush=True)
+
+    def _run(self) -> None:
+        interval = self.queue.settings.heartbeat_interval_s
+        while not self._stop.wait(interval):
+            self.beat()
+        self.queue.storage.remove_session()
