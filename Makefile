@@ -10,10 +10,13 @@ DASHBOARD_PORT ?= 8080
 HOST ?= 127.0.0.1
 PORT ?= 5000
 DATA_DIR ?=
+WORKERS ?= 1
+STORAGE ?=
 ARGS ?=
 DATA_ARG := $(if $(DATA_DIR),--data-dir $(DATA_DIR),)
+STORAGE_ARG := $(if $(STORAGE),--storage $(STORAGE),)
 
-.PHONY: install ablate report ui tune dashboard test clean bench
+.PHONY: install ablate worker status report ui tune dashboard test clean bench
 
 install: $(VENV)/.installed
 
@@ -23,8 +26,14 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
-ablate: install  ## train every pending trial of STUDY, then write its report
-	$(BIN)/python -m study run $(STUDY) --tracking-uri $(TRACKING_URI) $(DATA_ARG) $(ARGS)
+ablate: install  ## train every pending trial of STUDY with WORKERS local processes, then write its report
+	$(BIN)/python -m study run $(STUDY) --workers $(WORKERS) --tracking-uri $(TRACKING_URI) $(STORAGE_ARG) $(DATA_ARG) $(ARGS)
+
+worker: install  ## join STUDY's queue (STORAGE) from this machine and train until no trial is left
+	$(BIN)/python -m study worker $(STUDY) --tracking-uri $(TRACKING_URI) $(STORAGE_ARG) $(DATA_ARG) $(ARGS)
+
+status: install  ## STUDY's trials by state, workers seen alive, ETA
+	$(BIN)/python -m study status $(STUDY) --tracking-uri $(TRACKING_URI) $(STORAGE_ARG)
 
 report: install  ## rewrite reports/<study>/ from the MLflow store
 	$(BIN)/python -m study report $(STUDY) --tracking-uri $(TRACKING_URI)

@@ -88,3 +88,30 @@ class OptunaPruning(keras.callbacks.Callback):
         if step != self.epochs and self.trial.should_prune():
             self.pruned_at = step
             self.model.stop_training = True
+
+
+class StopOnRequest(keras.callbacks.Callback):
+    """Raises `Interrupted` at the next batch once `event` is set (by SIGINT/SIGTERM).
+
+    The signal handler only sets the flag; stopping here, in Python between two
+    compiled steps, never tears a database write or a TF call in half.
+    """
+
+    def __init__(self, event) -> None:  # noqa: ANN001 - threading.Event
+        super().__init__()
+        self.event = event
+
+    def _check(self) -> None:
+        if self.event.is_set():
+            from study.runner import Interrupted
+
+            raise Interrupted()
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self._check()
+
+    def on_test_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self._check()
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._check()

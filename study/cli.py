@@ -1,4 +1,4 @@
-"""Command line: `python -m study run|report|tune SPEC.yaml` (exit 2 on invalid input)."""
+"""Command line: `python -m study run|worker|status|report|tune SPEC.yaml`, `python -m study ui` (exit 2 on invalid input)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,24 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--backend", choices=["tensorflow", "jax"], help="Keras backend (overrides the spec)")
     run.add_argument("--steps-per-execution", type=int, help="batches per compiled step (overrides the spec)")
     run.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    run.add_argument("--workers", type=int, default=1,
+                     help="worker processes on this machine, all taking trials from one queue (default 1)")
+    _queue_options(run)
+
+    worker = sub.add_parser("worker", help="join a study's queue from any machine and train trials until none is left")
+    worker.add_argument("spec", type=Path)
+    worker.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
+    worker.add_argument("--data-dir", help="directory with the MNIST IDX .gz files or mnist.npz (or STUDY_DATA_DIR)")
+    worker.add_argument("--backend", choices=["tensorflow", "jax"], help="Keras backend (overrides the spec)")
+    worker.add_argument("--steps-per-execution", type=int, help="batches per compiled step (overrides the spec)")
+    worker.add_argument("--label", default="", help="prefix of this worker's progress lines")
+    _queue_options(worker)
+
+    status = sub.add_parser("status", help="a study's trials by state, workers seen alive, ETA")
+    status.add_argument("spec", type=Path)
+    status.add_argument("--tracking-uri", help="MLflow tracking URI; only used to find the default --storage")
+    status.add_argument("--storage", help="Optuna storage URL of the queue (default: OPTUNA_STORAGE, else "
+                                          "optuna.db beside a SQLite MLflow store)")
 
     report = sub.add_parser("report", help="write reports/<study>/ from the MLflow store")
     report.add_argument("spec", type=Path)
@@ -46,6 +64,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _queue_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--storage", help="Optuna storage URL of the queue, e.g. postgresql://user:pw@host/optuna "
+                                          "(default: OPTUNA_STORAGE, else optuna.db beside a SQLite MLflow store)")
+    parser.add_argument("--threads", type=int,
+                        help="math threads per worker process (default: cores / workers; one worker: all)")
+    parser.add_argument("--heartbeat", type=int, default=5, metavar="S",
+                        help="seconds between a worker's heartbeats (used when the queue is created; default 5)")
+    parser.add_argument("--grace", type=int, default=30, metavar="S",
+                        help="seconds without heartbeat before a trial is re-queued (used when the queue is "
+                             "created; default 30)")
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
     parser.add_argument("--reports-dir", type=Path, default=Path("reports"), help="where reports are written")
@@ -59,36 +89,119 @@ def main(argv: list[str] | None = None) -> int:
         return _tune(args)
     try:
         spec = load_spec(args.spec)
-        if getattr(args, "steps_per_execution", None) is not None and args.steps_per_execution < 1:
-            raise SpecError("--steps-per-execution", "steps_per_execution",
-                            f"{args.steps_per_execution} must be an integer >= 1")
+        _check_options(args)
     except SpecError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID
     if args.command == "run":
         return _run(spec, args)
+    if args.command == "worker":
+        return _worker(spec, args)
+    if args.command == "status":
+        return _status(spec, args)
     return _report(spec, args)
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    """Command-line numbers, checked before anything starts (exit 2 like a bad spec)."""
+    minimum = {"steps_per_execution": 1, "workers": 1, "threads": 1, "heartbeat": 1}
+    for name, low in minimum.items():
+        value = getattr(args, name, None)
+        if value is not None and value < low:
+            option = "--" + name.replace("_", "-")
+            raise SpecError(option, name, f"{value} must be an integer >= {low}")
+    if getattr(args, "grace", None) is not None and args.grace <= args.heartbeat:
+        raise SpecError("--grace", "grace", f"{args.grace} must be greater than --heartbeat ({args.heartbeat})")
+
+
+def _queue_settings(args: argparse.Namespace):
+    from study.engine import QueueSettings
+
+    return QueueSettings(heartbeat_interval_s=args.heartbeat, grace_period_s=args.grace)
 
 
 def _run(spec, args) -> int:
     from study.data import DataError
+    from study.engine import StorageError
     from study.runner import format_duration, run_study
 
     try:
         summary = run_study(spec, tracking_uri=args.tracking_uri, data_dir=args.data_dir, backend=args.backend,
-                            steps_per_execution=args.steps_per_execution)
-    except DataError as exc:
+                            steps_per_execution=args.steps_per_execution, workers=args.workers,
+                            storage=args.storage, threads=args.threads, queue_settings=_queue_settings(args))
+    except (DataError, StorageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID
     except KeyboardInterrupt:
-        print("interrupted: the trial in progress is recorded as interrupted; run the same command to resume",
-              file=sys.stderr)
+        summary = None
+    if summary is None or summary.interrupted:
+        print("interrupted: the trials in progress are recorded as interrupted and re-queued; "
+              "run the same command to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
     counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.counts.items())) or "nothing to run"
     print(f"done: {counts}; {summary.skipped} skipped as already done; {format_duration(summary.wall_time_s)}")
     if not args.no_report:
         _report(spec, args)
     return EXIT_OK if summary.ok else EXIT_FAILED
+
+
+def _worker(spec, args) -> int:
+    """One worker on the spec's queue, from any machine; the queue is created and filled if missing."""
+    from study.data import DataError
+    from study.engine import StorageError, TrialQueue, default_storage_url
+    from study.runner import format_duration, with_backend
+    from study.worker import GridSource, StopFlag, WorkerOptions, run_worker
+
+    prefix = f"[{args.label}] " if args.label else ""
+    stop = StopFlag(lambda line: print(prefix + line, flush=True)).install()  # early: Ctrl-C during imports is clean
+    try:
+        if args.backend:
+            spec = with_backend(spec, args.backend)
+        uri = args.tracking_uri
+        url = args.storage or default_storage_url(uri)
+        queue = TrialQueue.open(url, spec.name, _queue_settings(args))
+        source = GridSource(spec)
+        added = source.enqueue(queue)
+        if added:
+            print(f"queued {added} trial(s) of {spec.name} that were not in the queue yet")
+        options = WorkerOptions(data_dir=args.data_dir, steps_per_execution=args.steps_per_execution,
+                                threads=args.threads, tracking_uri=uri, label=args.label)
+        summary = run_worker(spec, queue, source, options, stop=stop)
+    except (DataError, StorageError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    finally:
+        stop.restore()
+    if summary.interrupted:
+        print(f"{prefix}worker stopped: its trial in progress was re-queued", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if summary.counts:
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.counts.items()))
+        print(f"{prefix}worker done: {counts}; {format_duration(summary.wall_time_s)}")
+    return EXIT_FAILED if summary.counts.get("failed") else EXIT_OK
+
+
+def _status(spec, args) -> int:
+    from study.engine import StorageError, TrialQueue, default_storage_url
+    from study.status import collect, format_status
+    from study.worker import GridSource
+
+    url = args.storage or default_storage_url(args.tracking_uri)
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        print(f"study {spec.name}: not started ({url} does not exist; run `python -m study run {spec.source}`)")
+        return EXIT_OK
+    try:
+        queue = TrialQueue.open(url, spec.name, readonly=True)
+    except StorageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    if queue is None:
+        print(f"study {spec.name}: not started in {url} (run `python -m study run {spec.source}` first)")
+        return EXIT_OK
+    print(format_status(collect(queue, GridSource(spec).keys), spec.source))
+    return EXIT_OK
 
 
 def _report(spec, args) -> int:

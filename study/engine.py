@@ -109,8 +109,12 @@ def quiet_optuna() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
 
 
-def open_storage(url: str, settings: QueueSettings) -> optuna.storages.RDBStorage:
-    """An RDB storage with heartbeats and retry of stale trials; SQLite serialised (see module doc)."""
+def open_storage(url: str, settings: QueueSettings, readonly: bool = False) -> optuna.storages.RDBStorage:
+    """An RDB storage with heartbeats and retry of stale trials; SQLite serialised (see module doc).
+
+    `readonly` (status, monitoring) leaves SQLite reads unserialised: in WAL mode they
+    never wait for a writer, not even one that is stopped mid-transaction.
+    """
     quiet_optuna()
     sqlite = url.startswith("sqlite")
     engine_kwargs: dict[str, Any] = (
@@ -133,7 +137,7 @@ def open_storage(url: str, settings: QueueSettings) -> optuna.storages.RDBStorag
             time.sleep(0.2 * (attempt + 1))
     else:
         raise StorageError(f"storage {redact(url)}: cannot open: {last}")
-    if sqlite:
+    if sqlite and not readonly:
         _serialize_sqlite(storage)
     return storage
 
@@ -203,12 +207,14 @@ class TrialQueue:
 
     @classmethod
     def open(cls, url: str, study_name: str, settings: QueueSettings = QueueSettings(),
-             direction: str = "maximize", create: bool = True) -> "TrialQueue | None":
+             direction: str = "maximize", create: bool = True, readonly: bool = False) -> "TrialQueue | None":
         """Load the study, or create it (and record `settings`) if `create`; None if absent and not created.
 
-        If the study already exists, its stored settings win over `settings`.
+        If the study already exists, its stored settings win over `settings`. A
+        `readonly` queue is for looking only (see open_storage).
         """
-        storage = open_storage(url, settings)
+        create = create and not readonly
+        storage = open_storage(url, settings, readonly)
         try:
             study = optuna.load_study(study_name=study_name, storage=storage)
         except KeyError:
@@ -222,7 +228,7 @@ class TrialQueue:
         stored = _wait_for_settings(storage, study)
         if stored is not None and stored != settings:
             settings = stored
-            storage = open_storage(url, settings)
+            storage = open_storage(url, settings, readonly)
             study = optuna.load_study(study_name=study_name, storage=storage)
         return cls(storage, study, url, settings)
 

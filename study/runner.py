@@ -1,24 +1,28 @@
-"""Run a study's trials in this long-lived process, each tracked as an MLflow child run.
+"""Run a study: queue its trials (study.engine), train them with one or more workers
+(study.worker), each trial tracked as an MLflow child run (run_tracked).
 
 Resume: trials whose key already has a finished run are skipped; failed and
 interrupted ones run again. Ctrl-C / SIGTERM mark the trial in progress as
-interrupted and end its run KILLED, so the store never holds a half-written result.
+interrupted, end its run KILLED and put it back in the queue, so the store never
+holds a half-written result and the same command finishes the study.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import signal
 import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from study.designs import Trial, expand
 from study.spec import StudySpec
+
+if TYPE_CHECKING:
+    from study.engine import QueueSettings
 
 
 @dataclass
@@ -26,12 +30,13 @@ class RunSummary:
     study: str
     total: int
     skipped: int
-    counts: dict[str, int] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)  # trials by status at the end (completed: by this run)
     wall_time_s: float = 0.0
+    interrupted: bool = False
 
     @property
     def ok(self) -> bool:
-        return self.counts.get("failed", 0) == 0 and self.counts.get("interrupted", 0) == 0
+        return not self.interrupted and all(self.counts.get(k, 0) == 0 for k in ("failed", "interrupted", "pending"))
 
 
 class Interrupted(KeyboardInterrupt):
@@ -79,59 +84,56 @@ def run_study(
     backend: str | None = None,
     steps_per_execution: int | None = None,
     log: Callable[[str], None] = print,
+    *,
+    workers: int = 1,
+    storage: str | None = None,
+    threads: int | None = None,
+    queue_settings: "QueueSettings | None" = None,
 ) -> RunSummary:
-    """Train every pending trial of `spec`; return counts by status."""
-    from study import tracking
-    from study.backend import select_backend
+    """Queue every pending trial of `spec`, train them with `workers` processes, return counts by status.
+
+    One worker runs in this process; more are started as `python -m study worker`
+    processes on the same queue, exactly what a worker on another machine runs.
+    """
+    from study import engine, tracking
+    from study.worker import GridSource, WorkerOptions, run_worker, spawn_workers, threads_per_worker
 
     if backend:
         spec = with_backend(spec, backend)
-    select_backend(spec.base.backend)
     uri = tracking.configure(tracking_uri)
+    url = storage or engine.default_storage_url(uri)
+    queue = engine.TrialQueue.open(url, spec.name, queue_settings or engine.QueueSettings())
     exp_id = tracking.experiment_id(spec.name, uri)
     reaped = tracking.reap_dead_local_runs(exp_id)
     if reaped:
-        log(f"marked {reaped} run(s) left RUNNING by a dead process as interrupted")
+        log(f"marked {reaped} run(s) left RUNNING by a dead process on this host as interrupted")
+    source = GridSource(spec)
+    before = source.key_status(queue)
+    missing = source.enqueue(queue, mlflow_done=tracking.done_keys(exp_id))
     trials = unique_trials(spec)
-    done = tracking.done_keys(exp_id)
-    pending = [t for t in trials if t.key not in done]
-    summary = RunSummary(study=spec.name, total=len(trials), skipped=len(trials) - len(pending))
-    log(f"study {spec.name}: {len(trials)} trials, {summary.skipped} already done, {len(pending)} to run "
-        f"(backend {spec.base.backend}, MLflow {uri})")
-    if not pending:
-        return summary
-
-    from study.data import SplitCache, load_mnist
-    from study.train import ExecutionSettings
-
-    mnist = load_mnist(data_dir)
-    log(f"data: {mnist.source} (checksums verified)")
-    splits = SplitCache(mnist)
-    settings = ExecutionSettings(steps_per_execution=steps_per_execution or spec.steps_per_execution)
+    done_before = {k for k, state in before.items() if state in ("completed", "diverged")}
+    summary = RunSummary(study=spec.name, total=len(trials), skipped=len(done_before))
+    pending = len(trials) - summary.skipped
+    log(f"study {spec.name}: {len(trials)} trials, {summary.skipped} already done, {pending} to run "
+        f"(backend {spec.base.backend}; queue {engine.redact(url)}, {missing} newly queued; MLflow {uri})")
     started = time.perf_counter()
-    previous = signal.signal(signal.SIGTERM, _raise_interrupted)
-    try:
-        with tracking.parent_run(exp_id, spec.name, spec_hash(spec), tracking.command_line(),
-                                 {"data_source": mnist.source, "spec_file": spec.source}) as parent:
-            tracking.log_json(spec.raw, "spec.json")
-            for i, trial in enumerate(pending, start=1):
-                status, val_acc, seconds = run_one(trial, spec.name, splits, settings)
-                summary.counts[status] = summary.counts.get(status, 0) + 1
-                elapsed = time.perf_counter() - started
-                eta = elapsed / i * (len(pending) - i)
-                log(progress_line(i, len(pending), trial, status, val_acc, seconds, eta))
-            mlflow_set_counts(parent, summary)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        summary.wall_time_s = time.perf_counter() - started
+    if pending:
+        workers = max(1, min(workers, pending))
+        threads = threads if threads is not None else threads_per_worker(workers)
+        options = WorkerOptions(data_dir=data_dir, steps_per_execution=steps_per_execution, threads=threads,
+                                tracking_uri=uri, log=log)
+        if workers == 1:
+            result = run_worker(spec, queue, source, options)
+            summary.interrupted = result.interrupted
+        else:
+            log(f"starting {workers} worker processes ({threads or 'default'} thread(s) each)")
+            summary.interrupted = spawn_workers(spec, url, uri, workers, options, backend=backend, log=log)
+    summary.wall_time_s = time.perf_counter() - started
+    for key, state in source.key_status(queue).items():
+        if key not in done_before:
+            name = state if state in ("completed", "diverged", "failed", "interrupted") else "pending"
+            summary.counts[name] = summary.counts.get(name, 0) + 1
     return summary
-
-
-def mlflow_set_counts(parent, summary: RunSummary) -> None:
-    import mlflow
-
-    mlflow.log_metrics({f"trials_{k}": float(v) for k, v in summary.counts.items()})
-    mlflow.log_metric("trials_skipped", float(summary.skipped))
 
 
 def run_one(trial: Trial, study_name: str, splits, settings) -> tuple[str, float | None, float]:
@@ -152,6 +154,10 @@ class TrialOutcome:
     error: str = ""
 
 
+LOST_CLAIM = ("the queue gave this trial to another worker (no heartbeat for longer than the grace period); "
+              "this run is not the trial's result")
+
+
 def run_tracked(
     trial: Trial,
     study_name: str,
@@ -163,13 +169,17 @@ def run_tracked(
     extra_callbacks: tuple = (),
     status_of: Callable[[object], str] | None = None,
     on_start: Callable[[str], None] | None = None,
+    still_ours: Callable[[], bool] | None = None,
 ) -> TrialOutcome:
     """Train one trial inside its own MLflow child run and record its outcome.
 
-    The keyword hooks let other drivers (Optuna tuning) reuse this one path: extra
-    callbacks join the Keras fit, `status_of` may turn a result into e.g. `pruned`,
-    `on_start` receives the run id as soon as the run exists. A training exception is
-    recorded as `failed` and returned; Ctrl-C is recorded as `interrupted` and re-raised.
+    The keyword hooks let other drivers (queue workers, Optuna tuning) reuse this one
+    path: extra callbacks join the Keras fit, `status_of` may turn a result into e.g.
+    `pruned`, `on_start` receives the run id as soon as the run exists, and
+    `still_ours` is asked just before a result is recorded as FINISHED: a worker that
+    lost its queue claim records `lost` (run KILLED) so a key never gets two finished
+    runs. A training exception is recorded as `failed` and returned; Ctrl-C/SIGTERM is
+    recorded as `interrupted` and re-raised.
     """
     from study import tracking
     from study.callbacks import MlflowEpochLogger
@@ -194,6 +204,9 @@ def run_tracked(
             if result.model_path is not None:
                 mlflow.log_artifact(str(result.model_path), artifact_path="model")
             tracking.log_json(result.history, "history.json")
+            if still_ours is not None and not still_ours():
+                tracking.finish_trial_run("interrupted", result.final, result.wall_time_s, error=LOST_CLAIM)
+                return TrialOutcome("lost", result, time.perf_counter() - started, run_id, error=LOST_CLAIM)
             tracking.finish_trial_run(status, result.final, result.wall_time_s)
         return TrialOutcome(status, result, time.perf_counter() - started, run_id)
     except KeyboardInterrupt:
@@ -203,10 +216,6 @@ def run_tracked(
         error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"
         tracking.finish_trial_run("failed", {}, time.perf_counter() - started, error=error)
         return TrialOutcome("failed", None, time.perf_counter() - started, run_id, error=error)
-
-
-def _raise_interrupted(signum, frame) -> None:
-    raise Interrupted()
 
 
 def with_backend(spec: StudySpec, backend: str) -> StudySpec:

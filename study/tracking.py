@@ -109,6 +109,35 @@ def done_keys(exp_id: str) -> set[str]:
     return {r.data.tags[KEY_TAG] for r in runs if r.data.tags.get(STATUS_TAG) in DONE_STATUSES}
 
 
+def finished_trial_run(exp_id: str, key: str) -> Any | None:
+    """The finished, recorded run of trial `key`, if any: a worker checks it before training
+    a trial it took, so a result recorded by a worker that died before telling the queue
+    is adopted, never trained a second time."""
+    runs = mlflow.search_runs(
+        experiment_ids=[exp_id],
+        filter_string=f"tags.{KEY_TAG} = '{key}' AND attributes.status = 'FINISHED'",
+        output_format="list",
+    )
+    runs = [r for r in runs if r.data.tags.get(STATUS_TAG) in DONE_STATUSES]
+    return min(runs, key=lambda r: r.info.start_time) if runs else None
+
+
+def reap_key_runs(exp_id: str, key: str, reason: str) -> int:
+    """End the RUNNING runs of trial `key` as interrupted. Only called by the worker that
+    holds `key` in the queue: any other run of it belongs to a worker that lost it."""
+    runs = mlflow.search_runs(
+        experiment_ids=[exp_id],
+        filter_string=f"tags.{KEY_TAG} = '{key}' AND attributes.status = 'RUNNING'",
+        output_format="list",
+    )
+    client = mlflow.MlflowClient()
+    for run in runs:
+        client.set_tag(run.info.run_id, STATUS_TAG, "interrupted")
+        client.set_tag(run.info.run_id, "error", reason)
+        client.set_terminated(run.info.run_id, status=RunStatus.to_string(RunStatus.KILLED))
+    return len(runs)
+
+
 def reap_dead_local_runs(exp_id: str) -> int:
     """Mark runs left RUNNING by a dead process on this host as interrupted (e.g. SIGKILL)."""
     host = socket.gethostname()
