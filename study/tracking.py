@@ -40,6 +40,8 @@ def default_tracking_uri(project_dir: Path | None = None) -> str:
 
 
 def configure(tracking_uri: str | None) -> str:
+    # With a tracking server MLflow prints a URL per ended run; our progress lines say enough.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     uri = tracking_uri or default_tracking_uri()
     mlflow.set_tracking_uri(uri)
     return uri

@@ -146,11 +146,13 @@ class Verdict:
 
 
 class TrialSource(Protocol):
-    """What a worker takes from a queue and how it trains it (grid now, tuning next).
+    """What a worker takes from a queue, how it trains it and how it reports it.
 
-    A tuning source would take `queue.ask()` (waiting re-queued trials first, else a
-    sampler proposal) while fewer than n_trials are counted, train with a pruning
-    callback, and be done once n_trials results exist and nothing runs.
+    GridSource serves an ablation grid (enqueued trials only). A tuning source plugs
+    in the same way: `next` returns `queue.ask()` (a re-queued trial first, else a
+    sampler proposal) while fewer than n_trials results exist, `run` trains with a
+    pruning callback and tells COMPLETE/PRUNED/FAIL, `done` is n_trials reached with
+    nothing running.
     """
 
     def next(self, queue: TrialQueue) -> Claim | None: ...
@@ -158,6 +160,10 @@ class TrialSource(Protocol):
     def done(self, queue: TrialQueue) -> bool: ...
 
     def run(self, claim: Claim, ctx: TrainingContext) -> Verdict: ...
+
+    def describe(self, queue: TrialQueue, claim: Claim, verdict: Verdict) -> str: ...
+
+    def idle_message(self, queue: TrialQueue) -> str: ...
 
 
 class GridSource:
@@ -221,6 +227,24 @@ class GridSource:
             queue.fail(claim, {STATUS_ATTR: "failed", "error": outcome.error.splitlines()[0][:500]})
         return Verdict(outcome.status, val_acc, outcome.seconds)
 
+    def describe(self, queue: TrialQueue, claim: Claim, verdict: Verdict) -> str:
+        """One line per trial: study-wide done/total, the trial, its outcome, time, study-wide ETA."""
+        status = collect(queue, self.keys)
+        levels = claim.user_attrs.get(LEVELS_ATTR) or {}
+        config = claim.user_attrs.get(CONFIG_ATTR) or {}
+        label = " ".join(f"{f}={lv}" for f, lv in levels.items()) or "base"
+        acc = f"val_acc {verdict.val_acc:.4f}" if verdict.val_acc is not None else "val_acc   n/a "
+        eta = f"ETA {format_duration(status.eta_s)}" if status.eta_s is not None and not status.complete else ""
+        return (f"[{status.done}/{status.total}] {label} seed={config.get('seed')} | {verdict.outcome:<9} {acc} | "
+                f"{verdict.seconds:5.1f}s | {eta}").rstrip()
+
+    def idle_message(self, queue: TrialQueue) -> str:
+        """What a worker that finds nothing to take says (e.g. one joining a complete study)."""
+        done = sum(s in DONE_STATUSES for s in self.key_status(queue).values())
+        if done == len(self.keys):
+            return f"study {self.spec.name} is already complete ({done}/{done} trials done): nothing to do"
+        return f"study {self.spec.name}: nothing to do, no trial waits or runs ({done}/{len(self.keys)} trials done)"
+
     @staticmethod
     def _adopt(claim: Claim, recorded: Any, queue: TrialQueue) -> Verdict:
         """The key already has a finished MLflow run: tell the queue its result, train nothing."""
@@ -243,18 +267,14 @@ def objective_value(val_acc: float | None) -> float:
 # --------------------------------------------------------------------------- the loop
 
 
-def run_worker(spec: StudySpec, queue: TrialQueue, source: GridSource, options: WorkerOptions,
+def run_worker(spec: StudySpec, queue: TrialQueue, source: TrialSource, options: WorkerOptions,
                stop: StopFlag | None = None) -> WorkerSummary:
     """Take and train trials until none waits or runs anywhere (or a stop is requested)."""
     log = options.log
     prefix = f"[{options.label}] " if options.label else ""
     summary = WorkerSummary()
     if source.done(queue):
-        done, total = sum(s in DONE_STATUSES for s in source.key_status(queue).values()), len(source.keys)
-        if done == total:
-            log(f"{prefix}study {spec.name} is already complete ({done}/{total} trials done): nothing to do")
-        else:
-            log(f"{prefix}study {spec.name}: nothing to do, no trial waits or runs ({done}/{total} trials done)")
+        log(prefix + source.idle_message(queue))
         return summary
     own_stop = stop is None
     stop = stop or StopFlag(log).install()
@@ -314,7 +334,7 @@ def _load(spec: StudySpec, queue: TrialQueue, options: WorkerOptions, stop: Stop
     return TrainingContext(spec, queue, exp_id, splits, settings, stop, name, open_parent)
 
 
-def _loop(source: GridSource, ctx: TrainingContext, beacon: Beacon, summary: WorkerSummary,
+def _loop(source: TrialSource, ctx: TrainingContext, beacon: Beacon, summary: WorkerSummary,
           log: Callable[[str], None], prefix: str) -> None:
     queue, stop = ctx.queue, ctx.stop
     while not stop.is_set():
@@ -339,19 +359,7 @@ def _loop(source: GridSource, ctx: TrainingContext, beacon: Beacon, summary: Wor
                 raise
         summary.counts[verdict.outcome] = summary.counts.get(verdict.outcome, 0) + 1
         beacon.update(done=beacon.record.done + 1)
-        log(prefix + progress(source, queue, claim, verdict))
-
-
-def progress(source: GridSource, queue: TrialQueue, claim: Claim, verdict: Verdict) -> str:
-    """One line per trial: study-wide done/total, the trial, its outcome, time, study-wide ETA."""
-    status = collect(queue, source.keys)
-    levels = claim.user_attrs.get(LEVELS_ATTR) or {}
-    config = claim.user_attrs.get(CONFIG_ATTR) or {}
-    label = " ".join(f"{f}={lv}" for f, lv in levels.items()) or "base"
-    acc = f"val_acc {verdict.val_acc:.4f}" if verdict.val_acc is not None else "val_acc   n/a "
-    eta = f"ETA {format_duration(status.eta_s)}" if status.eta_s is not None and not status.complete else ""
-    return (f"[{status.done}/{status.total}] {label} seed={config.get('seed')} | {verdict.outcome:<9} {acc} | "
-            f"{verdict.seconds:5.1f}s | {eta}").rstrip()
+        log(prefix + source.describe(queue, claim, verdict))
 
 
 # --------------------------------------------------------------------------- local worker processes

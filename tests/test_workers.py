@@ -39,11 +39,11 @@ factors:
   optimizer: [sgd, adam]
 """
 
-# Longer trials (3 epochs, more data) so a signal reliably lands mid-training.
+# Longer trials (2 epochs, more data): the test stops a worker in its first epoch.
 GRID6 = """
 name: grid6
-epochs: 3
-train_subset: 2000
+epochs: 2
+train_subset: 1000
 seeds: [0, 1, 2]
 steps_per_execution: 8
 base: {hidden_layers: 2, units: 16}
@@ -195,7 +195,7 @@ def test_sigint_requeues_the_trial_in_progress_and_the_same_command_completes_th
                "--data-dir", str(data_dir), "--no-report")
     run, log = start_cli(*command, cwd=tmp_path)
     try:
-        pid, victim = freeze_worker_mid_trial(run, log, storage, "grid6", tracking, epochs=3)
+        pid, victim = freeze_worker_mid_trial(run, log, storage, "grid6", tracking, epochs=2)
         run.send_signal(signal.SIGINT)  # like Ctrl-C: the parent passes it on to its workers
         time.sleep(0.5)
         os.kill(pid, signal.SIGCONT)
