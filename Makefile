@@ -4,17 +4,16 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STUDY ?= ablations/lesson_grid.yaml
 TUNE ?= ablations/tune_dropout_lr.yaml
-TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow.db
-STORAGE ?= sqlite:///$(CURDIR)/optuna.db
+# The shared stores of a multi-machine set-up come from the environment when set (see README).
+TRACKING_URI ?= $(if $(MLFLOW_TRACKING_URI),$(MLFLOW_TRACKING_URI),sqlite:///$(CURDIR)/mlflow.db)
+STORAGE ?= $(if $(OPTUNA_STORAGE),$(OPTUNA_STORAGE),sqlite:///$(CURDIR)/optuna.db)
 DASHBOARD_PORT ?= 8080
 HOST ?= 127.0.0.1
 PORT ?= 5000
 DATA_DIR ?=
 WORKERS ?= 1
-STORAGE ?=
 ARGS ?=
 DATA_ARG := $(if $(DATA_DIR),--data-dir $(DATA_DIR),)
-STORAGE_ARG := $(if $(STORAGE),--storage $(STORAGE),)
 
 .PHONY: install ablate worker status report ui tune dashboard test clean bench
 
@@ -27,13 +26,13 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 ablate: install  ## train every pending trial of STUDY with WORKERS local processes, then write its report
-	$(BIN)/python -m study run $(STUDY) --workers $(WORKERS) --tracking-uri $(TRACKING_URI) $(STORAGE_ARG) $(DATA_ARG) $(ARGS)
+	$(BIN)/python -m study run $(STUDY) --workers $(WORKERS) --tracking-uri $(TRACKING_URI) --storage $(STORAGE) $(DATA_ARG) $(ARGS)
 
 worker: install  ## join STUDY's queue (STORAGE) from this machine and train until no trial is left
-	$(BIN)/python -m study worker $(STUDY) --tracking-uri $(TRACKING_URI) $(STORAGE_ARG) $(DATA_ARG) $(ARGS)
+	$(BIN)/python -m study worker $(STUDY) --tracking-uri $(TRACKING_URI) --storage $(STORAGE) $(DATA_ARG) $(ARGS)
 
 status: install  ## STUDY's trials by state, workers seen alive, ETA
-	$(BIN)/python -m study status $(STUDY) --tracking-uri $(TRACKING_URI) $(STORAGE_ARG)
+	$(BIN)/python -m study status $(STUDY) --tracking-uri $(TRACKING_URI) --storage $(STORAGE)
 
 report: install  ## rewrite reports/<study>/ from the MLflow store
 	$(BIN)/python -m study report $(STUDY) --tracking-uri $(TRACKING_URI)

@@ -118,10 +118,16 @@ def run_study(
         f"(backend {spec.base.backend}; queue {engine.redact(url)}, {missing} newly queued; MLflow {uri})")
     started = time.perf_counter()
     if pending:
+        from study.backend import select_backend
+        from study.data import load_mnist
+
         workers = max(1, min(workers, pending))
         threads = threads if threads is not None else threads_per_worker(workers)
+        if workers == 1:  # this process trains: its backend first (the web route of load_mnist imports Keras)
+            select_backend(spec.base.backend, threads=threads)
+        mnist = load_mnist(data_dir)  # a bad --data-dir fails here (exit 2), not in N workers
         options = WorkerOptions(data_dir=data_dir, steps_per_execution=steps_per_execution, threads=threads,
-                                tracking_uri=uri, log=log)
+                                tracking_uri=uri, log=log, mnist=mnist if workers == 1 else None)
         if workers == 1:
             result = run_worker(spec, queue, source, options)
             summary.interrupted = result.interrupted

@@ -40,7 +40,7 @@ from study.spec import StudySpec
 from study.status import collect, key_states
 
 if TYPE_CHECKING:
-    from study.data import SplitCache
+    from study.data import Mnist, SplitCache
     from study.train import ExecutionSettings
 
 OPTUNA_STUDY_TAG, NUMBER_TAG = "optuna_study", "optuna_trial_number"
@@ -60,6 +60,7 @@ class WorkerOptions:
     tracking_uri: str | None = None
     label: str = ""  # prefix of this worker's progress lines when several share a terminal
     log: Callable[[str], None] = say
+    mnist: "Mnist | None" = None  # already loaded and verified by the caller (in-process worker)
 
 
 @dataclass
@@ -315,7 +316,7 @@ def _load(spec: StudySpec, queue: TrialQueue, options: WorkerOptions, stop: Stop
     from study.data import SplitCache, load_mnist
     from study.train import ExecutionSettings
 
-    mnist = load_mnist(options.data_dir)
+    mnist = options.mnist or load_mnist(options.data_dir)
     splits = SplitCache(mnist)
     settings = ExecutionSettings(steps_per_execution=options.steps_per_execution or spec.steps_per_execution)
     name = worker_name()
