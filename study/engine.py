@@ -222,7 +222,8 @@ class TrialQueue:
                 return None
             try:
                 study = optuna.create_study(study_name=study_name, storage=storage, direction=direction)
-                storage.set_study_system_attr(study._study_id, SETTINGS_ATTR, asdict(settings))
+                storage.set_study_system_attr(storage.get_study_id_from_name(study_name), SETTINGS_ATTR,
+                                              asdict(settings))
             except DuplicatedStudyError:  # another worker created it between our load and create
                 study = optuna.load_study(study_name=study_name, storage=storage)
         stored = _wait_for_settings(storage, study)
@@ -386,13 +387,18 @@ class TrialQueue:
 
 def _wait_for_settings(storage: optuna.storages.RDBStorage, study: optuna.Study,
                        timeout_s: float = 10.0) -> QueueSettings | None:
-    """The settings the study's creator stored (it writes them right after creating the study)."""
+    """The settings the study's creator stored (it writes them right after creating the study).
+
+    A study without them that already has trials was made by other code (e.g. plain
+    Optuna): None at once. An empty one may be a few milliseconds old: wait briefly.
+    """
+    study_id = storage.get_study_id_from_name(study.study_name)
     deadline = time.monotonic() + timeout_s
     while True:
-        stored = storage.get_study_system_attrs(study._study_id).get(SETTINGS_ATTR)
+        stored = storage.get_study_system_attrs(study_id).get(SETTINGS_ATTR)
         if stored is not None:
             return QueueSettings(**stored)
-        if time.monotonic() > deadline:
+        if time.monotonic() > deadline or storage.get_n_trials(study_id) > 0:
             return None
         time.sleep(0.2)
 
