@@ -243,9 +243,6 @@ class TrialQueue:
         states = (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE)
         return {t.user_attrs[KEY_ATTR] for t in self.trials(states) if KEY_ATTR in t.user_attrs}
 
-    def complete_keys(self) -> set[str]:
-        return {t.user_attrs[KEY_ATTR] for t in self.trials((TrialState.COMPLETE,)) if KEY_ATTR in t.user_attrs}
-
     def has_work(self) -> bool:
         """True while any trial waits or runs (a running one may still go stale and come back)."""
         return bool(self.trials((TrialState.WAITING, TrialState.RUNNING)))
@@ -300,9 +297,13 @@ class TrialQueue:
             return claim
         return None
 
-    def ask(self) -> optuna.Trial:
-        """A trial for a sampler-driven (tuning) study: a waiting one if any, else a new proposal."""
-        return self.study.ask()
+    def ask(self) -> tuple[Claim, optuna.Trial]:
+        """A trial for a sampler-driven (tuning) study: a waiting one (re-queued) if any, else a new
+        proposal; its heartbeat starts at once, so it goes stale, not RUNNING forever, if we die."""
+        trial = self.study.ask()
+        trial_id = self.storage.get_trial_id_from_study_id_trial_number(self.study_id, trial.number)
+        self.storage.record_heartbeat(trial_id)
+        return Claim(trial_id, trial.number, dict(self.storage.get_trial(trial_id).user_attrs)), trial
 
     def heartbeat(self, trial_id: int) -> None:
         self.storage.record_heartbeat(trial_id)

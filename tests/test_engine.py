@@ -139,3 +139,22 @@ def test_default_storage_sits_beside_a_sqlite_mlflow_store(tmp_path, monkeypatch
     assert default_storage_url(f"sqlite:///{tmp_path}/mlflow.db") == f"sqlite:///{tmp_path}/optuna.db"
     monkeypatch.setenv("OPTUNA_STORAGE", "postgresql://h/db")
     assert default_storage_url(f"sqlite:///{tmp_path}/mlflow.db") == "postgresql://h/db"
+
+
+def test_a_tuning_study_shares_the_queue_retries_first_then_samples(tmp_path):
+    """What `study tune` needs from the same workers: ask() pops re-queued trials before sampling,
+    and an asked trial whose worker dies goes stale and comes back with its params."""
+    queue = TrialQueue.open(f"sqlite:///{tmp_path / 'optuna.db'}", "tune", FAST)
+    claim, trial = queue.ask()
+    x = trial.suggest_float("x", 0.0, 1.0)
+    queue.fail(claim, {STATUS_ATTR: "interrupted"}, requeue=True)
+    again, retried = queue.ask()
+    assert retried.suggest_float("x", 0.0, 1.0) == x, "the re-queued trial keeps its params"
+    time.sleep(FAST.grace_period_s + 1.5)  # its worker "dies": no more beats
+    queue.fail_stale()
+    third, revived = queue.ask()
+    assert revived.suggest_float("x", 0.0, 1.0) == x and third.number > again.number
+    assert queue.complete(third, 0.9, {STATUS_ATTR: "completed"})
+    fresh, sampled = queue.ask()
+    assert 0.0 <= sampled.suggest_float("x", 0.0, 1.0) <= 1.0
+    assert "fixed_params" not in queue.trial(fresh.number).system_attrs, "nothing waited: the sampler proposed it"
