@@ -126,6 +126,7 @@ def run_study(
         if workers == 1:  # this process trains: its backend first (the web route of load_mnist imports Keras)
             select_backend(spec.base.backend, threads=threads)
         mnist = load_mnist(data_dir)  # a bad --data-dir fails here (exit 2), not in N workers
+        log(f"data: {mnist.source} (checksums verified)")
         options = WorkerOptions(data_dir=data_dir, steps_per_execution=steps_per_execution, threads=threads,
                                 tracking_uri=uri, log=log, mnist=mnist if workers == 1 else None)
         if workers == 1:
