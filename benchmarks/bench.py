@@ -70,8 +70,9 @@ def run_naive(trials, data_dir: str) -> dict:
 def run_ours(spec: Path, backend: str, data_dir: str, workdir: Path, workers: int = 1) -> dict:
     """`python -m study run` exactly as a user runs it (one process, or N workers)."""
     store = workdir / f"ours-{backend}-{workers}.db"
+    queue = workdir / f"queue-{backend}-{workers}.db"  # each setting on fresh stores, or it finds the study done
     cmd = [sys.executable, "-m", "study", "run", str(spec), "--backend", backend, "--data-dir", data_dir,
-           "--tracking-uri", f"sqlite:///{store}", "--no-report"]
+           "--tracking-uri", f"sqlite:///{store}", "--storage", f"sqlite:///{queue}", "--no-report"]
     if workers > 1:
         cmd += ["--workers", str(workers)]
     started = time.perf_counter()
@@ -154,6 +155,8 @@ def main() -> int:
                "trials_per_hour": round(n / m["wall_s"] * 3600, 1),
                "projected_grid_min": round(GRID_TRIAL_EPOCHS * per_epoch / 60, 1),
                "completed": len(m["val_acc"])}
+        if len(m["val_acc"]) < n:
+            row["setting"] += " (INVALID: not every trial completed)"
         if naive:
             row["speedup_vs_naive"] = round(naive["wall_s"] / m["wall_s"], 2)
             if name != "naive_tf":
