@@ -158,27 +158,36 @@ def coerce_field(source: str, key: str, name: str, value: Any) -> Any:
 # --------------------------------------------------------------------------- parsing
 
 
-def load_spec(path: str | Path) -> StudySpec:
-    """Read and validate a spec file; raise SpecError with a precise message."""
+def read_yaml(path: str | Path) -> Any:
+    """The parsed YAML of a spec file (study or tune); SpecError if missing or malformed."""
     path = Path(path)
     source = str(path)
     if not path.is_file():
         raise SpecError(source, "<file>", "no such file")
     try:
-        raw = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise SpecError(source, "<yaml>", f"not valid YAML: {exc}") from exc
-    return parse_spec(raw, source=source, default_name=path.stem)
 
 
-def parse_spec(raw: Any, source: str = "<spec>", default_name: str = "study") -> StudySpec:
+def check_top_level(raw: Any, source: str, allowed: tuple[str, ...], default_name: str) -> str:
+    """Shared first checks of every spec kind: a mapping, known keys, a valid name."""
     if not isinstance(raw, dict):
         raise SpecError(source, "<top level>", "must be a mapping of keys to values")
-    _reject_unknown(source, "<top level>", raw, TOP_LEVEL_KEYS)
-
+    _reject_unknown(source, "<top level>", raw, allowed)
     name = raw.get("name", default_name)
     if not isinstance(name, str) or not name or not all(c.isalnum() or c in "-_" for c in name):
         raise SpecError(source, "name", f"{name!r} must be a non-empty string of letters, digits, '-' or '_'")
+    return name
+
+
+def load_spec(path: str | Path) -> StudySpec:
+    """Read and validate a spec file; raise SpecError with a precise message."""
+    return parse_spec(read_yaml(path), source=str(path), default_name=Path(path).stem)
+
+
+def parse_spec(raw: Any, source: str = "<spec>", default_name: str = "study") -> StudySpec:
+    name = check_top_level(raw, source, TOP_LEVEL_KEYS, default_name)
 
     base = _parse_base(source, raw)
     seeds = _parse_seeds(source, raw.get("seeds", [0]))

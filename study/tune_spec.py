@@ -14,11 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from study.config import DEFAULTS, FIELD_NAMES, TrialConfig
 # _parse_base/_reject_unknown are spec.py's own parsers, reused so both kinds of spec read alike.
-from study.spec import STUDY_WIDE_FIELDS, SpecError, _parse_base, _reject_unknown, config_error, field_error
+from study.spec import (STUDY_WIDE_FIELDS, SpecError, _parse_base, _reject_unknown, check_top_level, config_error,
+                        field_error, read_yaml)
 
 TOP_LEVEL_KEYS = (
     "name", "description", "base", "base_from", "search_space", "n_trials", "timeout", "sampler", "pruner",
@@ -122,24 +121,11 @@ class TuneSpec:
 
 
 def load_tune_spec(path: str | Path) -> TuneSpec:
-    path = Path(path)
-    source = str(path)
-    if not path.is_file():
-        raise SpecError(source, "<file>", "no such file")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise SpecError(source, "<yaml>", f"not valid YAML: {exc}") from exc
-    return parse_tune_spec(raw, source=source, default_name=path.stem)
+    return parse_tune_spec(read_yaml(path), source=str(path), default_name=Path(path).stem)
 
 
 def parse_tune_spec(raw: Any, source: str = "<spec>", default_name: str = "tune") -> TuneSpec:
-    if not isinstance(raw, dict):
-        raise SpecError(source, "<top level>", "must be a mapping of keys to values")
-    _reject_unknown(source, "<top level>", raw, TOP_LEVEL_KEYS)
-    name = raw.get("name", default_name)
-    if not isinstance(name, str) or not name or not all(c.isalnum() or c in "-_" for c in name):
-        raise SpecError(source, "name", f"{name!r} must be a non-empty string of letters, digits, '-' or '_'")
+    name = check_top_level(raw, source, TOP_LEVEL_KEYS, default_name)
 
     base_from = raw.get("base_from")
     if base_from is not None and (not isinstance(base_from, str) or not base_from):
