@@ -51,7 +51,8 @@ def test_checksum_mismatch_is_detected(tmp_path, data_dir):
         load_mnist(tmp_path, cache_dir=tmp_path / "cache", allow_download=False)
 
 
-def test_npz_and_cache_routes(tmp_path, mnist):
+def test_npz_and_cache_routes(tmp_path, mnist, monkeypatch):
+    monkeypatch.delenv("STUDY_DATA_DIR", raising=False)  # CI sets it; here the cache must answer
     cache = tmp_path / "cache"
     data.write_cache(mnist, cache)
     loaded = load_mnist(None, cache_dir=cache, allow_download=False)
