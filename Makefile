@@ -40,8 +40,8 @@ report: install  ## rewrite reports/<study>/ from the MLflow store
 ui: install  ## MLflow UI on http://$(HOST):$(PORT) for our store
 	$(BIN)/python -m study ui --tracking-uri $(TRACKING_URI) --host $(HOST) --port $(PORT)
 
-tune: install  ## Optuna-tune TUNE (resumes the same study), retrain base vs tuned, write reports/<study>/
-	$(BIN)/python -m study tune $(TUNE) --storage $(STORAGE) --tracking-uri $(TRACKING_URI) $(DATA_ARG) $(ARGS)
+tune: install  ## Optuna-tune TUNE with WORKERS local processes (resumes the same study), retrain base vs tuned, write reports/<study>/
+	$(BIN)/python -m study tune $(TUNE) --workers $(WORKERS) --storage $(STORAGE) --tracking-uri $(TRACKING_URI) $(DATA_ARG) $(ARGS)
 
 dashboard: install  ## optuna-dashboard on http://$(HOST):$(DASHBOARD_PORT) for the Optuna storage
 	$(BIN)/optuna-dashboard $(STORAGE) --host $(HOST) --port $(DASHBOARD_PORT)

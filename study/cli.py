@@ -26,7 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="worker processes on this machine, all taking trials from one queue (default 1)")
     _queue_options(run)
 
-    worker = sub.add_parser("worker", help="join a study's queue from any machine and train trials until none is left")
+    worker = sub.add_parser("worker", help="join a study's queue from any machine and train trials until none is "
+                                           "left (an ablation spec, or a tuning spec: then Optuna's sampler decides)")
     worker.add_argument("spec", type=Path)
     worker.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
     worker.add_argument("--data-dir", help="directory with the MNIST IDX .gz files or mnist.npz (or STUDY_DATA_DIR)")
@@ -55,8 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     tune = sub.add_parser("tune", help="tune a base config with Optuna, retrain base vs tuned, write the report")
     tune.add_argument("spec", type=Path, help="tuning spec (YAML), e.g. ablations/tune_dropout_lr.yaml")
     _common(tune)
-    tune.add_argument("--storage", help="Optuna storage, any SQLAlchemy URL (default: OPTUNA_STORAGE or "
-                                        "sqlite:///optuna.db in the project directory)")
+    tune.add_argument("--workers", type=int, default=1,
+                      help="worker processes on this machine, all tuning one Optuna study (default 1); more can "
+                           "join from other machines with `study worker SPEC --storage URL`")
+    _queue_options(tune)
     tune.add_argument("--data-dir", help="directory with the MNIST IDX .gz files or mnist.npz (or STUDY_DATA_DIR)")
     tune.add_argument("--no-retrain", action="store_true", help="skip retraining base vs tuned with retrain_seeds")
     tune.add_argument("--no-report", action="store_true", help="do not write the report at the end")
@@ -88,8 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "tune":
         return _tune(args)
     try:
-        spec = load_spec(args.spec)
         _check_options(args)
+        if args.command in ("worker", "status") and is_tune_spec(args.spec):
+            return _tune_worker(args) if args.command == "worker" else _tune_status(args)
+        spec = load_spec(args.spec)
     except SpecError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID
@@ -112,6 +117,14 @@ def _check_options(args: argparse.Namespace) -> None:
             raise SpecError(option, name, f"{value} must be an integer >= {low}")
     if getattr(args, "grace", None) is not None and args.grace <= args.heartbeat:
         raise SpecError("--grace", "grace", f"{args.grace} must be greater than --heartbeat ({args.heartbeat})")
+
+
+def is_tune_spec(path: Path) -> bool:
+    """A tuning spec has a search space; `worker` and `status` take either kind."""
+    from study.spec import read_yaml
+
+    raw = read_yaml(path)
+    return isinstance(raw, dict) and "search_space" in raw
 
 
 def _queue_settings(args: argparse.Namespace):
@@ -231,32 +244,49 @@ def _ui(args) -> int:
     return EXIT_FAILED  # not reached
 
 
+def _load_tune(args):
+    """The tuning spec with base_from resolved, and its queue (created, or checked for resume)."""
+    from study.engine import default_storage_url
+    from study.tune_spec import load_tune_spec
+    from study.tuner import open_queue, resolve_base_from
+
+    spec = resolve_base_from(load_tune_spec(args.spec), args.tracking_uri)
+    if getattr(args, "backend", None):
+        from dataclasses import replace
+
+        from study.spec import coerce_field
+
+        coerce_field("--backend", "backend", "backend", args.backend)
+        spec = replace(spec, base=spec.base.replace(backend=args.backend))
+    url = args.storage or default_storage_url(args.tracking_uri)
+    return spec, open_queue(spec, url, _queue_settings(args))
+
+
 def _tune(args) -> int:
     """Everything that can be wrong with the input is checked before the first trial: spec,
-    base_from, storage URL, resume compatibility, data."""
+    options, base_from, storage URL, resume compatibility, data."""
     from study.data import DataError
+    from study.engine import StorageError
     from study.runner import format_duration
-    from study.tune_spec import load_tune_spec
-    from study.tuner import StorageError, default_storage_url, open_storage, resolve_base_from, run_tuning
+    from study.tuner import run_tuning
 
-    storage_url = args.storage or default_storage_url()
     try:
-        spec = resolve_base_from(load_tune_spec(args.spec), args.tracking_uri)
-        storage = open_storage(storage_url)
+        _check_options(args)
+        spec, queue = _load_tune(args)
     except (SpecError, StorageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID
     code = EXIT_OK
     if not args.report_only:
         try:
-            summary = run_tuning(spec, storage, storage_url, tracking_uri=args.tracking_uri, data_dir=args.data_dir,
-                                 retrain=not args.no_retrain)
+            summary = run_tuning(spec, queue, tracking_uri=args.tracking_uri, data_dir=args.data_dir,
+                                 retrain=not args.no_retrain, workers=args.workers, threads=args.threads)
         except (SpecError, DataError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_INVALID
         except KeyboardInterrupt:
-            print("interrupted: the trial in progress is recorded as FAIL in Optuna and interrupted in MLflow; "
-                  "run the same command to resume", file=sys.stderr)
+            print("interrupted: the trials in progress are recorded as interrupted and re-queued with their "
+                  "parameters; run the same command to resume", file=sys.stderr)
             return EXIT_INTERRUPTED
         counts = ", ".join(f"{k.lower()} {v}" for k, v in sorted(summary.counts.items())) or "no new trials"
         best = (f"best {spec.metric} {summary.best_value:.4f} (trial #{summary.best_number}: "
@@ -267,10 +297,63 @@ def _tune(args) -> int:
     if not args.no_report:
         from study.tune_report import write_tune_report
 
-        path = write_tune_report(spec, storage, storage_url, tracking_uri=args.tracking_uri,
+        path = write_tune_report(spec, queue.storage, queue.url, tracking_uri=args.tracking_uri,
                                  out_root=args.reports_dir)
         print(f"report: {path}")
     return code
+
+
+def _tune_worker(args) -> int:
+    """One worker of a tuning study (started by `tune --workers N`, or by hand on another machine)."""
+    from study.data import DataError
+    from study.engine import StorageError
+    from study.runner import format_duration
+    from study.tune_source import TuneSource
+    from study.worker import StopFlag, WorkerOptions, run_worker
+
+    prefix = f"[{args.label}] " if args.label else ""
+    stop = StopFlag(lambda line: print(prefix + line, flush=True)).install()
+    try:
+        spec, queue = _load_tune(args)
+        options = WorkerOptions(data_dir=args.data_dir, steps_per_execution=args.steps_per_execution,
+                                threads=args.threads, tracking_uri=args.tracking_uri, label=args.label)
+        summary = run_worker(spec, queue, TuneSource(spec), options, stop=stop)
+    except (SpecError, DataError, StorageError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    finally:
+        stop.restore()
+    if summary.interrupted:
+        print(f"{prefix}worker stopped: its trial in progress was re-queued", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if summary.counts:
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.counts.items()))
+        print(f"{prefix}worker done: {counts}; {format_duration(summary.wall_time_s)}")
+    return EXIT_FAILED if summary.counts.get("failed") else EXIT_OK
+
+
+def _tune_status(args) -> int:
+    from study.engine import StorageError, TrialQueue, default_storage_url
+    from study.status import format_tune_status
+    from study.tune_spec import load_tune_spec
+
+    spec = load_tune_spec(args.spec)
+    url = args.storage or default_storage_url(args.tracking_uri)
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        print(f"tuning study {spec.name}: not started ({url} does not exist)")
+        return EXIT_OK
+    try:
+        queue = TrialQueue.open(url, spec.name, readonly=True)
+    except StorageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    if queue is None:
+        print(f"tuning study {spec.name}: not started in {url} (run `python -m study tune {spec.source}` first)")
+        return EXIT_OK
+    print(format_tune_status(queue, spec))
+    return EXIT_OK
 
 
 if __name__ == "__main__":

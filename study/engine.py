@@ -30,10 +30,11 @@ import os
 import threading
 import time
 import warnings
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import optuna
 from optuna.exceptions import DuplicatedStudyError, UpdateFinishedTrialError
@@ -207,30 +208,35 @@ class TrialQueue:
 
     @classmethod
     def open(cls, url: str, study_name: str, settings: QueueSettings = QueueSettings(),
-             direction: str = "maximize", create: bool = True, readonly: bool = False) -> "TrialQueue | None":
+             direction: str = "maximize", create: bool = True, readonly: bool = False,
+             sampler: optuna.samplers.BaseSampler | None = None,
+             pruner: optuna.pruners.BasePruner | None = None) -> TrialQueue | None:
         """Load the study, or create it (and record `settings`) if `create`; None if absent and not created.
 
         If the study already exists, its stored settings win over `settings`. A
-        `readonly` queue is for looking only (see open_storage).
+        `readonly` queue is for looking only (see open_storage). `sampler` and
+        `pruner` serve `ask()` and trial pruning in tuning studies; a grid takes only
+        enqueued trials and needs neither.
         """
         create = create and not readonly
         storage = open_storage(url, settings, readonly)
+        load = dict(study_name=study_name, sampler=sampler, pruner=pruner)
         try:
-            study = optuna.load_study(study_name=study_name, storage=storage)
+            study = optuna.load_study(storage=storage, **load)
         except KeyError:
             if not create:
                 return None
             try:
-                study = optuna.create_study(study_name=study_name, storage=storage, direction=direction)
+                study = optuna.create_study(storage=storage, direction=direction, **load)
                 storage.set_study_system_attr(storage.get_study_id_from_name(study_name), SETTINGS_ATTR,
                                               asdict(settings))
             except DuplicatedStudyError:  # another worker created it between our load and create
-                study = optuna.load_study(study_name=study_name, storage=storage)
+                study = optuna.load_study(storage=storage, **load)
         stored = _wait_for_settings(storage, study)
         if stored is not None and stored != settings:
             settings = stored
             storage = open_storage(url, settings, readonly)
-            study = optuna.load_study(study_name=study_name, storage=storage)
+            study = optuna.load_study(storage=storage, **load)
         return cls(storage, study, url, settings)
 
     # ------------------------------------------------------------------ reading
@@ -315,6 +321,10 @@ class TrialQueue:
     def complete(self, claim: Claim, value: float, attrs: dict[str, Any]) -> bool:
         """Tell COMPLETE; False if the claim was lost meanwhile (someone failed it as stale)."""
         return self._tell(claim, TrialState.COMPLETE, value, attrs)
+
+    def prune(self, claim: Claim, attrs: dict[str, Any]) -> bool:
+        """Tell PRUNED (Optuna takes the last reported value as the trial's value); False if the claim was lost."""
+        return self._tell(claim, TrialState.PRUNED, None, attrs)
 
     def fail(self, claim: Claim, attrs: dict[str, Any], requeue: bool = False) -> bool:
         """Tell FAIL; with `requeue`, put a WAITING copy (same identity, same params) back in the queue."""
@@ -421,7 +431,7 @@ class Beacon:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="study-beacon", daemon=True)
 
-    def __enter__(self) -> "Beacon":
+    def __enter__(self) -> Beacon:
         self.beat()
         self._thread.start()
         return self

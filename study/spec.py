@@ -251,7 +251,7 @@ def _parse_base(source: str, raw: dict) -> TrialConfig:
     values: dict[str, Any] = {}
     for name, value in base_raw.items():
         if name in STUDY_WIDE_FIELDS and name in raw:
-            raise SpecError(source, f"base.{name}", f"is also set at the top level; set it in one place")
+            raise SpecError(source, f"base.{name}", "is also set at the top level; set it in one place")
         values[name] = coerce_field(source, f"base.{name}", name, value)
     for name in STUDY_WIDE_FIELDS:
         if name in raw:

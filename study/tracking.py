@@ -127,9 +127,14 @@ def finished_trial_run(exp_id: str, key: str) -> Any | None:
 def reap_key_runs(exp_id: str, key: str, reason: str) -> int:
     """End the RUNNING runs of trial `key` as interrupted. Only called by the worker that
     holds `key` in the queue: any other run of it belongs to a worker that lost it."""
+    return reap_runs(exp_id, f"tags.{KEY_TAG} = '{key}'", reason)
+
+
+def reap_runs(exp_id: str, filter_string: str, reason: str) -> int:
+    """End the RUNNING runs that match `filter_string` as interrupted (their worker is gone)."""
     runs = mlflow.search_runs(
         experiment_ids=[exp_id],
-        filter_string=f"tags.{KEY_TAG} = '{key}' AND attributes.status = 'RUNNING'",
+        filter_string=f"{filter_string} AND attributes.status = 'RUNNING'",
         output_format="list",
     )
     client = mlflow.MlflowClient()

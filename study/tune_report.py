@@ -17,11 +17,15 @@ import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
 from study import analysis, formatting, stats, tracking
+from study.engine import redact
 from study.plots import plt
-from study.report import _markdown, _parent_runs  # the ablation report's helpers, shared on purpose
+from study.report import (  # the ablation report's helpers, shared on purpose
+    _markdown,
+    _parent_runs,
+)
 from study.runner import format_duration, spec_hash
 from study.tune_spec import TuneSpec
-from study.tuner import EPOCHS_ATTR, RUN_ID_ATTR, arm_configs, redact
+from study.tuner import EPOCHS_ATTR, RUN_ID_ATTR, arm_configs
 
 TOP = 10
 CONFIDENCE = 0.95
@@ -102,7 +106,7 @@ def _header(spec: TuneSpec, trials: pd.DataFrame, storage_url: str) -> str:
         "",
         f"- Spec: `{spec.source}` (hash `{spec_hash(spec)}`). Optuna study `{spec.name}` in "
         f"`{redact(storage_url)}`; MLflow experiment `{spec.name}`.",
-        f"- Base config" + (f" (best config of the ablation study `{spec.base_from}` by mean val accuracy over seeds, "
+        "- Base config" + (f" (best config of the ablation study `{spec.base_from}` by mean val accuracy over seeds, "
                             "then this spec's own settings)" if spec.base_from else "") + f": `{base}`.",
         f"- Objective: {spec.direction} `{spec.metric}` of the kept model (the epoch with the lowest val_loss), "
         f"validation `{spec.base.validation}`, tuning seed {spec.base.seed}.",

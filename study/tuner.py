@@ -12,24 +12,25 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import signal
 import time
-import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 
 from study.designs import Trial
 from study.spec import SpecError
 from study.tune_spec import Param, TuneSpec, with_base
 
-DEFAULT_STORAGE = "optuna.db"
-RUN_ID_ATTR, KEY_ATTR, STATUS_ATTR, EPOCHS_ATTR, WORKER_ATTR = (
-    "mlflow_run_id", "trial_key", "trial_status", "epochs_run", "worker")
+if TYPE_CHECKING:
+    from study.engine import QueueSettings, TrialQueue
+
+from study.engine import KEY_ATTR, RUN_ID_ATTR, STATUS_ATTR, WORKER_ATTR
+
+EPOCHS_ATTR = "epochs_run"
 OPTUNA_STUDY_TAG, NUMBER_TAG, STATE_TAG = "optuna_study", "optuna_trial_number", "optuna_state"
 TUNE_ROLE = "tune_trial"
 ARMS = ("base", "tuned")
@@ -39,12 +40,12 @@ COUNTED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 IDENTITY_ATTRS = ("base_config", "search_space", "metric")
 
 
-class StorageError(RuntimeError):
-    """The Optuna storage URL cannot be opened."""
-
-
 class TrialFailed(RuntimeError):
     """Training raised; Optuna records the trial as FAIL and the study goes on."""
+
+
+class TrialLost(RuntimeError):
+    """The queue gave the trial to another worker while this one trained it (no heartbeat for too long)."""
 
 
 @dataclass
@@ -52,7 +53,7 @@ class TuneSummary:
     study: str
     n_trials: int
     done_before: int
-    counts: dict[str, int] = field(default_factory=dict)  # Optuna states of this invocation's trials
+    counts: dict[str, int] = field(default_factory=dict)  # results of this invocation's trials by Optuna state
     best_value: float | None = None
     best_params: dict[str, Any] = field(default_factory=dict)
     best_number: int | None = None
@@ -68,35 +69,16 @@ class TuneSummary:
 # --------------------------------------------------------------------------- storage and study
 
 
-def default_storage_url(project_dir: Path | None = None) -> str:
-    """OPTUNA_STORAGE if set, else a SQLite file beside the MLflow store in the project directory."""
-    if os.environ.get("OPTUNA_STORAGE"):
-        return os.environ["OPTUNA_STORAGE"]
-    return f"sqlite:///{(project_dir or Path.cwd()).resolve() / DEFAULT_STORAGE}"
+def open_queue(spec: TuneSpec, url: str, settings: QueueSettings | None = None) -> TrialQueue:
+    """The tuning study as a queue any worker can join (study.engine: heartbeats, SQLite
+    serialised): created, or loaded to resume; a different search under the same name is refused."""
+    from study.engine import QueueSettings, TrialQueue
 
-
-def redact(url: str) -> str:
-    """The URL without its password, for tags and reports."""
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - an unparsable URL is shown as given (it has no password to hide)
-        return url
-
-
-def open_storage(url: str) -> optuna.storages.RDBStorage:
-    """An RDB storage with heartbeats, so a trial whose process died (SIGKILL, power loss)
-    is marked FAIL by the next trial instead of staying RUNNING forever (optuna#820 family)."""
-    try:
-        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna, and the way to reap dead trials
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(
-                url, heartbeat_interval=30, grace_period=120,
-                engine_kwargs={"connect_args": {"timeout": 30}} if url.startswith("sqlite") else None)
-    except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises many kinds; all mean "cannot open"
-        raise StorageError(f"--storage {redact(url)}: cannot open: {type(exc).__name__}: "
-                           f"{str(exc).splitlines()[0]}") from exc
+    queue = TrialQueue.open(url, spec.name, settings or QueueSettings(), direction=spec.direction,
+                            sampler=make_sampler(spec), pruner=make_pruner(spec))
+    assert queue is not None  # created if missing
+    prepare_study(spec, queue.study)
+    return queue
 
 
 def make_sampler(spec: TuneSpec) -> optuna.samplers.BaseSampler:
@@ -133,10 +115,9 @@ def identity(spec: TuneSpec) -> dict[str, str]:
             "metric": spec.metric}
 
 
-def open_study(spec: TuneSpec, storage: optuna.storages.BaseStorage) -> optuna.Study:
-    """Create the study, or load it to resume; refuse to resume a different search under the same name."""
-    study = optuna.create_study(storage=storage, study_name=spec.name, direction=spec.direction,
-                                sampler=make_sampler(spec), pruner=make_pruner(spec), load_if_exists=True)
+def prepare_study(spec: TuneSpec, study: optuna.Study) -> None:
+    """On a new study, record what makes it this search and enqueue the first points; on an
+    existing one, refuse to resume a different search (or a study of another kind) under the same name."""
     if study.direction.name.lower() != spec.direction:
         raise SpecError(spec.source, "direction", f"the Optuna study {spec.name!r} in this storage was created to "
                                                   f"{study.direction.name.lower()}; use another name to start over")
@@ -149,23 +130,33 @@ def open_study(spec: TuneSpec, storage: optuna.storages.BaseStorage) -> optuna.S
                 raise SpecError(spec.source, spec_key, f"differs from the Optuna study {spec.name!r} already in this "
                                                        f"storage (it has {attrs[key]}); resuming would mix two "
                                                        "searches: restore the spec or give the study a new name")
-        return study
+        return
+    if study.get_trials(deepcopy=False):
+        raise SpecError(spec.source, "name", f"the Optuna study {spec.name!r} in this storage is not a tuning study "
+                                             "(e.g. an ablation queue of that name): give this one another name")
     for key, value in mine.items():
         study.set_user_attr(key, value)
     study.set_user_attr("spec_file", spec.source)
     for point, label in enqueued_points(spec):
         study.enqueue_trial(point, user_attrs={"enqueued": label}, skip_if_exists=True)
-    return study
 
 
 def enqueued_points(spec: TuneSpec) -> list[tuple[dict[str, Any], str]]:
     """The base (when inside the space) and the spec's `enqueue` points, tried first.
 
-    Trying the base first means the search starts from what it must beat. The grid
-    sampler only evaluates its own grid, so nothing is enqueued for it.
+    Trying the base first means the search starts from what it must beat. A grid is
+    enqueued whole instead (in a seeded random order, as GridSampler visits it): taken
+    from the queue atomically, each point is trained once however many workers share
+    the study, which GridSampler alone does not guarantee (optuna#2039, #4627).
     """
     if spec.sampler.name == "grid":
-        return []
+        import itertools
+        import random
+
+        names = list(spec.space)
+        grid = [dict(zip(names, values)) for values in itertools.product(*grid_space(spec).values())]
+        random.Random(spec.sampler.options["seed"]).shuffle(grid)
+        return [(point, "grid") for point in grid]
     points = []
     base = spec.base_params()
     if spec.enqueue_base and all(spec.space[n].contains(v) for n, v in base.items()):
@@ -210,13 +201,17 @@ class Objective:
 
     Pruned trials raise TrialPruned (Optuna: PRUNED; MLflow: `pruned`, FINISHED); a
     training error raises TrialFailed (FAIL / `failed`); a diverged trial without any
-    finite epoch returns NaN, which Optuna records as FAIL.
+    finite epoch returns NaN (FAIL). A worker that lost its claim while training
+    (`still_ours` false at the end) raises TrialLost: the trial is someone else's now.
     """
 
-    def __init__(self, spec: TuneSpec, splits, settings) -> None:
+    def __init__(self, spec: TuneSpec, splits, settings, extra_callbacks: tuple = (),
+                 still_ours: Callable[[], bool] | None = None) -> None:
         self.spec = spec
         self.splits = splits
         self.settings = settings
+        self.extra_callbacks = extra_callbacks
+        self.still_ours = still_ours
 
     def __call__(self, trial: optuna.Trial) -> float:
         from study import tracking
@@ -238,11 +233,14 @@ class Objective:
             outcome = run_tracked(
                 Trial(config, {"optuna_trial": str(trial.number)}), spec.name, self.splits, self.settings,
                 role=TUNE_ROLE, tags={OPTUNA_STUDY_TAG: spec.name, NUMBER_TAG: str(trial.number)},
-                extra_callbacks=(pruning,), on_start=on_start,
+                extra_callbacks=(pruning, *self.extra_callbacks), on_start=on_start, still_ours=self.still_ours,
                 status_of=lambda result: "pruned" if pruning.pruned and result.status == "completed" else result.status)
         except KeyboardInterrupt:
             _tag_state(run_ids, "FAIL")
             raise
+        if outcome.status == "lost":
+            _tag_state(run_ids, "FAIL")
+            raise TrialLost(outcome.error)
         epochs_run = outcome.result.epochs_run if outcome.result is not None else 0
         trial.set_user_attr(STATUS_ATTR, outcome.status)
         trial.set_user_attr(EPOCHS_ATTR, epochs_run)
@@ -276,57 +274,73 @@ def _tag_state(run_ids: list[str], state: str) -> None:
 
 def run_tuning(
     spec: TuneSpec,
-    storage: optuna.storages.BaseStorage,
-    storage_url: str,
+    queue: TrialQueue,
     tracking_uri: str | None = None,
     data_dir: str | None = None,
     retrain: bool = True,
     log: Callable[[str], None] = print,
+    *,
+    workers: int = 1,
+    threads: int | None = None,
 ) -> TuneSummary:
-    """Run the study up to `n_trials` counted trials in total, then retrain base vs tuned."""
+    """Run the study up to `n_trials` counted trials in total with `workers` workers, then
+    retrain base vs tuned. One worker runs in this process; more are `python -m study worker`
+    processes on the same queue, exactly what a worker on another machine runs.
+    Raises KeyboardInterrupt if the workers were stopped (their trials are re-queued)."""
     from study import tracking
     from study.backend import select_backend
+    from study.engine import redact
     from study.runner import Interrupted, spec_hash
+    from study.tune_source import TuneSource, invocation_counts
+    from study.worker import (
+        WorkerOptions,
+        run_worker,
+        spawn_workers,
+        threads_per_worker,
+    )
 
-    select_backend(spec.base.backend)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # one progress line per trial is ours
+    study = queue.study
+    done = counted_trials(study)
+    remaining = max(0, spec.n_trials - done)
+    workers = max(1, min(workers, remaining or 1))
+    threads = threads if threads is not None else threads_per_worker(workers)
+    select_backend(spec.base.backend, threads=threads if workers == 1 else None)
     uri = tracking.configure(tracking_uri)
-    study = open_study(spec, storage)
     exp_id = tracking.experiment_id(spec.name, uri)
     reaped = tracking.reap_dead_local_runs(exp_id)
     if reaped:
         log(f"marked {reaped} run(s) left RUNNING by a dead process as interrupted")
-    done = counted_trials(study)
     summary = TuneSummary(study=spec.name, n_trials=spec.n_trials, done_before=done)
-    remaining = max(0, spec.n_trials - done)
     log(f"tune {spec.name}: {done} of {spec.n_trials} trials done, {remaining} to run "
-        f"(sampler {spec.sampler.name}, pruner {spec.pruner.name}, {spec.metric}; Optuna {redact(storage_url)}, "
+        f"(sampler {spec.sampler.name}, pruner {spec.pruner.name}, {spec.metric}; Optuna {redact(queue.url)}, "
         f"MLflow {uri})")
 
     from study.data import SplitCache, load_mnist
-    from study.train import ExecutionSettings
 
-    mnist = load_mnist(data_dir)
+    mnist = load_mnist(data_dir)  # a bad --data-dir fails here (exit 2), not in N workers
     log(f"data: {mnist.source} (checksums verified)")
-    splits = SplitCache(mnist)
-    # Tuning trials keep no model file (dozens of them); the retrained arms do.
-    settings = ExecutionSettings(steps_per_execution=spec.steps_per_execution, save_model=False)
+    first_new = len(queue.trials())
     started = time.perf_counter()
     previous = signal.signal(signal.SIGTERM, _raise_interrupted(Interrupted))
     try:
         with tracking.parent_run(exp_id, spec.name, spec_hash(spec), tracking.command_line(),
-                                 {"kind": "tune", OPTUNA_STUDY_TAG: spec.name, "optuna_storage": redact(storage_url),
+                                 {"kind": "tune", OPTUNA_STUDY_TAG: spec.name, "optuna_storage": redact(queue.url),
                                   "data_source": mnist.source, "spec_file": spec.source}):
             tracking.log_json(spec.raw, "spec.json")
             if remaining:
-                progress = Progress(spec, done, remaining, log, summary)
-                study.optimize(Objective(spec, splits, settings), n_trials=remaining, timeout=spec.timeout,
-                               callbacks=[optuna.study.MaxTrialsCallback(spec.n_trials, states=COUNTED_STATES),
-                                          progress],
-                               catch=(TrialFailed,))
+                options = WorkerOptions(data_dir=data_dir, threads=threads, tracking_uri=uri, log=log,
+                                        mnist=mnist if workers == 1 else None)
+                if workers == 1:
+                    interrupted = run_worker(spec, queue, TuneSource(spec), options).interrupted
+                else:
+                    log(f"starting {workers} worker processes ({threads or 'default'} thread(s) each)")
+                    interrupted = spawn_workers(spec, queue.url, uri, workers, options, log=log)
+                summary.counts = invocation_counts(queue, first_new)
+                if interrupted:
+                    raise Interrupted()
             _record_best(study, summary)
             if retrain:
-                summary.retrain_counts = retrain_arms(spec, study, exp_id, splits, log)
+                summary.retrain_counts = retrain_arms(spec, study, exp_id, SplitCache(mnist), log)
             import mlflow
 
             mlflow.log_metrics({f"trials_{k.lower()}": float(v) for k, v in summary.counts.items()})
@@ -384,41 +398,6 @@ def retrain_arms(spec: TuneSpec, study: optuna.Study, exp_id: str, splits,
         log(f"[retrain {i}/{len(trials)}] {trial.levels['arm']:<5} seed={trial.config.seed} | {status:<9} "
             f"val_acc {acc} | {format_duration(seconds)}")
     return counts
-
-
-class Progress:
-    """One line per finished trial: count, params, state, value, epochs, time, best so far, ETA."""
-
-    def __init__(self, spec: TuneSpec, done_before: int, to_run: int, log: Callable[[str], None],
-                 summary: TuneSummary) -> None:
-        self.spec, self.done_before, self.to_run, self.log, self.summary = spec, done_before, to_run, log, summary
-        self.started = time.perf_counter()
-        self.finished = 0
-
-    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        self.finished += 1
-        state = trial.state.name
-        self.summary.counts[state] = self.summary.counts.get(state, 0) + 1
-        params = " ".join(f"{k}={_fmt(v)}" for k, v in trial.params.items())
-        epochs = f"{len(trial.intermediate_values)}/{self.spec.config_for(trial.params).epochs} ep"
-        # A pruned trial's value is the last value it reported (Optuna's convention), not a final result.
-        value = "" if trial.value is None else f"{self.spec.metric} {trial.value:.4f}"
-        if state == "PRUNED" and value:
-            value = f"at stop {value}"
-        best = ""
-        if study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            best = f"best {study.best_value:.4f} (#{study.best_trial.number})"
-        elapsed = time.perf_counter() - self.started
-        eta = elapsed / self.finished * max(0, self.to_run - self.finished)
-        from study.runner import format_duration
-
-        seconds = trial.duration.total_seconds() if trial.duration else 0.0
-        self.log(f"[{self.done_before + self.finished}/{self.spec.n_trials}] #{trial.number} {params} | {state:<8} "
-                 f"{value} | {epochs} | {seconds:.1f}s | {best} | ETA {format_duration(eta)}")
-
-
-def _fmt(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def _raise_interrupted(exc_type: type[BaseException]) -> Callable[[int, Any], None]:

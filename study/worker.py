@@ -27,21 +27,40 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from study.config import TrialConfig
 from study.designs import Trial
-from study.engine import (CONFIG_ATTR, DUPLICATE_ATTR, LEVELS_ATTR, RUN_ID_ATTR, STATUS_ATTR, WORKER_ATTR,
-                          Beacon, Claim, QueueItem, TrialQueue, WorkerRecord)
-from study.runner import Interrupted, format_duration, run_tracked, spec_hash, unique_trials
+from study.engine import (
+    CONFIG_ATTR,
+    DUPLICATE_ATTR,
+    LEVELS_ATTR,
+    RUN_ID_ATTR,
+    STATUS_ATTR,
+    WORKER_ATTR,
+    Beacon,
+    Claim,
+    QueueItem,
+    TrialQueue,
+    WorkerRecord,
+)
+from study.runner import (
+    Interrupted,
+    format_duration,
+    run_tracked,
+    spec_hash,
+    unique_trials,
+)
 from study.spec import StudySpec
 from study.status import collect, key_states
 
 if TYPE_CHECKING:
     from study.data import Mnist, SplitCache
     from study.train import ExecutionSettings
+    from study.tune_spec import TuneSpec
 
 OPTUNA_STUDY_TAG, NUMBER_TAG = "optuna_study", "optuna_trial_number"
 DONE_STATUSES = ("completed", "diverged")
@@ -60,7 +79,7 @@ class WorkerOptions:
     tracking_uri: str | None = None
     label: str = ""  # prefix of this worker's progress lines when several share a terminal
     log: Callable[[str], None] = say
-    mnist: "Mnist | None" = None  # already loaded and verified by the caller (in-process worker)
+    mnist: Mnist | None = None  # already loaded and verified by the caller (in-process worker)
 
 
 @dataclass
@@ -96,7 +115,7 @@ class StopFlag:
         self.log = log
         self._previous: dict[int, Any] = {}
 
-    def install(self) -> "StopFlag":
+    def install(self) -> StopFlag:
         for signum in (signal.SIGINT, signal.SIGTERM):
             self._previous[signum] = signal.signal(signum, self._handle)
         return self
@@ -130,8 +149,8 @@ class TrainingContext:
     spec: StudySpec
     queue: TrialQueue
     exp_id: str
-    splits: "SplitCache"
-    settings: "ExecutionSettings"
+    splits: SplitCache
+    settings: ExecutionSettings
     stop: StopFlag
     worker: str
     open_parent: Callable[[], None]  # start this worker's MLflow parent run on first use
@@ -149,12 +168,13 @@ class Verdict:
 class TrialSource(Protocol):
     """What a worker takes from a queue, how it trains it and how it reports it.
 
-    GridSource serves an ablation grid (enqueued trials only). A tuning source plugs
-    in the same way: `next` returns `queue.ask()` (a re-queued trial first, else a
-    sampler proposal) while fewer than n_trials results exist, `run` trains with a
-    pruning callback and tells COMPLETE/PRUNED/FAIL, `done` is n_trials reached with
-    nothing running.
+    GridSource serves an ablation grid (enqueued trials only); study.tune_source's
+    TuneSource serves a tuning study (`queue.ask()`: a re-queued trial first, else a
+    sampler proposal, while fewer than n_trials results exist).
     """
+
+    kind: str  # tag of the worker's MLflow parent run: ablation | tune
+    keeps_models: bool  # whether each trial's best model is saved as an artifact
 
     def next(self, queue: TrialQueue) -> Claim | None: ...
 
@@ -169,6 +189,9 @@ class TrialSource(Protocol):
 
 class GridSource:
     """The trials of an ablation spec, enqueued once each by key."""
+
+    kind = "ablation"
+    keeps_models = True
 
     def __init__(self, spec: StudySpec) -> None:
         self.spec = spec
@@ -268,7 +291,7 @@ def objective_value(val_acc: float | None) -> float:
 # --------------------------------------------------------------------------- the loop
 
 
-def run_worker(spec: StudySpec, queue: TrialQueue, source: TrialSource, options: WorkerOptions,
+def run_worker(spec: StudySpec | TuneSpec, queue: TrialQueue, source: TrialSource, options: WorkerOptions,
                stop: StopFlag | None = None) -> WorkerSummary:
     """Take and train trials until none waits or runs anywhere (or a stop is requested)."""
     log = options.log
@@ -282,7 +305,7 @@ def run_worker(spec: StudySpec, queue: TrialQueue, source: TrialSource, options:
     started = time.perf_counter()
     try:
         with ExitStack() as stack:
-            ctx = _load(spec, queue, options, stop, stack, log, prefix)
+            ctx = _load(spec, queue, source, options, stop, stack, log, prefix)
             if stop.is_set():  # asked to stop while loading: nothing taken, nothing to give back
                 summary.interrupted = True
                 return summary
@@ -304,8 +327,8 @@ def run_worker(spec: StudySpec, queue: TrialQueue, source: TrialSource, options:
     return summary
 
 
-def _load(spec: StudySpec, queue: TrialQueue, options: WorkerOptions, stop: StopFlag, stack: ExitStack,
-          log: Callable[[str], None], prefix: str) -> TrainingContext:
+def _load(spec: StudySpec | TuneSpec, queue: TrialQueue, source: TrialSource, options: WorkerOptions,
+          stop: StopFlag, stack: ExitStack, log: Callable[[str], None], prefix: str) -> TrainingContext:
     from study import tracking
     from study.backend import select_backend
 
@@ -318,17 +341,22 @@ def _load(spec: StudySpec, queue: TrialQueue, options: WorkerOptions, stop: Stop
 
     mnist = options.mnist or load_mnist(options.data_dir)
     splits = SplitCache(mnist)
-    settings = ExecutionSettings(steps_per_execution=options.steps_per_execution or spec.steps_per_execution)
+    settings = ExecutionSettings(steps_per_execution=options.steps_per_execution or spec.steps_per_execution,
+                                 save_model=source.keeps_models)
     name = worker_name()
     log(f"{prefix}worker {name} joined study {spec.name} (threads {options.threads or 'default'}; "
         f"data: {mnist.source})")
     opened: list[bool] = []
 
     def open_parent() -> None:
-        if not opened:
+        """This worker's parent run, unless the caller's is active (`study tune` trains in its own)."""
+        import mlflow
+
+        if not opened and mlflow.active_run() is None:
             stack.enter_context(tracking.parent_run(
                 exp_id, spec.name, spec_hash(spec), tracking.command_line(),
-                {"data_source": mnist.source, "spec_file": spec.source, OPTUNA_STUDY_TAG: spec.name}))
+                {"data_source": mnist.source, "spec_file": spec.source, OPTUNA_STUDY_TAG: spec.name,
+                 "kind": source.kind}))
             tracking.log_json(spec.raw, "spec.json")
             opened.append(True)
 

@@ -131,16 +131,15 @@ def test_shipped_tune_spec_is_valid_and_searches_dropout_and_lr():
 # --------------------------------------------------------------------------- study and storage rules
 
 
-@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")  # ask() here
 def test_new_study_tries_the_base_first_and_resume_refuses_another_search(tmp_path):
-    from study.tuner import open_storage, open_study
+    from study.tuner import open_queue
 
-    storage = open_storage(f"sqlite:///{tmp_path / 'optuna.db'}")
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
     spec = parse_tune_spec({**GOOD, "enqueue": [{"dropout": 0.1, "learning_rate": 0.05}]})
-    study = open_study(spec, storage)
+    study = open_queue(spec, url).study
     assert [t.state.name for t in study.trials] == ["WAITING", "WAITING"]
     # Loading it again (resume) enqueues nothing more.
-    assert len(open_study(spec, storage).trials) == 2
+    assert len(open_queue(spec, url).study.trials) == 2
     proposed = []
     for _ in range(2):  # what the sampler hands out first: the base, then the spec's point
         trial = study.ask()
@@ -148,13 +147,23 @@ def test_new_study_tries_the_base_first_and_resume_refuses_another_search(tmp_pa
                          trial.suggest_float("learning_rate", 1e-4, 0.1, log=True)))
     assert proposed == [(0.0, 0.01), (0.1, 0.05)]
     # n_trials may grow on resume, the search itself may not change.
-    assert len(open_study(parse_tune_spec({**GOOD, "n_trials": 9}), storage).trials) == 2
+    assert len(open_queue(parse_tune_spec({**GOOD, "n_trials": 9}), url).study.trials) == 2
     with pytest.raises(SpecError, match=r"search_space: differs from the Optuna study 't'"):
-        open_study(parse_tune_spec({**GOOD, "search_space": space(dropout={"low": 0.0, "high": 0.3})}), storage)
+        open_queue(parse_tune_spec({**GOOD, "search_space": space(dropout={"low": 0.0, "high": 0.3})}), url)
     with pytest.raises(SpecError, match=r"base: differs"):
-        open_study(parse_tune_spec({**GOOD, "epochs": 3}), storage)
+        open_queue(parse_tune_spec({**GOOD, "epochs": 3}), url)
     with pytest.raises(SpecError, match=r"metric: differs|direction: "):
-        open_study(parse_tune_spec({**GOOD, "metric": "val_loss"}), storage)
+        open_queue(parse_tune_spec({**GOOD, "metric": "val_loss"}), url)
+
+
+def test_a_tuning_study_refuses_the_name_of_an_ablation_queue(tmp_path):
+    from study.engine import QueueItem, TrialQueue
+    from study.tuner import open_queue
+
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    TrialQueue.open(url, "t").enqueue([QueueItem(key="k", config={})])
+    with pytest.raises(SpecError, match=r"name: the Optuna study 't' in this storage is not a tuning study"):
+        open_queue(parse_tune_spec(GOOD), url)
 
 
 def test_samplers_and_pruners_are_built_as_specified():

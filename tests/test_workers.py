@@ -220,3 +220,103 @@ def test_sigint_requeues_the_trial_in_progress_and_the_same_command_completes_th
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     runs, queue = assert_each_trial_once(spec, tracking, storage)
     assert copies[0].number in {t.number for t in queue.trials((TrialState.COMPLETE,))}
+
+
+# --------------------------------------------------------------------------- tuning on the same workers
+
+TUNE8 = """
+name: tune8
+epochs: 2
+train_subset: 1000
+steps_per_execution: 8
+base: {hidden_layers: 2, units: 16, optimizer: adam, learning_rate: 0.001, dropout: 0.0}
+search_space:
+  dropout: {low: 0.0, high: 0.5}
+  learning_rate: {low: 1.0e-4, high: 1.0e-1, log: true}
+n_trials: 8
+sampler: {name: random, seed: 5}
+pruner: {name: median, n_startup_trials: 2}
+retrain_seeds: [1, 2]
+"""
+
+
+def assert_tuning_results_once(tracking_uri: str, storage_url: str, n_trials: int) -> tuple[list, list]:
+    """Exactly n_trials results in Optuna, each with one finished MLflow run that mirrors it; no extra training."""
+    import optuna
+
+    trials = optuna.load_study(study_name="tune8", storage=storage_url).trials
+    results = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(results) == n_trials, Counter(t.state.name for t in trials)
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    experiment = client.get_experiment_by_name("tune8")
+    runs = client.search_runs([experiment.experiment_id], filter_string="tags.study_role = 'tune_trial'",
+                              max_results=1000)
+    finished = {r.info.run_id: r for r in runs if r.info.status == "FINISHED"}
+    assert sorted(finished) == sorted(t.user_attrs[RUN_ID_ATTR] for t in results), "one finished run per result"
+    for t in results:
+        run = finished[t.user_attrs[RUN_ID_ATTR]]
+        assert run.data.tags["optuna_state"] == t.state.name and run.data.tags["optuna_trial_number"] == str(t.number)
+        assert float(run.data.params["dropout"]) == t.params["dropout"]
+    assert not [r for r in runs if r.info.status == "RUNNING"], "a run was left RUNNING"
+    return results, runs
+
+
+def test_tuning_runs_on_three_workers_and_survives_a_killed_one(tmp_path, data_dir):
+    """`tune --workers 3`: one Optuna study shared by three worker processes, exactly n_trials results;
+    a worker SIGKILLed mid-trial loses nothing: its trial comes back with the same params and is finished."""
+    spec = write_spec(tmp_path / "tune8.yaml", TUNE8)
+    tracking, storage = stores(tmp_path)
+    run, log = start_cli("tune", str(spec), "--workers", "3", "--tracking-uri", tracking, "--storage", storage,
+                         "--data-dir", str(data_dir), "--no-retrain", "--no-report", "--heartbeat", "1",
+                         "--grace", "4", cwd=tmp_path)
+    try:
+        pid, victim = freeze_worker_mid_trial(run, log, storage, "tune8", tracking, epochs=2)
+        os.kill(pid, signal.SIGKILL)
+        run.wait(timeout=600)
+    finally:
+        run.kill()
+    output = log.read_text()
+    assert run.returncode == 0, output[-4000:]
+    assert "starting 3 worker processes (1 thread(s) each)" in output
+    assert "was killed by SIGKILL" in output
+    results, runs = assert_tuning_results_once(tracking, storage, 8)
+    assert len({t.user_attrs[WORKER_ATTR] for t in results}) >= 2, "the trials were shared between workers"
+
+    import optuna
+
+    trials = optuna.load_study(study_name="tune8", storage=storage).trials
+    dead = trials[victim.number]
+    assert dead.state == TrialState.FAIL and STATUS_ATTR not in dead.user_attrs, "failed by heartbeat, not by itself"
+    retries = [t for t in trials if t.system_attrs.get("failed_trial") == victim.number]
+    assert len(retries) == 1 and retries[0] in results, "re-queued once and finished"
+    assert retries[0].params == victim.params, "the retry trains the same point, not a new proposal"
+    assert retries[0].user_attrs[WORKER_ATTR] != victim.user_attrs[WORKER_ATTR]
+    killed_run = next(r for r in runs if r.info.run_id == victim.user_attrs[RUN_ID_ATTR])
+    assert killed_run.info.status == "KILLED"
+
+    late = run_cli("worker", str(spec), "--storage", storage, "--tracking-uri", tracking, cwd=tmp_path)
+    assert late.returncode == 0, late.stdout + late.stderr
+    assert "tuning study tune8 already has its 8/8 results: nothing to do" in late.stdout
+    status = run_cli("status", str(spec), "--storage", storage, cwd=tmp_path)
+    assert status.returncode == 0, status.stderr
+    assert "results: 8/8" in status.stdout and "ETA: complete" in status.stdout and "best val_accuracy" in status.stdout
+
+
+def test_tuning_workers_share_a_postgresql_study_and_a_grid_is_trained_once_per_point(tmp_path, data_dir,
+                                                                                      postgres_db):
+    """Optuna's GridSampler hands the same point to several workers (optuna#2039); ours enqueues the grid."""
+    spec = write_spec(tmp_path / "tune8.yaml", TUNE8.replace("n_trials: 8", "n_trials: 20").replace(
+        "sampler: {name: random, seed: 5}", "sampler: {name: grid, points: 3}").replace(
+        "learning_rate: {low: 1.0e-4, high: 1.0e-1, log: true}", "learning_rate: {low: 1.0e-3, high: 1.0e-2, log: true}"))
+    tracking, storage = postgres_db("mlflow"), postgres_db("optuna")
+    result = run_cli("tune", str(spec), "--workers", "2", "--tracking-uri", tracking, "--storage", storage,
+                     "--data-dir", str(data_dir), "--no-report", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    results, _ = assert_tuning_results_once(tracking, storage, 9)  # the whole 3 x 3 grid, then it stops
+    points = Counter((t.params["dropout"], t.params["learning_rate"]) for t in results)
+    assert len(points) == 9 and max(points.values()) == 1, points
+    assert len({t.user_attrs[WORKER_ATTR] for t in results}) == 2
+    assert "retrain: base vs tuned with seeds [1, 2]: 4 trial(s) to run" in result.stdout
