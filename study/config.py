@@ -98,6 +98,18 @@ def _resolve_types() -> dict[str, Any]:
 _RESOLVED_TYPES = _resolve_types()
 
 
+# Fields that only change the values a model starts from or is fed, never its compiled
+# train/eval functions: trials differing only in these share one compiled model (train.CompiledModels).
+STATE_ONLY_FIELDS = frozenset({"seed", "init", "learning_rate", "schedule", "warmup_epochs", "plateau_factor",
+                               "plateau_patience", "early_stopping_patience", "epochs", "batch_size",
+                               "validation", "train_subset", "dataset"})
+
+
+def structure_key(config: TrialConfig) -> tuple:
+    """What determines a trial's compiled program (the rest is state, see STATE_ONLY_FIELDS)."""
+    return tuple(sorted((k, v) for k, v in config.as_dict().items() if k not in STATE_ONLY_FIELDS))
+
+
 def from_params(params: dict[str, str]) -> TrialConfig:
     """Rebuild a TrialConfig from MLflow's string params (the inverse of as_dict)."""
     values: dict[str, Any] = {}

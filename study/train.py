@@ -17,8 +17,8 @@ from typing import Any, Sequence
 import keras
 import numpy as np
 
-from study.callbacks import DivergenceMonitor, LearningRateRecorder
-from study.config import TrialConfig
+from study.callbacks import BestWeights, DivergenceMonitor, LearningRateRecorder
+from study.config import TrialConfig, structure_key
 from study.data import Splits
 from study.model import build_model, build_optimizer
 from study.schedules import schedule_callbacks
@@ -34,6 +34,71 @@ class ExecutionSettings:
     eval_batch_size: int = 2048
     verbose: int = 0
     save_model: bool = True
+    reuse_compiled: bool = True  # see CompiledModels
+
+
+class CompiledModels:
+    """Compiled models kept per graph structure and reused by later trials of that structure (JAX).
+
+    Why: every new Keras model traces its train and test functions again: about
+    0.5-1 s per trial on JAX for the same program. What a trial computes does not
+    change: it still builds and compiles its own fresh model right after
+    `clear_session` and seeding (so every random draw happens as in a fresh process),
+    and that model's variables (weights, batch-norm statistics, dropout seed states)
+    are copied into the compiled one, whose optimizer is reset to its initial state
+    (zero slots and step count, the trial's learning rate). The one draw a fresh
+    model's first `fit` makes and a reused one skips (`_symbolic_build` takes a batch,
+    which on JAX costs one shuffle permutation from NumPy's global generator) is
+    replayed. A test checks that reused models give bit-identical histories to fresh
+    ones, so a Keras upgrade that changes this fails loudly. The TensorFlow backend
+    shuffles with TF ops whose draws cannot be replayed this way: it keeps fresh models.
+    """
+
+    def __init__(self, capacity: int = 64) -> None:
+        self.capacity = capacity
+        self._models: dict[tuple, Any] = {}
+
+    def __len__(self) -> int:
+        return len(self._models)
+
+    def model_for(self, config: TrialConfig, settings: "ExecutionSettings", train_samples: int):
+        fresh = build_model(config)
+        compile_model(fresh, config, settings)  # cheap (nothing is traced yet), and draws what a fresh trial draws
+        key = (settings.steps_per_execution, structure_key(config))
+        model = self._models.pop(key, None)
+        if model is None:
+            model = fresh
+        else:
+            _load_initial_state(model, fresh, config)
+            np.random.permutation(train_samples)  # the batch a fresh model's _symbolic_build draws
+        self._models[key] = model  # most recently used last
+        while len(self._models) > self.capacity:
+            self._models.pop(next(iter(self._models)))
+        return model
+
+
+def compile_model(model, config: TrialConfig, settings: "ExecutionSettings") -> None:
+    model.compile(
+        optimizer=build_optimizer(config),
+        loss=keras.losses.SparseCategoricalCrossentropy(),
+        metrics=["accuracy"],
+        steps_per_execution=settings.steps_per_execution,
+    )
+
+
+def _load_initial_state(model, fresh, config: TrialConfig) -> None:
+    """Give `model` exactly the state a fresh, just-compiled copy of `fresh` would start with."""
+    if len(model.variables) != len(fresh.variables):
+        raise RuntimeError("a cached model does not match its fresh twin (different variables)")
+    for target, source in zip(model.variables, fresh.variables):
+        target.assign(source.value)
+    optimizer = model.optimizer
+    for variable in optimizer.variables:
+        variable.assign(keras.ops.zeros(variable.shape, dtype=variable.dtype))
+    optimizer.learning_rate = config.learning_rate
+
+
+_COMPILED = CompiledModels()
 
 
 @dataclass
@@ -63,22 +128,19 @@ def train_trial(
     keras.backend.clear_session()
     keras.utils.set_random_seed(config.seed)
 
-    model = build_model(config)
-    model.compile(
-        optimizer=build_optimizer(config),
-        loss=keras.losses.SparseCategoricalCrossentropy(),
-        metrics=["accuracy"],
-        steps_per_execution=settings.steps_per_execution,
-    )
+    if settings.reuse_compiled and keras.backend.backend() == "jax":
+        model = _COMPILED.model_for(config, settings, len(splits.x_train))
+    else:
+        model = build_model(config)
+        compile_model(model, config, settings)
     workdir = Path(workdir or tempfile.mkdtemp(prefix="trial-"))
-    best_weights = workdir / "best.weights.h5"
+    best_weights = BestWeights()
     divergence = DivergenceMonitor()
     callbacks = [
         *schedule_callbacks(config),
         LearningRateRecorder(),
         divergence,
-        keras.callbacks.ModelCheckpoint(
-            str(best_weights), monitor="val_loss", mode="min", save_best_only=True, save_weights_only=True),
+        best_weights,
     ]
     if config.early_stopping_patience > 0:
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.early_stopping_patience))
@@ -100,10 +162,9 @@ def train_trial(
     final = summarize_history(history)
 
     model_path = None
-    # Keras' ModelCheckpoint always saves the first epoch, even a NaN one: only a finite
-    # best epoch (summarize_history) yields a model worth testing.
-    if best_weights.is_file() and "best_epoch" in final:
-        model.load_weights(str(best_weights))
+    # Only a finite best epoch (summarize_history) yields a model worth testing.
+    if best_weights.weights is not None and "best_epoch" in final:
+        model.set_weights(best_weights.weights)
         test_loss, test_acc = model.evaluate(
             splits.x_test, splits.y_test, batch_size=settings.eval_batch_size, verbose=0)
         final["test_loss"], final["test_accuracy"] = float(test_loss), float(test_acc)
@@ -129,7 +190,7 @@ def summarize_history(history: dict[str, list[float]]) -> dict[str, float]:
     """Final metrics from per-epoch history, using only finite epochs.
 
     `final_*` describe the kept model (the epoch with the lowest val_loss, whose
-    weights ModelCheckpoint saved); `last_*` the last finite epoch.
+    weights callbacks.BestWeights kept); `last_*` the last finite epoch.
     """
     losses = history.get("loss", [])
     finite = [i for i, v in enumerate(losses) if math.isfinite(v)

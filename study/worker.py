@@ -343,6 +343,13 @@ def _load(spec: StudySpec | TuneSpec, queue: TrialQueue, source: TrialSource, op
     splits = SplitCache(mnist)
     settings = ExecutionSettings(steps_per_execution=options.steps_per_execution or spec.steps_per_execution,
                                  save_model=source.keeps_models)
+    import gc
+
+    # Everything loaded so far (TF, JAX, MLflow, the data) lives as long as the worker: moved out
+    # of the collector's sight, the full collection Keras' clear_session runs before every trial
+    # takes milliseconds instead of ~0.4 s (measured on this 2-core machine).
+    gc.collect()
+    gc.freeze()
     name = worker_name()
     log(f"{prefix}worker {name} joined study {spec.name} (threads {options.threads or 'default'}; "
         f"data: {mnist.source})")

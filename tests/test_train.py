@@ -65,6 +65,9 @@ def test_best_checkpoint_is_restored_for_the_test_evaluation(splits, tmp_path):
     reloaded = keras.models.load_model(result.model_path)
     _, acc = reloaded.evaluate(splits.x_test, splits.y_test, verbose=0, batch_size=2048)
     assert acc == pytest.approx(result.final["test_accuracy"], abs=1e-6)
+    # The saved model is the best epoch's, not the last one's: it reproduces that epoch's val accuracy.
+    _, val_acc = reloaded.evaluate(splits.x_val, splits.y_val, verbose=0, batch_size=2048)
+    assert val_acc == pytest.approx(result.history["val_accuracy"][best], abs=1e-6)
 
 
 def test_learning_rate_actually_used_is_logged(splits, tmp_path):
@@ -81,3 +84,22 @@ def test_summarize_history_ignores_nonfinite_epochs():
     final = summarize_history(history)
     assert final["best_epoch"] == 1 and final["last_loss"] == 0.5 and final["final_val_accuracy"] == 0.85
     assert final["epochs_run"] == 3
+
+
+def test_reused_compiled_models_compute_exactly_what_fresh_models_compute(data_dir):
+    """JAX trials reuse compiled models per structure (train.CompiledModels); every history and
+    test accuracy must be bit-identical to fresh models' (a separate process: one backend each)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    out = subprocess.run([sys.executable, str(ROOT / "tests" / "scripts" / "reuse_identity.py"), str(data_dir)],
+                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads([line for line in out.stdout.splitlines() if line.startswith("{")][-1])
+    assert len(result["fresh"]) == 4 and all(len(r["history"]["loss"]) == 2 for r in result["fresh"])
+    assert result["reused"] == result["fresh"]
