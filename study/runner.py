@@ -84,6 +84,7 @@ def run_study(
     backend: str | None = None,
     steps_per_execution: int | None = None,
     log: Callable[[str], None] = print,
+    trial_figures: bool = False,
     *,
     workers: int = 1,
     storage: str | None = None,
@@ -128,6 +129,7 @@ def run_study(
         mnist = load_mnist(data_dir)  # a bad --data-dir fails here (exit 2), not in N workers
         log(f"data: {mnist.source} (checksums verified)")
         options = WorkerOptions(data_dir=data_dir, steps_per_execution=steps_per_execution, threads=threads,
+                                trial_figures=trial_figures,
                                 tracking_uri=uri, log=log, mnist=mnist if workers == 1 else None)
         if workers == 1:
             result = run_worker(spec, queue, source, options)
@@ -206,8 +208,10 @@ def run_tracked(
                                  settings, extra_callbacks=[MlflowEpochLogger(EPOCH_METRICS), *extra_callbacks],
                                  workdir=Path(tmp))
             status = status_of(result) if status_of is not None else result.status
-            title = f"{study_name}: {' '.join(f'{k}={v}' for k, v in trial.levels.items())} seed={trial.config.seed}"
-            mlflow.log_artifact(str(learning_curve(result.history, title, Path(tmp) / "learning_curve.png")))
+            if settings.trial_figures:
+                title = (f"{study_name}: {' '.join(f'{k}={v}' for k, v in trial.levels.items())} "
+                         f"seed={trial.config.seed}")
+                mlflow.log_artifact(str(learning_curve(result.history, title, Path(tmp) / "learning_curve.png")))
             if result.model_path is not None:
                 mlflow.log_artifact(str(result.model_path), artifact_path="model")
             tracking.log_json(result.history, "history.json")

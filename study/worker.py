@@ -75,6 +75,7 @@ def say(line: str) -> None:
 class WorkerOptions:
     data_dir: str | None = None
     steps_per_execution: int | None = None
+    trial_figures: bool = False  # a learning-curve PNG per MLflow run (train.ExecutionSettings)
     threads: int | None = None  # math-library threads of this process (None: the library's default)
     tracking_uri: str | None = None
     label: str = ""  # prefix of this worker's progress lines when several share a terminal
@@ -342,7 +343,7 @@ def _load(spec: StudySpec | TuneSpec, queue: TrialQueue, source: TrialSource, op
     mnist = options.mnist or load_mnist(options.data_dir)
     splits = SplitCache(mnist)
     settings = ExecutionSettings(steps_per_execution=options.steps_per_execution or spec.steps_per_execution,
-                                 save_model=source.keeps_models)
+                                 save_model=source.keeps_models, trial_figures=options.trial_figures)
     import gc
 
     # Everything loaded so far (TF, JAX, MLflow, the data) lives as long as the worker: moved out
@@ -416,6 +417,8 @@ def spawn_workers(spec: StudySpec, storage_url: str, tracking_uri: str, count: i
         command += ["--backend", backend]
     if options.steps_per_execution:
         command += ["--steps-per-execution", str(options.steps_per_execution)]
+    if options.trial_figures:
+        command += ["--trial-figures"]
     if options.threads:
         command += ["--threads", str(options.threads)]
     sys.stdout.flush()  # our lines first, then the workers' (they share stdout)

@@ -86,9 +86,10 @@ def test_summarize_history_ignores_nonfinite_epochs():
     assert final["epochs_run"] == 3
 
 
-def test_reused_compiled_models_compute_exactly_what_fresh_models_compute(data_dir):
-    """JAX trials reuse compiled models per structure (train.CompiledModels); every history and
-    test accuracy must be bit-identical to fresh models' (a separate process: one backend each)."""
+def test_fused_steps_and_reused_compiled_models_compute_exactly_what_keras_computes(data_dir):
+    """JAX trials fuse steps into one XLA program (train.fuse_train_steps) and reuse compiled
+    models per structure (train.CompiledModels); every history and test accuracy must be
+    bit-identical to Keras' own fit on fresh models (a separate process: one backend each)."""
     import json
     import os
     import subprocess
@@ -101,5 +102,7 @@ def test_reused_compiled_models_compute_exactly_what_fresh_models_compute(data_d
                          timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads([line for line in out.stdout.splitlines() if line.startswith("{")][-1])
-    assert len(result["fresh"]) == 4 and all(len(r["history"]["loss"]) == 2 for r in result["fresh"])
-    assert result["reused"] == result["fresh"]
+    keras_way = result["keras"]
+    assert len(keras_way) == 4 and all(len(r["history"]["loss"]) == 2 for r in keras_way)
+    assert result["fused"] == keras_way
+    assert result["fused_reused"] == keras_way
