@@ -100,16 +100,16 @@ def main(argv: list[str] | None = None) -> int:
         return _tune(args)
     try:
         _check_options(args)
-        if args.command in ("worker", "status") and is_tune_spec(args.spec):
-            return _tune_worker(args) if args.command == "worker" else _tune_status(args)
+        if args.command == "worker":
+            return _worker(args)
+        if args.command == "status" and is_tune_spec(args.spec):
+            return _tune_status(args)
         spec = load_spec(args.spec)
     except SpecError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID
     if args.command == "run":
         return _run(spec, args)
-    if args.command == "worker":
-        return _worker(spec, args)
     if args.command == "status":
         return _status(spec, args)
     return _report(spec, args)
@@ -167,30 +167,23 @@ def _run(spec, args) -> int:
     return EXIT_OK if summary.ok else EXIT_FAILED
 
 
-def _worker(spec, args) -> int:
-    """One worker on the spec's queue, from any machine; the queue is created and filled if missing."""
+def _worker(args) -> int:
+    """One worker on a spec's queue, from any machine: an ablation grid (its queue is created
+    and filled if missing) or a tuning study (Optuna's sampler proposes the trials)."""
     from study.data import DataError
-    from study.engine import StorageError, TrialQueue, default_storage_url
-    from study.runner import format_duration, with_backend
-    from study.worker import GridSource, StopFlag, WorkerOptions, run_worker
+    from study.engine import StorageError
+    from study.runner import format_duration
+    from study.worker import StopFlag, WorkerOptions, run_worker
 
     prefix = f"[{args.label}] " if args.label else ""
     stop = StopFlag(lambda line: print(prefix + line, flush=True)).install()  # early: Ctrl-C during imports is clean
     try:
-        if args.backend:
-            spec = with_backend(spec, args.backend)
-        uri = args.tracking_uri
-        url = args.storage or default_storage_url(uri)
-        queue = TrialQueue.open(url, spec.name, _queue_settings(args))
-        source = GridSource(spec)
-        added = source.enqueue(queue)
-        if added:
-            print(f"queued {added} trial(s) of {spec.name} that were not in the queue yet")
+        spec, queue, source = _tune_worker_source(args) if is_tune_spec(args.spec) else _grid_worker_source(args)
         options = WorkerOptions(data_dir=args.data_dir, steps_per_execution=args.steps_per_execution,
-                                threads=args.threads, tracking_uri=uri, label=args.label,
+                                threads=args.threads, tracking_uri=args.tracking_uri, label=args.label,
                                 trial_figures=args.trial_figures)
         summary = run_worker(spec, queue, source, options, stop=stop)
-    except (DataError, StorageError) as exc:
+    except (SpecError, DataError, StorageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID
     except KeyboardInterrupt:
@@ -204,6 +197,29 @@ def _worker(spec, args) -> int:
         counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.counts.items()))
         print(f"{prefix}worker done: {counts}; {format_duration(summary.wall_time_s)}")
     return EXIT_FAILED if summary.counts.get("failed") else EXIT_OK
+
+
+def _grid_worker_source(args):
+    from study.engine import TrialQueue, default_storage_url
+    from study.runner import with_backend
+    from study.worker import GridSource
+
+    spec = load_spec(args.spec)
+    if args.backend:
+        spec = with_backend(spec, args.backend)
+    queue = TrialQueue.open(args.storage or default_storage_url(args.tracking_uri), spec.name, _queue_settings(args))
+    source = GridSource(spec)
+    added = source.enqueue(queue)
+    if added:
+        print(f"queued {added} trial(s) of {spec.name} that were not in the queue yet")
+    return spec, queue, source
+
+
+def _tune_worker_source(args):
+    from study.tune_source import TuneSource
+
+    spec, queue = _load_tune(args)
+    return spec, queue, TuneSource(spec)
 
 
 def _status(spec, args) -> int:
@@ -311,38 +327,6 @@ def _tune(args) -> int:
                                  out_root=args.reports_dir)
         print(f"report: {path}")
     return code
-
-
-def _tune_worker(args) -> int:
-    """One worker of a tuning study (started by `tune --workers N`, or by hand on another machine)."""
-    from study.data import DataError
-    from study.engine import StorageError
-    from study.runner import format_duration
-    from study.tune_source import TuneSource
-    from study.worker import StopFlag, WorkerOptions, run_worker
-
-    prefix = f"[{args.label}] " if args.label else ""
-    stop = StopFlag(lambda line: print(prefix + line, flush=True)).install()
-    try:
-        spec, queue = _load_tune(args)
-        options = WorkerOptions(data_dir=args.data_dir, steps_per_execution=args.steps_per_execution,
-                                threads=args.threads, tracking_uri=args.tracking_uri, label=args.label,
-                                trial_figures=args.trial_figures)
-        summary = run_worker(spec, queue, TuneSource(spec), options, stop=stop)
-    except (SpecError, DataError, StorageError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_INVALID
-    except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
-    finally:
-        stop.restore()
-    if summary.interrupted:
-        print(f"{prefix}worker stopped: its trial in progress was re-queued", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    if summary.counts:
-        counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.counts.items()))
-        print(f"{prefix}worker done: {counts}; {format_duration(summary.wall_time_s)}")
-    return EXIT_FAILED if summary.counts.get("failed") else EXIT_OK
 
 
 def _tune_status(args) -> int:
