@@ -223,24 +223,33 @@ def _tune_worker_source(args):
 
 
 def _status(spec, args) -> int:
-    from study.engine import StorageError, TrialQueue, default_storage_url
     from study.status import collect, format_status
     from study.worker import GridSource
 
-    url = args.storage or default_storage_url(args.tracking_uri)
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
-        print(f"study {spec.name}: not started ({url} does not exist; run `python -m study run {spec.source}`)")
-        return EXIT_OK
-    try:
-        queue = TrialQueue.open(url, spec.name, readonly=True)
-    except StorageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_INVALID
+    queue, code = _open_for_status(args, spec.name, f"study {spec.name}", f"python -m study run {spec.source}")
     if queue is None:
-        print(f"study {spec.name}: not started in {url} (run `python -m study run {spec.source}` first)")
-        return EXIT_OK
+        return code
     print(format_status(collect(queue, GridSource(spec).keys), spec.source))
     return EXIT_OK
+
+
+def _open_for_status(args, study_name: str, label: str, start_command: str):
+    """(the study's queue read-only, None) or (None, exit code) after saying why there is none to show."""
+    from study.engine import StorageError, TrialQueue, default_storage_url
+
+    url = args.storage or default_storage_url(args.tracking_uri)
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        print(f"{label}: not started ({url} does not exist; run `{start_command}`)")
+        return None, EXIT_OK
+    try:
+        queue = TrialQueue.open(url, study_name, readonly=True)
+    except StorageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None, EXIT_INVALID
+    if queue is None:
+        print(f"{label}: not started in {url} (run `{start_command}` first)")
+        return None, EXIT_OK
+    return queue, None
 
 
 def _report(spec, args) -> int:
@@ -330,23 +339,14 @@ def _tune(args) -> int:
 
 
 def _tune_status(args) -> int:
-    from study.engine import StorageError, TrialQueue, default_storage_url
     from study.status import format_tune_status
     from study.tune_spec import load_tune_spec
 
     spec = load_tune_spec(args.spec)
-    url = args.storage or default_storage_url(args.tracking_uri)
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
-        print(f"tuning study {spec.name}: not started ({url} does not exist)")
-        return EXIT_OK
-    try:
-        queue = TrialQueue.open(url, spec.name, readonly=True)
-    except StorageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_INVALID
+    queue, code = _open_for_status(args, spec.name, f"tuning study {spec.name}",
+                                   f"python -m study tune {spec.source}")
     if queue is None:
-        print(f"tuning study {spec.name}: not started in {url} (run `python -m study tune {spec.source}` first)")
-        return EXIT_OK
+        return code
     print(format_tune_status(queue, spec))
     return EXIT_OK
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from study.engine import STATUS_ATTR, WORKER_ATTR, Claim, TrialQueue
+from study.engine import STATUS_ATTR, Claim, TrialQueue
 from study.tune_spec import TuneSpec
 from study.tuner import COUNTED_STATES, NUMBER_TAG, OPTUNA_STUDY_TAG, Objective, TrialFailed, TrialLost
 
@@ -122,7 +122,7 @@ class TuneSource:
         try:
             value = objective(trial)
         except optuna.TrialPruned:
-            queue.prune(claim, {WORKER_ATTR: ctx.worker})
+            queue.prune(claim, {})
             return Verdict("pruned", None, time.perf_counter() - started)
         except TrialFailed as exc:
             queue.fail(claim, {STATUS_ATTR: "failed", "error": str(exc)[:500]})

@@ -130,6 +130,23 @@ def freeze_worker_mid_trial(proc: subprocess.Popen, log: Path, storage_url: str,
     raise AssertionError("no worker was seen mid-trial")
 
 
+def kill_a_worker_mid_trial(args: tuple[str, ...], tmp_path: Path, storage: str, study: str,
+                            tracking: str) -> tuple[str, object]:
+    """Start `python -m study ARGS` (fast heartbeats), SIGKILL one worker mid-trial, wait for the
+    command to finish; return its output and the trial the worker held."""
+    run, log = start_cli(*args, "--heartbeat", "1", "--grace", "4", cwd=tmp_path)
+    try:
+        pid, victim = freeze_worker_mid_trial(run, log, storage, study, tracking, epochs=2)
+        os.kill(pid, signal.SIGKILL)
+        run.wait(timeout=600)
+    finally:
+        run.kill()
+    output = log.read_text()
+    assert run.returncode == 0, output[-4000:]
+    assert "was killed by SIGKILL" in output
+    return output, victim
+
+
 def test_four_workers_on_sqlite_train_each_trial_once_and_a_late_worker_does_nothing(tmp_path, data_dir):
     spec = write_spec(tmp_path / "grid16.yaml", GRID16)
     tracking, storage = stores(tmp_path)
@@ -167,17 +184,9 @@ def test_four_workers_on_postgresql_train_each_trial_once(tmp_path, data_dir, po
 def test_a_worker_killed_mid_trial_loses_nothing_and_duplicates_nothing(tmp_path, data_dir):
     spec = write_spec(tmp_path / "grid16.yaml", GRID16.replace("epochs: 1", "epochs: 2"))
     tracking, storage = stores(tmp_path)
-    run, log = start_cli("run", str(spec), "--workers", "3", "--tracking-uri", tracking, "--storage", storage,
-                         "--data-dir", str(data_dir), "--no-report", "--heartbeat", "1", "--grace", "4", cwd=tmp_path)
-    try:
-        pid, victim = freeze_worker_mid_trial(run, log, storage, "grid16", tracking, epochs=2)
-        os.kill(pid, signal.SIGKILL)
-        run.wait(timeout=600)
-    finally:
-        run.kill()
-    output = log.read_text()
-    assert run.returncode == 0, output[-4000:]
-    assert "was killed by SIGKILL" in output
+    _, victim = kill_a_worker_mid_trial(
+        ("run", str(spec), "--workers", "3", "--tracking-uri", tracking, "--storage", storage,
+         "--data-dir", str(data_dir), "--no-report"), tmp_path, storage, "grid16", tracking)
     runs, queue = assert_each_trial_once(spec, tracking, storage)
     dead = queue.trial(victim.number)
     assert dead.state == TrialState.FAIL and STATUS_ATTR not in dead.user_attrs, "failed by heartbeat, not by itself"
@@ -269,19 +278,10 @@ def test_tuning_runs_on_three_workers_and_survives_a_killed_one(tmp_path, data_d
     a worker SIGKILLed mid-trial loses nothing: its trial comes back with the same params and is finished."""
     spec = write_spec(tmp_path / "tune8.yaml", TUNE8)
     tracking, storage = stores(tmp_path)
-    run, log = start_cli("tune", str(spec), "--workers", "3", "--tracking-uri", tracking, "--storage", storage,
-                         "--data-dir", str(data_dir), "--no-retrain", "--no-report", "--heartbeat", "1",
-                         "--grace", "4", cwd=tmp_path)
-    try:
-        pid, victim = freeze_worker_mid_trial(run, log, storage, "tune8", tracking, epochs=2)
-        os.kill(pid, signal.SIGKILL)
-        run.wait(timeout=600)
-    finally:
-        run.kill()
-    output = log.read_text()
-    assert run.returncode == 0, output[-4000:]
+    output, victim = kill_a_worker_mid_trial(
+        ("tune", str(spec), "--workers", "3", "--tracking-uri", tracking, "--storage", storage,
+         "--data-dir", str(data_dir), "--no-retrain", "--no-report"), tmp_path, storage, "tune8", tracking)
     assert "starting 3 worker processes (1 thread(s) each)" in output
-    assert "was killed by SIGKILL" in output
     results, runs = assert_tuning_results_once(tracking, storage, 8)
     assert len({t.user_attrs[WORKER_ATTR] for t in results}) >= 2, "the trials were shared between workers"
 
