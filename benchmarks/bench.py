@@ -37,9 +37,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from study.spec import parse_spec  # noqa: E402
-from study.tracking import machine, versions  # noqa: E402
-from study.runner import unique_trials  # noqa: E402
+from study.spec.study_spec import parse_spec  # noqa: E402
+from study.tracking.environment import machine, versions  # noqa: E402
 
 GRID_TRIAL_EPOCHS = 432 * 5
 
@@ -115,8 +114,8 @@ def grid_structures() -> tuple[int, int]:
     """(trials, distinct compiled structures) of the lesson grid."""
     from study.config import structure_key
 
-    grid = unique_trials(parse_spec(yaml.safe_load((ROOT / "ablations" / "lesson_grid.yaml").read_text()),
-                                    "ablations/lesson_grid.yaml"))
+    grid = parse_spec(yaml.safe_load((ROOT / "ablations" / "lesson_grid.yaml").read_text()),
+                                    "ablations/lesson_grid.yaml").unique_trials()
     return len(grid), len({structure_key(t.config) for t in grid})
 
 
@@ -164,7 +163,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
     if not args.data_dir:
-        from study.data import load_mnist, write_cache
+        from study.data.mnist import load_mnist, write_cache
 
         cache = Path(tempfile.mkdtemp())
         write_cache(load_mnist(), cache)
@@ -174,7 +173,7 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="bench-"))
     spec_once = sample_spec(args, workdir, 1)
     spec_seeds = sample_spec(args, workdir, args.seeds)
-    trials = unique_trials(parse_spec(yaml.safe_load(spec_once.read_text()), str(spec_once)))
+    trials = parse_spec(yaml.safe_load(spec_once.read_text()), str(spec_once)).unique_trials()
     n, epochs = len(trials), args.epochs
     print(f"sample: {n} configs x {epochs} epochs, full MNIST{' subset ' + str(args.train_subset) if args.train_subset else ''}",
           flush=True)

@@ -18,7 +18,7 @@ started = time.perf_counter()
 import keras  # noqa: E402  (import time is part of what a fresh process costs)
 import numpy as np  # noqa: E402
 
-from study.data import load_mnist  # noqa: E402  (the official files; the lesson used keras.datasets)
+from study.data.mnist import load_mnist  # noqa: E402  (the official files; the lesson used keras.datasets)
 
 config = json.loads(sys.argv[1])
 mnist = load_mnist(sys.argv[2])

@@ -8,8 +8,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from study.spec import parse_spec
-from study.runner import run_study
+from study.execution.launch import run_study
+from study.spec.study_spec import parse_spec
 
 
 def rss_mb() -> float:

@@ -28,7 +28,7 @@ def data_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def mnist(data_dir):
-    from study.data import load_mnist
+    from study.data.mnist import load_mnist
 
     return load_mnist(data_dir)
 

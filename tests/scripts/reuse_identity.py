@@ -8,15 +8,17 @@ Usage: python tests/scripts/reuse_identity.py DATA_DIR   (prints one JSON line)
 import json
 import sys
 
-from study.backend import select_backend
+from study.training.backend import select_backend
 
 select_backend("jax")
 
 from study.config import TrialConfig  # noqa: E402
-from study.data import SplitCache, load_mnist  # noqa: E402
-from study.train import ExecutionSettings, train_trial  # noqa: E402
+from study.data.mnist import load_mnist  # noqa: E402
+from study.data.splits import SplitCache  # noqa: E402
+from study.training.executors.base import ExecutionSettings  # noqa: E402
+from study.training.keras_executor import train_trial  # noqa: E402
 
-splits = SplitCache(load_mnist(sys.argv[1]))
+splits = SplitCache(preloaded={"mnist": load_mnist(sys.argv[1])})
 base = dict(train_subset=1000, epochs=2, backend="jax", hidden_layers=2, units=16)
 # Pairs that share a compiled structure, with different seeds, inits, learning rates and
 # schedules; dropout and batch norm carry state (seed generators, moving statistics).
@@ -37,7 +39,7 @@ def run(reuse: bool, fuse: bool) -> list:
     settings = ExecutionSettings(reuse_compiled=reuse, fuse_steps=fuse, steps_per_execution=8, save_model=False)
     out = []
     for config in configs:
-        result = train_trial(config, splits.get(config.validation, config.train_subset), settings)
+        result = train_trial(config, splits.get(config.dataset, config.validation, config.train_subset), settings)
         out.append({"history": result.history, "test_accuracy": result.final.get("test_accuracy")})
     return out
 

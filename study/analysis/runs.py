@@ -1,0 +1,77 @@
+"""MLflow runs -> tidy pandas DataFrames (one row per trial; curves on demand).
+
+Config columns are typed back from MLflow's string params by their factor
+declarations, so grouping and sorting behave numerically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import mlflow
+import pandas as pd
+
+from study.config import DEFAULTS, FIELD_NAMES, parse_param
+from study.core.names import KEY_TAG, PARENT_ROLE, ROLE_TAG, STATUS_TAG, TRIAL_ROLE
+from study.core.status import DONE_STATUSES
+
+CONFIG_COLUMNS = [n for n in FIELD_NAMES if n != "seed"]
+RESULT_METRICS = ["final_val_accuracy", "final_val_loss", "test_accuracy", "test_loss", "best_val_accuracy",
+                  "last_accuracy", "last_loss", "final_accuracy", "best_epoch", "epochs_run", "wall_time_s", "params"]
+
+
+def trials_frame(study_name: str, include_unfinished: bool = False) -> pd.DataFrame:
+    """One row per trial run of the study's experiment (latest run per key if repeated)."""
+    experiment = mlflow.get_experiment_by_name(study_name)
+    if experiment is None:
+        return pd.DataFrame()
+    runs = mlflow.search_runs(experiment_ids=[experiment.experiment_id],
+                              filter_string=f"tags.{ROLE_TAG} = '{TRIAL_ROLE}'", max_results=100_000)
+    if runs.empty:
+        return pd.DataFrame()
+    frame = pd.DataFrame({
+        "run_id": runs["run_id"],
+        "trial_key": runs[f"tags.{KEY_TAG}"],
+        "status": runs[f"tags.{STATUS_TAG}"],
+        "mlflow_status": runs["status"],
+        "start_time": runs["start_time"],
+        "end_time": runs["end_time"],
+    })
+    for name in FIELD_NAMES:
+        column = f"params.{name}"
+        if column in runs:  # a run recorded before a field existed trained with its default
+            frame[name] = [parse_param(name, v) if isinstance(v, str) else DEFAULTS[name] for v in runs[column]]
+        else:
+            frame[name] = [DEFAULTS[name]] * len(frame)
+    for metric in RESULT_METRICS:
+        column = f"metrics.{metric}"
+        frame[metric] = runs[column] if column in runs else float("nan")
+    level_columns = [c for c in runs.columns if c.startswith("tags.level.")]
+    for column in level_columns:
+        frame[f"level_{column.removeprefix('tags.level.')}"] = runs[column]
+    if not include_unfinished:
+        frame = frame[frame["status"].isin(DONE_STATUSES)]
+    frame = frame.sort_values("start_time").drop_duplicates("trial_key", keep="last")
+    return frame.reset_index(drop=True)
+
+
+def epoch_curves(run_ids: Iterable[str], metrics: Iterable[str] = ("loss", "accuracy", "val_loss", "val_accuracy",
+                                                                  "learning_rate")) -> pd.DataFrame:
+    """Long frame (run_id, metric, epoch, value) of per-epoch metrics."""
+    client = mlflow.MlflowClient()
+    rows = []
+    for run_id in run_ids:
+        for metric in metrics:
+            for m in client.get_metric_history(run_id, metric):
+                rows.append((run_id, metric, m.step, m.value))
+    return pd.DataFrame(rows, columns=["run_id", "metric", "epoch", "value"])
+
+
+def parent_runs(study_name: str) -> list:
+    """The study's invocation runs, newest first."""
+    experiment = mlflow.get_experiment_by_name(study_name)
+    if experiment is None:
+        return []
+    return mlflow.search_runs(experiment_ids=[experiment.experiment_id],
+                              filter_string=f"tags.{ROLE_TAG} = '{PARENT_ROLE}'",
+                              order_by=["attributes.start_time DESC"], max_results=10_000, output_format="list")

@@ -1,0 +1,37 @@
+"""Per-config summaries over seeds: the one leaderboard every part of the framework ranks by."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from study.analysis.stats.divergence import ACCURACY_METRICS
+from study.analysis.stats.intervals import level_column, t_interval
+
+
+def config_summary(frame: pd.DataFrame, factors: list[str], metrics: tuple[str, ...],
+                   columns: list[str] | None = None) -> pd.DataFrame:
+    """Per config (combination of factor levels, or of the given `columns`): n, mean, std and 95% t
+    interval over seeds (for accuracies clipped to [0, 1]), best first by the first metric."""
+    keys = columns if columns is not None else [level_column(f) for f in factors]
+    rows = []
+    groups = frame.groupby(keys, sort=False, dropna=False) if keys else [((), frame)]
+    for key, group in groups:
+        key = key if isinstance(key, tuple) else (key,)
+        row: dict[str, object] = dict(zip(columns if columns is not None else factors, key))
+        row["n"] = int(len(group))
+        row["diverged"] = int(group["status"].eq("diverged").sum()) if "status" in group else 0
+        for metric in metrics:
+            values = group[metric].astype(float)
+            low, high = t_interval(values)
+            if metric in ACCURACY_METRICS:  # an accuracy's mean lies in [0, 1], so does its interval
+                low, high = max(low, 0.0), min(high, 1.0)
+            row[f"{metric}_mean"] = float(values.mean())
+            row[f"{metric}_std"] = float(values.std(ddof=1)) if values.count() > 1 else math.nan
+            row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = low, high
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    if metrics:
+        table = table.sort_values(f"{metrics[0]}_mean", ascending=False, na_position="last")
+    return table.reset_index(drop=True)

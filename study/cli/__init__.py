@@ -1,0 +1,23 @@
+"""Command line: `python -m study run|worker|status|report|tune|ui` (exit 2 on invalid input)."""
+
+from __future__ import annotations
+
+import sys
+
+from study.cli.parser import build_parser
+from study.core.quiet import quiet_start
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not args.verbose:
+        quiet_start()
+    from study.cli import commands, tune_commands  # after quiet_start: they import TensorFlow's and JAX's loggers
+
+    handlers = {"run": commands.run, "worker": commands.worker, "status": commands.status,
+                "report": commands.report, "ui": commands.ui, "tune": tune_commands.tune}
+    return handlers[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""What each command does; every input problem (spec, option, data, storage) ends in one line and exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from study.cli.common import check_options, fail, overrides, queue_settings, worker_options
+from study.cli.tune_commands import load_tune
+from study.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, InputError
+from study.core.text import format_duration, redact
+from study.execution.launch import run_study
+from study.execution.signals import StopFlag
+from study.execution.worker import run_worker
+from study.queue.storage import default_storage_url
+from study.queue.trial_queue import TrialQueue
+from study.spec.kinds import is_tune_spec
+from study.spec.study_spec import StudySpec, load_spec
+from study.tracking.store import DEFAULT_ARTIFACTS, default_tracking_uri
+
+
+# --------------------------------------------------------------------------- run, worker, status, report
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        check_options(args)
+        spec = load_spec(args.spec).with_overrides(**overrides(args))
+        summary = run_study(spec, tracking_uri=args.tracking_uri, data_dir=args.data_dir,
+                            steps_per_execution=args.steps_per_execution, workers=args.workers,
+                            trial_figures=args.trial_figures, storage=args.storage, threads=args.threads,
+                            group_size=args.group_size, queue_settings=queue_settings(args),
+                            overrides=overrides(args))
+    except InputError as exc:
+        return fail(exc)
+    except KeyboardInterrupt:
+        summary = None
+    if summary is None or summary.interrupted:
+        print("interrupted: the trials in progress are recorded as interrupted and re-queued; "
+              "run the same command to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.counts.items())) or "nothing to run"
+    print(f"done: {counts}; {summary.skipped} skipped as already done; {format_duration(summary.wall_time_s)}")
+    if not args.no_report:
+        write_study_report(spec, args)
+    return EXIT_OK if summary.ok else EXIT_FAILED
+
+
+def worker(args: argparse.Namespace) -> int:
+    """One worker on a spec's queue, from any machine: an ablation grid (its queue is created
+    and filled if missing) or a tuning study (Optuna's sampler proposes the trials)."""
+    prefix = f"[{args.label}] " if args.label else ""
+    stop = StopFlag(lambda line: print(prefix + line, flush=True)).install()  # early: Ctrl-C during imports is clean
+    try:
+        check_options(args)
+        spec, queue, source = tune_worker_source(args) if is_tune_spec(args.spec) else grid_worker_source(args)
+        summary = run_worker(spec, queue, source, worker_options(args), stop=stop)
+    except InputError as exc:
+        return fail(exc)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    finally:
+        stop.restore()
+    if summary.interrupted:
+        print(f"{prefix}worker stopped: its trials in progress were re-queued", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if summary.counts:
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.counts.items()))
+        print(f"{prefix}worker done: {counts}; {format_duration(summary.wall_time_s)}")
+    return EXIT_FAILED if summary.counts.get("failed") else EXIT_OK
+
+
+def grid_worker_source(args: argparse.Namespace):
+    from study.execution.grid_source import GridSource
+
+    spec = load_spec(args.spec).with_overrides(**overrides(args))
+    queue = TrialQueue.open(args.storage or default_storage_url(args.tracking_uri), spec.name, queue_settings(args))
+    source = GridSource(spec)
+    added = source.enqueue(queue)
+    if added:
+        print(f"queued {added} trial(s) of {spec.name} that were not in the queue yet")
+    return spec, queue, source
+
+
+def tune_worker_source(args: argparse.Namespace):
+    from study.execution.tune_source import TuneSource
+
+    spec, queue = load_tune(args)
+    return spec, queue, TuneSource(spec)
+
+
+def status(args: argparse.Namespace) -> int:
+    try:
+        if is_tune_spec(args.spec):
+            from study.execution.tune_source import TuneSource
+            from study.spec.tune_spec import load_tune_spec
+
+            spec = load_tune_spec(args.spec)
+            source, label, start = TuneSource(spec), f"tuning study {spec.name}", f"python -m study tune {spec.source}"
+        else:
+            from study.execution.grid_source import GridSource
+
+            spec = load_spec(args.spec)
+            source, label, start = GridSource(spec), f"study {spec.name}", f"python -m study run {spec.source}"
+        url = args.storage or default_storage_url(args.tracking_uri)
+        if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+            print(f"{label}: not started ({redact(url)} does not exist; run `{start}`)")
+            return EXIT_OK
+        queue = TrialQueue.open(url, spec.name, readonly=True)
+    except InputError as exc:
+        return fail(exc)
+    if queue is None:
+        print(f"{label}: not started in {redact(url)} (run `{start}` first)")
+        return EXIT_OK
+    print(source.status_text(queue))
+    return EXIT_OK
+
+
+def report(args: argparse.Namespace) -> int:
+    try:
+        spec = load_spec(args.spec).with_overrides(**overrides(args))
+    except InputError as exc:
+        return fail(exc)
+    return write_study_report(spec, args)
+
+
+def write_study_report(spec: StudySpec, args: argparse.Namespace) -> int:
+    from study.report.study_report import write_report
+
+    path = write_report(spec, tracking_uri=args.tracking_uri, out_root=args.reports_dir)
+    print(f"report: {path}")
+    return EXIT_OK
+
+
+def ui(args: argparse.Namespace) -> int:
+    """Replace this process with `mlflow ui` on our store and artifact root."""
+    mlflow_bin = shutil.which("mlflow", path=os.path.dirname(sys.executable)) or "mlflow"
+    command = [mlflow_bin, "ui", "--backend-store-uri", args.tracking_uri or default_tracking_uri(),
+               "--default-artifact-root", str(Path(DEFAULT_ARTIFACTS).resolve()),
+               "--host", args.host, "--port", str(args.port)]
+    print(" ".join(redact(part) for part in command), flush=True)
+    os.execv(mlflow_bin, command)
+    return EXIT_FAILED  # not reached

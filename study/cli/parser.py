@@ -1,0 +1,103 @@
+"""The command line's shape: `python -m study run|worker|status|report|tune|ui`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from study.config import FACTORS
+
+BACKENDS = FACTORS["backend"].choices
+EXECUTORS = FACTORS["executor"].choices
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="study", description="Hyperparameter ablation studies of Keras models.")
+    parser.add_argument("--verbose", action="store_true",
+                        help="keep TensorFlow's and JAX's own start-up and retracing log lines")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="train every pending trial of a study, then write its report")
+    run.add_argument("spec", type=Path, help="study spec (YAML), e.g. ablations/quick.yaml")
+    _reports(run)
+    _training(run)
+    run.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    run.add_argument("--workers", type=int, default=1,
+                     help="worker processes on this machine, all taking trials from one queue (default 1)")
+    _queue_options(run)
+
+    worker = sub.add_parser("worker", help="join a study's queue from any machine and train trials until none is "
+                                           "left (an ablation spec, or a tuning spec: then Optuna's sampler decides)")
+    worker.add_argument("spec", type=Path)
+    _tracking(worker)
+    _training(worker)
+    worker.add_argument("--label", default="", help="prefix of this worker's progress lines")
+    _queue_options(worker)
+
+    status = sub.add_parser("status", help="a study's trials by state, workers seen alive, ETA")
+    status.add_argument("spec", type=Path)
+    status.add_argument("--tracking-uri", help="MLflow tracking URI; only used to find the default --storage")
+    status.add_argument("--storage", help="Optuna storage URL of the queue (default: OPTUNA_STORAGE, else "
+                                          "optuna.db beside a SQLite MLflow store)")
+
+    report = sub.add_parser("report", help="write reports/<study>/ from the MLflow store")
+    report.add_argument("spec", type=Path)
+    report.add_argument("--backend", choices=BACKENDS, help="the backend the study ran with, if overridden at run "
+                                                            "time (trial keys include it)")
+    report.add_argument("--executor", choices=EXECUTORS, help="the executor the study ran with, if overridden at "
+                                                              "run time (trial keys include it)")
+    _reports(report)
+
+    ui = sub.add_parser("ui", help="MLflow UI for our store (what `make ui` runs)")
+    ui.add_argument("--tracking-uri", help="MLflow store (default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
+    ui.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
+    ui.add_argument("--port", type=int, default=5000)
+
+    tune = sub.add_parser("tune", help="tune a base config with Optuna, retrain base vs tuned, write the report")
+    tune.add_argument("spec", type=Path, help="tuning spec (YAML), e.g. ablations/tune_dropout_lr.yaml")
+    _reports(tune)
+    tune.add_argument("--workers", type=int, default=1,
+                      help="worker processes on this machine, all tuning one Optuna study (default 1); more can "
+                           "join from other machines with `study worker SPEC --storage URL`")
+    _queue_options(tune)
+    tune.add_argument("--data-dir", help="directory with the MNIST IDX .gz files or mnist.npz (or STUDY_DATA_DIR)")
+    tune.add_argument("--no-retrain", action="store_true", help="skip retraining base vs tuned with retrain_seeds")
+    tune.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    tune.add_argument("--report-only", action="store_true", help="only rewrite the report from the stores")
+    return parser
+
+
+def _tracking(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or "
+                                               "sqlite:///mlflow.db)")
+
+
+def _reports(parser: argparse.ArgumentParser) -> None:
+    _tracking(parser)
+    parser.add_argument("--reports-dir", type=Path, default=Path("reports"), help="where reports are written")
+
+
+def _training(parser: argparse.ArgumentParser) -> None:
+    """Options of the processes that train: data, backend and executor overrides, speed knobs."""
+    parser.add_argument("--data-dir", help="directory with the MNIST IDX .gz files or mnist.npz (or STUDY_DATA_DIR)")
+    parser.add_argument("--backend", choices=BACKENDS, help="Keras backend (overrides the spec; part of trial keys)")
+    parser.add_argument("--executor", choices=EXECUTORS, help="how trials are trained (overrides the spec; part "
+                                                              "of trial keys)")
+    parser.add_argument("--steps-per-execution", type=int, help="batches per compiled step (overrides the spec)")
+    parser.add_argument("--group-size", type=int, help="the most trials one executor call trains together "
+                                                       "(executors that train groups; default: decided by memory)")
+    parser.add_argument("--trial-figures", action="store_true",
+                        help="log a learning-curve PNG with every trial's MLflow run (~0.3 s per trial; the MLflow "
+                             "UI charts the per-epoch metrics without it)")
+
+
+def _queue_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--storage", help="Optuna storage URL of the queue, e.g. postgresql://user:pw@host/optuna "
+                                          "(default: OPTUNA_STORAGE, else optuna.db beside a SQLite MLflow store)")
+    parser.add_argument("--threads", type=int,
+                        help="math threads per worker process (default: cores / workers; one worker: all)")
+    parser.add_argument("--heartbeat", type=int, default=5, metavar="S",
+                        help="seconds between a worker's heartbeats (used when the queue is created; default 5)")
+    parser.add_argument("--grace", type=int, default=30, metavar="S",
+                        help="seconds without heartbeat before a trial is re-queued (used when the queue is "
+                             "created; default 30)")

@@ -1,0 +1,58 @@
+"""`python -m study tune`: the spec with base_from resolved, its queue, the search, the report."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from study.cli.common import check_options, fail, queue_settings
+from study.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, InputError
+from study.core.text import format_duration
+from study.execution.tune_launch import resolve_base_from, run_tuning
+from study.queue.storage import default_storage_url
+from study.spec.tune_spec import TuneSpec, load_tune_spec
+from study.tuning.optuna_setup import open_queue
+
+
+def load_tune(args: argparse.Namespace):
+    """The tuning spec with base_from resolved, and its queue (created, or checked for resume)."""
+    spec: TuneSpec = resolve_base_from(load_tune_spec(args.spec), args.tracking_uri)
+    for name in ("backend", "executor"):
+        if getattr(args, name, None):
+            spec = spec.with_base_fields(**{name: getattr(args, name)})
+    url = args.storage or default_storage_url(args.tracking_uri)
+    return spec, open_queue(spec, url, queue_settings(args))
+
+
+def tune(args: argparse.Namespace) -> int:
+    """Everything that can be wrong with the input is checked before the first trial: spec,
+    options, base_from, storage URL, resume compatibility, data."""
+    try:
+        check_options(args)
+        spec, queue = load_tune(args)
+    except InputError as exc:
+        return fail(exc)
+    code = EXIT_OK
+    if not args.report_only:
+        try:
+            summary = run_tuning(spec, queue, tracking_uri=args.tracking_uri, data_dir=args.data_dir,
+                                 retrain=not args.no_retrain, workers=args.workers, threads=args.threads)
+        except InputError as exc:
+            return fail(exc)
+        except KeyboardInterrupt:
+            print("interrupted: the trials in progress are recorded as interrupted and re-queued with their "
+                  "parameters; run the same command to resume", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        counts = ", ".join(f"{k.lower()} {v}" for k, v in sorted(summary.counts.items())) or "no new trials"
+        best = (f"best {spec.metric} {summary.best_value:.4f} (trial #{summary.best_number}: "
+                + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                            for k, v in summary.best_params.items()) + ")") if summary.best_value is not None else ""
+        print(f"done: {counts}; {summary.done_before} done before; {best}; {format_duration(summary.wall_time_s)}")
+        code = EXIT_OK if summary.ok else EXIT_FAILED
+    if not args.no_report:
+        from study.report.tune_report import write_tune_report
+
+        path = write_tune_report(spec, queue.storage, queue.url, tracking_uri=args.tracking_uri,
+                                 out_root=args.reports_dir)
+        print(f"report: {path}")
+    return code

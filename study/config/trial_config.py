@@ -1,0 +1,117 @@
+"""TrialConfig: the one flat, explicit, hashable record that fully defines a trial.
+
+Every field is an explicit keyword with a default (the scikit-learn convention) and a
+factor declaration (study.config.factors), so the trial key, the MLflow params, the
+spec validation and the report columns all come from one place.
+
+Adding a factor: one `declare(...)` line below, plus its use where it acts (e.g. the
+optimizer builder for `weight_decay`). Fields added after the first key version are
+hashed only when they differ from their default, so every stored trial keeps its key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, fields
+from typing import Any
+
+from study.config.factors import Factor, declare
+from study.data.registry import dataset_problem
+
+# Bump when the meaning of a field changes, so old keys are not reused.
+KEY_VERSION = 1
+
+_V1 = {"keyed_at_default": True}  # the fields of key version 1 are hashed even at their default
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """Everything that determines what a trial computes (given the seed).
+
+    Execution details that provably do not change the result (steps_per_execution,
+    evaluation batch size, logging) are *not* part of it; the backend and the executor
+    are, because they draw different random numbers or round differently.
+    """
+
+    dataset: str = declare("mnist", "text", check=dataset_problem, **_V1,
+                           doc="a registered dataset (study.data.registry)")
+    validation: str = declare("holdout", "choice", choices=("holdout", "test"), **_V1,
+                              doc="holdout: validate on the training set's last part; test: on the test set")
+    train_subset: int | None = declare(None, "int", low=1, optional=True, **_V1,
+                                       doc="train on the first N training examples only")
+    epochs: int = declare(5, "int", low=1, **_V1)
+    batch_size: int = declare(32, "int", low=1, **_V1)
+    hidden_layers: int = declare(4, "int", low=1, structural=True, **_V1)
+    units: int = declare(32, "int", low=1, structural=True, **_V1)
+    activation: str = declare("relu", "choice", choices=("sigmoid", "relu"), structural=True, **_V1)
+    init: str = declare("xavier", "choice", choices=("normal", "xavier", "he"), **_V1)
+    batch_norm: bool = declare(False, "bool", structural=True, **_V1)
+    dropout: float = declare(0.0, "float", low=0.0, high=1.0, high_open=True, structural=True, **_V1)
+    optimizer: str = declare("sgd", "choice", choices=("sgd", "adam"), structural=True, **_V1)
+    learning_rate: float = declare(0.01, "float", low=0.0, low_open=True, **_V1)
+    schedule: str = declare("constant", "choice", choices=("constant", "plateau", "warmup_cosine",
+                                                           "warmup_cosine_corrected"), **_V1)
+    warmup_epochs: int = declare(3, "int", low=0, **_V1)
+    plateau_factor: float = declare(0.1, "float", low=0.0, high=1.0, low_open=True, high_open=True, **_V1)
+    plateau_patience: int = declare(2, "int", low=0, **_V1)
+    early_stopping_patience: int = declare(0, "int", low=0, **_V1)
+    backend: str = declare("tensorflow", "choice", choices=("tensorflow", "jax"), structural=True, **_V1)
+    seed: int = declare(0, "int", low=0, **_V1)
+    # --- added after key version 1: hashed only when set to something else than the default
+    weight_decay: float = declare(0.0, "float", low=0.0, structural=True,
+                                  doc="decoupled weight decay of the optimizer (Keras' weight_decay)")
+    executor: str = declare("keras", "choice", choices=("keras",), structural=True,
+                            doc="how trials are trained (study.training.executors.registry)")
+
+    def key(self) -> str:
+        """Stable 16-hex-digit hash of the complete config (incl. seed, data, epochs)."""
+        payload = {"v": KEY_VERSION, **self.identity()}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that identify this config: those of key version 1, and later ones where not default."""
+        return {name: value for name, value in self.as_dict().items()
+                if FACTORS[name].keyed_at_default or value != DEFAULTS[name]}
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> TrialConfig:
+        return dataclasses.replace(self, **changes)
+
+
+FACTORS: dict[str, Factor] = {f.name: f.metadata["factor"] for f in fields(TrialConfig)}
+FIELD_NAMES: tuple[str, ...] = tuple(FACTORS)
+DEFAULTS: dict[str, Any] = TrialConfig().as_dict()
+
+
+def searchable_fields() -> tuple[str, ...]:
+    """Numeric fields Optuna can search (the seed is not a hyperparameter)."""
+    return tuple(n for n, f in FACTORS.items() if f.numeric and n != "seed")
+
+
+def field_problem(name: str, value: Any) -> str | None:
+    """Why `value` is not valid for config field `name`, or None if it is."""
+    return FACTORS[name].problem(name, value)
+
+
+def coerce_field(name: str, value: Any) -> Any:
+    return FACTORS[name].coerce(value)
+
+
+def structure_key(config: TrialConfig) -> tuple:
+    """What determines a trial's compiled program; the other fields are inputs or Python-side state."""
+    return tuple(sorted((k, v) for k, v in config.as_dict().items() if FACTORS[k].structural))
+
+
+def parse_param(name: str, text: str) -> Any:
+    """Type one MLflow string param back to the field's Python type."""
+    return FACTORS[name].parse(text)
+
+
+def from_params(params: dict[str, str]) -> TrialConfig:
+    """Rebuild a TrialConfig from MLflow's string params (the inverse of as_dict); absent fields take
+    their default, which is also what a run recorded before the field existed trained with."""
+    return TrialConfig(**{name: parse_param(name, params[name]) for name in FIELD_NAMES if name in params})

@@ -1,0 +1,37 @@
+"""Names of the records both stores keep: MLflow tags and Optuna user attributes.
+
+One module, so the queue, the trackers and the reports can never disagree on a name.
+"""
+
+from __future__ import annotations
+
+# --- MLflow run tags
+ROLE_TAG = "study_role"  # study (an invocation's parent run) | trial | tune_trial
+KEY_TAG = "trial_key"
+STATUS_TAG = "trial_status"
+WORKER_TAG = "worker"
+LEVEL_TAG_PREFIX = "level."
+OPTUNA_STUDY_TAG = "optuna_study"
+NUMBER_TAG = "optuna_trial_number"
+STATE_TAG = "optuna_state"
+ERROR_TAG = "error"
+EXECUTOR_TAG = "executor"
+GROUP_TAG = "trial_group"
+
+PARENT_ROLE = "study"
+TRIAL_ROLE = "trial"
+TUNE_ROLE = "tune_trial"
+TRIAL_ROLES = (TRIAL_ROLE, TUNE_ROLE)
+
+# --- Optuna trial user attributes
+KEY_ATTR = "trial_key"
+CONFIG_ATTR = "config"
+LEVELS_ATTR = "levels"
+GROUP_ATTR = "group"  # trials with the same value can be trained together (one executor call)
+IDENTITY_ATTRS = (KEY_ATTR, CONFIG_ATTR, LEVELS_ATTR, GROUP_ATTR)  # what every attempt of a trial carries
+STATUS_ATTR = "trial_status"
+WORKER_ATTR = "worker"
+RUN_ID_ATTR = "mlflow_run_id"
+DUPLICATE_ATTR = "duplicate_of"
+EPOCHS_ATTR = "epochs_run"
+RECOVERED_ATTR = "recovered"

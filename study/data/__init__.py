@@ -1,0 +1,1 @@
+"""Datasets: find, verify and split the arrays a trial trains on (one registry entry per dataset)."""

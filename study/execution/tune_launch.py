@@ -1,0 +1,155 @@
+"""`study tune`: run a tuning study on the shared workers, then retrain base vs tuned on fresh seeds."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import mlflow
+import optuna
+from optuna.trial import TrialState
+
+from study.analysis.leaderboard import best_config
+from study.core.errors import Interrupted, SpecError
+from study.core.names import OPTUNA_STUDY_TAG
+from study.core.text import format_duration, redact
+from study.data.splits import SplitCache
+from study.execution.launch import start_workers, verify_data
+from study.execution.processes import threads_per_worker
+from study.execution.signals import raise_interrupted
+from study.execution.sources import WorkerOptions
+from study.execution.tracked import run_tracked
+from study.execution.tune_source import TuneSource, invocation_counts
+from study.queue.trial_queue import TrialQueue
+from study.spec.designs import Trial
+from study.spec.study_spec import spec_hash
+from study.spec.tune_spec import TuneSpec, with_base
+from study.tracking.environment import command_line
+from study.tracking.runs import done_keys, log_json, parent_run, reap_dead_local_runs
+from study.tracking.store import configure, experiment_id
+from study.training.backend import select_backend
+from study.training.executors.base import ExecutionSettings
+from study.training.executors.registry import executor_for
+from study.tuning.optuna_setup import arm_configs, counted_trials
+
+ARMS = ("base", "tuned")
+
+
+@dataclass
+class TuneSummary:
+    study: str
+    n_trials: int
+    done_before: int
+    counts: dict[str, int] = field(default_factory=dict)  # results of this invocation's trials by Optuna state
+    best_value: float | None = None
+    best_params: dict[str, Any] = field(default_factory=dict)
+    best_number: int | None = None
+    retrain_counts: dict[str, int] = field(default_factory=dict)
+    wall_time_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return (self.counts.get("FAIL", 0) == 0 and self.retrain_counts.get("failed", 0) == 0
+                and self.retrain_counts.get("interrupted", 0) == 0)
+
+
+def resolve_base_from(spec: TuneSpec, tracking_uri: str | None) -> TuneSpec:
+    """Turn `base_from: <ablation study>` into that study's best config (the report's leaderboard order)."""
+    if spec.base_from is None:
+        return spec
+    uri = configure(tracking_uri)
+    found = best_config(spec.base_from)
+    if found is None:
+        raise SpecError(spec.source, "base_from", f"no finished trials of the ablation study {spec.base_from!r} in "
+                                                  f"{redact(uri)}: run it first (python -m study run ...) or name "
+                                                  "another")
+    return with_base(spec, found)
+
+
+def run_tuning(spec: TuneSpec, queue: TrialQueue, tracking_uri: str | None = None, data_dir: str | None = None,
+               retrain: bool = True, log: Callable[[str], None] = print, *, workers: int = 1,
+               threads: int | None = None) -> TuneSummary:
+    """Run the study up to `n_trials` counted trials in total with `workers` workers, then retrain base vs
+    tuned. Raises KeyboardInterrupt if the workers were stopped (their trials are re-queued)."""
+    study = queue.study
+    done = counted_trials(study)
+    remaining = max(0, spec.n_trials - done)
+    workers = max(1, min(workers, remaining or 1))
+    threads = threads if threads is not None else threads_per_worker(workers)
+    select_backend(spec.base.backend, threads=threads if workers == 1 else None)
+    data = verify_data([spec.base.dataset], data_dir, log)
+    uri = configure(tracking_uri)
+    exp_id = experiment_id(spec.name, uri)
+    reaped = reap_dead_local_runs(exp_id)
+    if reaped:
+        log(f"marked {reaped} run(s) left RUNNING by a dead process as interrupted")
+    summary = TuneSummary(study=spec.name, n_trials=spec.n_trials, done_before=done)
+    log(f"tune {spec.name}: {done} of {spec.n_trials} trials done, {remaining} to run "
+        f"(sampler {spec.sampler.name}, pruner {spec.pruner.name}, {spec.metric}; Optuna {redact(queue.url)}, "
+        f"MLflow {redact(uri)})")
+    source_of_data = data[spec.base.dataset].source
+    first_new = len(queue.trials())
+    started = time.perf_counter()
+    previous = signal.signal(signal.SIGTERM, raise_interrupted)
+    try:
+        with parent_run(exp_id, spec.name, spec_hash(spec.raw), command_line(),
+                        {"kind": "tune", OPTUNA_STUDY_TAG: spec.name, "optuna_storage": redact(queue.url),
+                         "data_source": source_of_data, "spec_file": spec.source}):
+            log_json(spec.raw, "spec.json")
+            if remaining:
+                options = WorkerOptions(data_dir=data_dir, threads=threads, tracking_uri=uri, log=log,
+                                        preloaded=data if workers == 1 else {})
+                interrupted = start_workers(spec, queue, TuneSource(spec), options, workers, {}, log)
+                summary.counts = invocation_counts(queue, first_new)
+                if interrupted:
+                    raise Interrupted()
+            _record_best(study, summary)
+            if retrain:
+                summary.retrain_counts = retrain_arms(spec, study, exp_id, SplitCache(data_dir, data), log)
+            mlflow.log_metrics({f"trials_{k.lower()}": float(v) for k, v in summary.counts.items()})
+            if summary.best_value is not None:
+                mlflow.log_metric("best_value", summary.best_value)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        summary.wall_time_s = time.perf_counter() - started
+    return summary
+
+
+def _record_best(study: optuna.Study, summary: TuneSummary) -> None:
+    if study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        best = study.best_trial
+        summary.best_value, summary.best_params, summary.best_number = best.value, dict(best.params), best.number
+
+
+def retrain_arms(spec: TuneSpec, study: optuna.Study, exp_id: str, splits: SplitCache,
+                 log: Callable[[str], None]) -> dict[str, int]:
+    """Train the untuned base and the best tuned config with every retrain seed (paired by seed).
+
+    These are ordinary ablation-style trials (role `trial`, tag `level.arm`), so they
+    resume by key like any ablation trial: a rerun trains only what is missing, and a
+    new best config gets its own runs.
+    """
+    arms = arm_configs(spec, study)
+    if arms is None:
+        log("retrain: no completed trial yet, nothing to compare")
+        return {}
+    done = done_keys(exp_id)
+    trials: list[Trial] = []
+    for seed in spec.retrain_seeds:
+        for arm in ARMS:
+            trial = Trial(arms[arm].replace(seed=seed), {"arm": arm})
+            if trial.key not in done and trial.key not in {t.key for t in trials}:
+                trials.append(trial)
+    log(f"retrain: base vs tuned with seeds {list(spec.retrain_seeds)}: {len(trials)} trial(s) to run")
+    settings = ExecutionSettings(steps_per_execution=spec.steps_per_execution)
+    counts: dict[str, int] = {}
+    for i, trial in enumerate(trials, start=1):
+        outcome, = run_tracked([trial], spec.name, exp_id, splits, settings, executor_for(trial.config.executor))
+        counts[outcome.status] = counts.get(outcome.status, 0) + 1
+        acc = f"{outcome.val_accuracy:.4f}" if outcome.val_accuracy is not None else "n/a"
+        log(f"[retrain {i}/{len(trials)}] {trial.levels['arm']:<5} seed={trial.config.seed} | {outcome.status:<9} "
+            f"val_acc {acc} | {format_duration(outcome.seconds)}")
+    return counts

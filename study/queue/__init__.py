@@ -1,0 +1,1 @@
+"""The trial queue: trials in an RDB store, claimed atomically (one or a group), heartbeats, progress."""

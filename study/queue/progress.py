@@ -1,0 +1,101 @@
+"""Where a queued study stands: each key's state, attempts, workers seen alive, ETA.
+
+Read from the Optuna storage only, so it is quick and works from any machine that
+can reach the storage. Every count is per trial *key* (one grid point and seed), so
+retries and dropped duplicates never inflate "completed".
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from optuna.trial import FrozenTrial, TrialState
+
+from study.core.names import KEY_ATTR, RECOVERED_ATTR, STATUS_ATTR
+from study.core.status import TrialStatus
+from study.queue.trial_queue import TrialQueue, WorkerRecord
+
+# Why an attempt ended FAIL (user attr `trial_status`); no attr = its worker died (heartbeat went stale).
+ATTEMPT_KINDS = ("interrupted", "failed", "duplicate", "lost")
+KEY_STATES = ("completed", "diverged", "running", "waiting", "failed", "interrupted", "lost", "not queued")
+
+
+@dataclass
+class StudyStatus:
+    study: str
+    storage: str
+    total: int
+    keys: Counter = field(default_factory=Counter)  # key state -> number of keys of the spec
+    attempts: Counter = field(default_factory=Counter)  # FAIL attempts by kind (each was re-queued or dropped)
+    alive: list[WorkerRecord] = field(default_factory=list)
+    gone: list[WorkerRecord] = field(default_factory=list)
+    mean_trial_s: float | None = None
+    eta_s: float | None = None
+
+    @property
+    def done(self) -> int:
+        return self.keys["completed"] + self.keys["diverged"]
+
+    @property
+    def complete(self) -> bool:
+        return self.done == self.total
+
+
+def attempt_kind(trial: FrozenTrial) -> str:
+    return trial.user_attrs.get(STATUS_ATTR) or TrialStatus.LOST.value
+
+
+def key_states(trials: list[FrozenTrial], keys: list[str]) -> dict[str, str]:
+    """Each key's state: done if any attempt completed, else running, waiting, or how its last attempt ended."""
+    by_key: dict[str, list[FrozenTrial]] = {}
+    for trial in trials:
+        key = trial.user_attrs.get(KEY_ATTR)
+        if key is not None:
+            by_key.setdefault(key, []).append(trial)
+    out = {}
+    for key in keys:
+        attempts = by_key.get(key, [])
+        states = {t.state for t in attempts}
+        if TrialState.COMPLETE in states:
+            done = next(t for t in attempts if t.state == TrialState.COMPLETE)
+            out[key] = "diverged" if done.user_attrs.get(STATUS_ATTR) == "diverged" else "completed"
+        elif TrialState.RUNNING in states:
+            out[key] = "running"
+        elif TrialState.WAITING in states:
+            out[key] = "waiting"
+        elif attempts:
+            last = max(attempts, key=lambda t: t.number)
+            out[key] = {"duplicate": "failed"}.get(attempt_kind(last), attempt_kind(last))
+        else:
+            out[key] = "not queued"
+    return out
+
+
+def collect(queue: TrialQueue, keys: list[str], now: float | None = None) -> StudyStatus:
+    """Snapshot of the study for the given spec keys (one read of all trials, one of the worker records)."""
+    now = time.time() if now is None else now
+    trials = queue.trials()
+    status = StudyStatus(study=queue.study.study_name, storage=queue.url, total=len(keys))
+    status.keys.update(key_states(trials, keys).values())
+    status.attempts.update(attempt_kind(t) for t in trials if t.state == TrialState.FAIL)
+    status.alive, status.gone = split_workers(queue, now)
+    durations = [(t.datetime_complete - t.datetime_start).total_seconds() for t in trials
+                 if t.state == TrialState.COMPLETE and t.datetime_start and t.datetime_complete
+                 and not t.user_attrs.get(RECOVERED_ATTR)]
+    if durations:
+        status.mean_trial_s = sum(durations) / len(durations)
+        remaining = status.keys["waiting"] + status.keys["running"] / 2 + status.keys["not queued"]
+        remaining += status.keys["interrupted"] + status.keys["lost"]
+        status.eta_s = status.mean_trial_s * remaining / max(1, len(status.alive))
+    return status
+
+
+def split_workers(queue: TrialQueue, now: float) -> tuple[list[WorkerRecord], list[WorkerRecord]]:
+    """(alive, gone): a worker is alive while its last beat is within the grace period and it has not stopped."""
+    alive, gone = [], []
+    for record in queue.workers():
+        fresh = now - record.last_seen <= queue.settings.grace_period_s
+        (alive if fresh and record.state != "stopped" else gone).append(record)
+    return alive, gone

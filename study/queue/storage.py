@@ -1,0 +1,120 @@
+"""The queue's storage: an Optuna RDB storage with heartbeats, made safe for many processes.
+
+Why Optuna's storage and not a queue of our own: it already is a transactional store
+of trials with states (WAITING -> RUNNING -> COMPLETE/FAIL), heartbeats for workers
+that die, and a retry callback that puts their trials back. SQLite serves one machine,
+PostgreSQL (or MySQL) many. On SQLite, taking a trial atomically needs every
+transaction to start with `BEGIN IMMEDIATE` (pysqlite otherwise reads outside the
+write lock, and two workers can both see WAITING); the same setting, with a long busy
+timeout, is what removes "database is locked" (optuna#820).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from study.core.errors import StorageError
+from study.core.text import redact
+
+DEFAULT_STORAGE = "optuna.db"
+STORAGE_ENV = "OPTUNA_STORAGE"
+SQLITE_BUSY_TIMEOUT_S = 120
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    """How fast a dead worker is noticed.
+
+    A trial is stale when its worker has not beaten for `grace_period_s`; it is then
+    failed and re-queued (at most `max_retry` times in a row, so a trial that kills
+    its worker every time cannot loop forever; running the study again re-queues it).
+    The first worker to create a study stores these; later workers adopt them, so
+    all workers agree on what "stale" means.
+    """
+
+    heartbeat_interval_s: int = 5
+    grace_period_s: int = 30
+    max_retry: int = 3
+
+    def __post_init__(self) -> None:
+        if self.heartbeat_interval_s < 1 or self.grace_period_s <= self.heartbeat_interval_s or self.max_retry < 0:
+            raise ValueError(f"invalid queue settings {self}: need heartbeat >= 1 s, grace > heartbeat, retries >= 0")
+
+
+def default_storage_url(tracking_uri: str | None = None) -> str:
+    """OPTUNA_STORAGE if set, else `optuna.db` beside a SQLite MLflow store, else in the working directory.
+
+    Beside the MLflow store, so that one study's queue and its record travel together
+    (and two stores never share one queue by accident).
+    """
+    if os.environ.get(STORAGE_ENV):
+        return os.environ[STORAGE_ENV]
+    # study.tracking's default, without importing MLflow (status and idle workers start fast)
+    tracking_uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+    if tracking_uri.startswith("sqlite:///"):
+        path = Path(tracking_uri.removeprefix("sqlite:///"))
+        return f"sqlite:///{path.resolve().parent / DEFAULT_STORAGE}"
+    return f"sqlite:///{Path.cwd().resolve() / DEFAULT_STORAGE}"
+
+
+def quiet_optuna() -> None:
+    """Our progress lines replace Optuna's per-trial logs; its experimental/ask warnings are expected."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    warnings.filterwarnings("ignore", message=".*Heartbeat of storage is supposed to be used with Study.optimize.*")
+    warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
+
+
+def open_storage(url: str, settings: QueueSettings, readonly: bool = False) -> optuna.storages.RDBStorage:
+    """An RDB storage with heartbeats and retry of stale trials; SQLite serialised (see module doc).
+
+    `readonly` (status, monitoring) leaves SQLite reads unserialised: in WAL mode they
+    never wait for a writer, not even one that is stopped mid-transaction.
+    """
+    quiet_optuna()
+    sqlite = url.startswith("sqlite")
+    engine_kwargs: dict[str, Any] = (
+        {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S, "isolation_level": None}} if sqlite
+        else {"pool_pre_ping": True})
+    last: Exception | None = None
+    for attempt in range(5):  # two processes creating the same fresh SQLite schema may collide once
+        try:
+            storage = optuna.storages.RDBStorage(
+                url, engine_kwargs=engine_kwargs,
+                heartbeat_interval=settings.heartbeat_interval_s, grace_period=settings.grace_period_s,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                    max_retry=settings.max_retry))
+            break
+        except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises many kinds; all mean "cannot open"
+            last = exc
+            if not sqlite or "already exists" not in str(exc):
+                raise StorageError(f"storage {redact(url)}: cannot open: {type(exc).__name__}: "
+                                   f"{str(exc).splitlines()[0]}") from exc
+            time.sleep(0.2 * (attempt + 1))
+    else:
+        raise StorageError(f"storage {redact(url)}: cannot open: {last}")
+    if sqlite and not readonly:
+        _serialize_sqlite(storage)
+    return storage
+
+
+def _serialize_sqlite(storage: optuna.storages.RDBStorage) -> None:
+    """WAL (readers never block the writer) and BEGIN IMMEDIATE (one writer at a time, no lost updates)."""
+    from sqlalchemy import event
+
+    raw = storage.engine.raw_connection()
+    try:
+        raw.cursor().execute("PRAGMA journal_mode=WAL")
+    finally:
+        raw.close()
+
+    @event.listens_for(storage.engine, "begin")
+    def _begin_immediate(connection) -> None:  # noqa: ANN001 - SQLAlchemy Connection
+        connection.exec_driver_sql("BEGIN IMMEDIATE")

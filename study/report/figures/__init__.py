@@ -1,0 +1,1 @@
+"""Report figures drawn from the tables a section already shows (matplotlib, Agg)."""

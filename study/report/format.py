@@ -1,0 +1,65 @@
+"""Number formats shared by report tables and the plain-language summary, so every
+number a sentence quotes appears character for character in a table."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+METRIC_NAMES = {"final_val_accuracy": "val accuracy", "test_accuracy": "test accuracy",
+                "final_val_loss": "val loss", "test_loss": "test loss"}
+
+
+def is_accuracy(metric: str) -> bool:
+    return metric.endswith("accuracy")
+
+
+def value(x: float, metric: str) -> str:
+    """An accuracy as a percentage (2 decimals), a loss with 4 decimals."""
+    if x is None or not math.isfinite(x):
+        return "n/a"
+    return f"{100 * x:.2f}%" if is_accuracy(metric) else f"{x:.4f}"
+
+
+def delta(x: float, metric: str) -> str:
+    """A difference: accuracy in signed percentage points, loss signed with 4 decimals."""
+    if x is None or not math.isfinite(x):
+        return "n/a"
+    return f"{100 * x:+.2f} pp" if is_accuracy(metric) else f"{x:+.4f}"
+
+
+def interval(low: float, high: float, metric: str, signed: bool = False) -> str:
+    if low is None or not (math.isfinite(low) and math.isfinite(high)):
+        return "[n/a]"
+    if is_accuracy(metric):
+        spec = "+.2f" if signed else ".2f"
+        return f"[{100 * low:{spec}}, {100 * high:{spec}}]"
+    spec = "+.4f" if signed else ".4f"
+    return f"[{low:{spec}}, {high:{spec}}]"
+
+
+def p_value(p: float) -> str:
+    if p is None or not math.isfinite(p):
+        return "n/a"
+    return f"{p:.1e}" if p < 0.001 else f"{p:.3f}"
+
+
+def share(x: float) -> str:
+    return "n/a" if x is None or not math.isfinite(x) else f"{100 * x:.1f}%"
+
+
+def probability(x: float) -> str:
+    return "n/a" if x is None or not math.isfinite(x) else f"{x:.2f}"
+
+
+def markdown(table: pd.DataFrame, parse_numbers: bool = True) -> str:
+    """A markdown table; pass parse_numbers=False for columns already formatted by this
+    module, so tabulate prints "0.023" as written, not re-rounded to "0.0230"."""
+    return table.to_markdown(index=False, floatfmt=".4f", disable_numparse=not parse_numbers)
+
+
+def markdown_table(table: pd.DataFrame) -> str:
+    """Floats with 4 decimals, integers as integers (tabulate would upcast them)."""
+    formats = [".4f" if pd.api.types.is_float_dtype(dtype) else "g" for dtype in table.dtypes]
+    return table.to_markdown(index=False, floatfmt=formats)

@@ -1,0 +1,1 @@
+"""The sections of study reports, one module per subject."""

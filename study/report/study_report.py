@@ -1,0 +1,89 @@
+"""Write reports/<study>/README.md + figures/*.png + tables/*.{csv,parquet} from the MLflow store.
+
+A study report is the list SECTIONS, rendered in order over one ReportContext. Every
+section degrades to a sentence saying what is missing (no trials yet, one seed, no
+factorial, a path config not run), so the report is always complete.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from study.analysis.levels import tidy_trials
+from study.analysis.runs import epoch_curves, parent_runs, trials_frame
+from study.analysis.study_analysis import analyse
+from study.config import TrialConfig
+from study.report.section import ReportContext, Section
+from study.report.sections.about import (FilesSection, HeaderSection, MethodsSection, ReproducibilitySection,
+                                         SpecSection)
+from study.report.sections.findings import FindingsSection
+from study.report.sections.lesson import LESSON_FIRST_MODEL, LessonComparisonSection, LessonFiguresSection
+from study.report.sections.results import (EffectsSection, InteractionsSection, LeaderboardSection, PathSection,
+                                           TrialsSection)
+from study.spec.study_spec import StudySpec
+from study.tracking.store import configure
+
+
+class NoTrialsYet:
+    def render(self, ctx: ReportContext) -> str:
+        if not ctx.tidy.empty:
+            return ""
+        return (f"No finished trials yet: run `python -m study run {ctx.spec.source}` first. The lesson's figures "
+                "below need no trials.\n")
+
+
+SECTIONS: list[Section] = [
+    HeaderSection(), NoTrialsYet(), FindingsSection(), TrialsSection(), LeaderboardSection(), EffectsSection(),
+    InteractionsSection(), PathSection(), LessonFiguresSection(), LessonComparisonSection(), MethodsSection(),
+    SpecSection(), FilesSection(), ReproducibilitySection(),
+]
+
+
+def write_report(spec: StudySpec, tracking_uri: str | None = None, out_root: Path = Path("reports")) -> Path:
+    """Rewrite reports/<study>/ from whatever finished trials the store holds."""
+    configure(tracking_uri)
+    ctx = build_context(spec, out_root / spec.name)
+    readme = ctx.out / "README.md"
+    readme.write_text("\n".join(text for text in (section.render(ctx) for section in SECTIONS) if text))
+    return readme
+
+
+def build_context(spec: StudySpec, out: Path) -> ReportContext:
+    """Read the store once: every trial run, the finished ones as a tidy frame, their curves, the analysis."""
+    fresh_output_dirs(out)
+    all_runs = trials_frame(spec.name, include_unfinished=True)
+    frame = trials_frame(spec.name)
+    expected = spec.unique_trials()
+    if not frame.empty:
+        frame = frame[frame["trial_key"].isin({t.key for t in expected})].reset_index(drop=True)
+    tidy = tidy_trials(frame, spec)
+    ctx = ReportContext(spec=spec, out=out, expected=expected, all_runs=all_runs, tidy=tidy,
+                        curves=pd.DataFrame(columns=["run_id", "metric", "epoch", "value"]),
+                        parents=parent_runs(spec.name))
+    if not tidy.empty:
+        ctx.curves = epoch_curves(tidy["run_id"])
+        export(tidy, ctx.curves, out)
+        ctx.result = analyse(spec, tidy, TrialConfig(**LESSON_FIRST_MODEL))
+    return ctx
+
+
+def fresh_output_dirs(out: Path) -> None:
+    """Remove the previous report's generated files, so no stale figure or table survives."""
+    for sub, patterns in (("figures", ("*.png",)), ("tables", ("*.csv", "*.parquet"))):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+        for pattern in patterns:
+            for old in (out / sub).glob(pattern):
+                old.unlink()
+
+
+def export(tidy: pd.DataFrame, curves: pd.DataFrame, out: Path) -> None:
+    """The tidy data behind the report: one row per trial, one row per (trial, metric, epoch)."""
+    long = curves.merge(tidy[["run_id", "trial_key", "seed"]], on="run_id", how="left")
+    for name, table in (("trials", tidy), ("epoch_metrics", long)):
+        table.to_csv(out / "tables" / f"{name}.csv", index=False)
+        try:
+            table.to_parquet(out / "tables" / f"{name}.parquet", index=False)
+        except ImportError:  # pyarrow missing: CSV is still complete
+            pass

@@ -1,0 +1,1 @@
+"""Study and tuning specs: parse and validate YAML before anything is trained or recorded; designs."""

@@ -1,0 +1,1 @@
+"""MLflow: an experiment per study, a parent run per invocation, a child run per trial."""

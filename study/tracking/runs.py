@@ -1,0 +1,188 @@
+"""The runs a study writes: a parent run per worker invocation, a child run per trial.
+
+The trial key tag (`trial_key`) and status tag (`trial_status`) on each child run are
+what resume rests on: a key with a FINISHED run tagged completed/diverged is done and
+is never trained again. Child runs are written through the client with their run id
+(not the fluent active-run stack), so an executor that trains a group of trials keeps
+one open run per trial.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import mlflow
+from mlflow.entities import Metric, Param, RunStatus, RunTag
+
+from study.config import TrialConfig
+from study.core.names import (ERROR_TAG, KEY_TAG, LEVEL_TAG_PREFIX, PARENT_ROLE, ROLE_TAG, STATUS_TAG,
+                              TRIAL_ROLE, TRIAL_ROLES, WORKER_TAG)
+from study.core.status import DONE_STATUSES, TrialStatus, mlflow_run_status
+from study.core.text import worker_id
+from study.tracking.environment import machine, versions
+
+PARENT_RUN_TAG = "mlflow.parentRunId"
+RUN_NAME_TAG = "mlflow.runName"
+
+
+@contextmanager
+def parent_run(exp_id: str, study_name: str, spec_hash: str, command: str, extra_tags: dict[str, str]) -> Iterator[Any]:
+    """The run that groups one invocation's trials; ends KILLED/FAILED if the invocation does."""
+    tags = {ROLE_TAG: PARENT_ROLE, "study": study_name, "spec_hash": spec_hash, "command": command,
+            WORKER_TAG: worker_id(), **{f"version.{k}": v for k, v in versions().items()},
+            **{f"machine.{k}": v for k, v in machine().items()}, **extra_tags}
+    run = mlflow.start_run(experiment_id=exp_id, run_name=f"{study_name} ({worker_id()})", tags=tags)
+    try:
+        yield run
+    except KeyboardInterrupt:
+        mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
+        raise
+    except BaseException:
+        mlflow.end_run(RunStatus.to_string(RunStatus.FAILED))
+        raise
+    else:
+        mlflow.end_run()
+
+
+class TrialRun:
+    """One trial's MLflow child run, addressed by its id (several can be open at once)."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        self.client = mlflow.MlflowClient()
+
+    @classmethod
+    def start(cls, exp_id: str, config: TrialConfig, levels: dict[str, str], study_name: str,
+              role: str = TRIAL_ROLE, extra_tags: dict[str, str] | None = None) -> TrialRun:
+        """A RUNNING run of the study's experiment (a child of the active parent run, if any), with every
+        config field as a param."""
+        parent = mlflow.active_run()
+        label = " ".join(f"{f}={lv}" for f, lv in levels.items()) or "base"
+        tags = {ROLE_TAG: role, KEY_TAG: config.key(), STATUS_TAG: TrialStatus.RUNNING.value, "study": study_name,
+                "seed": str(config.seed), "backend": config.backend, WORKER_TAG: worker_id(),
+                RUN_NAME_TAG: f"{label} seed={config.seed}",
+                **{f"{LEVEL_TAG_PREFIX}{factor}": lv for factor, lv in levels.items()},
+                **{f"version.{k}": v for k, v in versions().items()}, **(extra_tags or {})}
+        if parent is not None:
+            tags[PARENT_RUN_TAG] = parent.info.run_id
+        client = mlflow.MlflowClient()
+        run = client.create_run(exp_id, tags=tags, run_name=tags[RUN_NAME_TAG])
+        params = [Param(k, str(v)) for k, v in config.as_dict().items()]
+        client.log_batch(run.info.run_id, params=params)
+        return cls(run.info.run_id)
+
+    def log_epoch(self, metrics: dict[str, float], epoch: int) -> None:
+        stamp = _now_ms()
+        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), stamp, epoch) for k, v in metrics.items()])
+
+    def log_artifact(self, path: str, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, path, artifact_path)
+
+    def log_json(self, obj: Any, artifact_file: str) -> None:
+        self.client.log_text(self.run_id, json.dumps(obj, indent=2, sort_keys=True, default=str), artifact_file)
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def finish(self, status: str, final: dict[str, float], wall_time_s: float, error: str = "") -> None:
+        """Record the outcome; results (completed, diverged, pruned) end FINISHED, failures FAILED,
+        interruptions KILLED. Only completed/diverged ablation trials count as done for resume."""
+        stamp = _now_ms()
+        metrics = [Metric(k, float(v), stamp, 0) for k, v in {**final, "wall_time_s": wall_time_s}.items()]
+        tags = [RunTag(STATUS_TAG, str(status))] + ([RunTag(ERROR_TAG, error[-4000:])] if error else [])
+        self.client.log_batch(self.run_id, metrics=metrics, tags=tags)
+        self.client.set_terminated(self.run_id, status=mlflow_run_status(status))
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def log_json(obj: Any, artifact_file: str) -> None:
+    """An artifact of the active (parent) run."""
+    mlflow.log_text(json.dumps(obj, indent=2, sort_keys=True, default=str), artifact_file)
+
+
+# --------------------------------------------------------------------------- reading back
+
+
+def done_keys(exp_id: str) -> set[str]:
+    """Keys of trials that already have a finished, recorded result."""
+    runs = mlflow.search_runs(
+        experiment_ids=[exp_id],
+        filter_string=f"tags.{ROLE_TAG} = '{TRIAL_ROLE}' AND attributes.status = 'FINISHED'",
+        output_format="list",
+    )
+    return {r.data.tags[KEY_TAG] for r in runs if r.data.tags.get(STATUS_TAG) in DONE_STATUSES}
+
+
+def finished_trial_run(exp_id: str, key: str) -> Any | None:
+    """The finished, recorded run of trial `key`, if any: a worker checks it before training
+    a trial it took, so a result recorded by a worker that died before telling the queue
+    is adopted, never trained a second time."""
+    runs = mlflow.search_runs(
+        experiment_ids=[exp_id],
+        filter_string=f"tags.{KEY_TAG} = '{key}' AND attributes.status = 'FINISHED'",
+        output_format="list",
+    )
+    runs = [r for r in runs if r.data.tags.get(STATUS_TAG) in DONE_STATUSES]
+    return min(runs, key=lambda r: r.info.start_time) if runs else None
+
+
+# --------------------------------------------------------------------------- closing runs of dead workers
+
+
+def reap_key_runs(exp_id: str, key: str, reason: str) -> int:
+    """End the RUNNING runs of trial `key` as interrupted. Only called by the worker that
+    holds `key` in the queue: any other run of it belongs to a worker that lost it."""
+    return reap_runs(exp_id, f"tags.{KEY_TAG} = '{key}'", reason)
+
+
+def reap_runs(exp_id: str, filter_string: str, reason: str) -> int:
+    """End the RUNNING runs that match `filter_string` as interrupted (their worker is gone)."""
+    runs = mlflow.search_runs(
+        experiment_ids=[exp_id],
+        filter_string=f"{filter_string} AND attributes.status = 'RUNNING'",
+        output_format="list",
+    )
+    client = mlflow.MlflowClient()
+    for run in runs:
+        client.set_tag(run.info.run_id, STATUS_TAG, TrialStatus.INTERRUPTED.value)
+        client.set_tag(run.info.run_id, ERROR_TAG, reason)
+        client.set_terminated(run.info.run_id, status=RunStatus.to_string(RunStatus.KILLED))
+    return len(runs)
+
+
+def reap_dead_local_runs(exp_id: str) -> int:
+    """Mark runs left RUNNING by a dead process on this host as interrupted (e.g. SIGKILL)."""
+    host = socket.gethostname()
+    runs = mlflow.search_runs(
+        experiment_ids=[exp_id], filter_string="attributes.status = 'RUNNING'", output_format="list")
+    client = mlflow.MlflowClient()
+    reaped = 0
+    for run in runs:
+        owner = run.data.tags.get(WORKER_TAG, "")
+        owner_host, _, pid = owner.rpartition(":")
+        if owner_host != host or not pid.isdigit() or _pid_alive(int(pid)):
+            continue
+        if run.data.tags.get(ROLE_TAG) in TRIAL_ROLES:
+            client.set_tag(run.info.run_id, STATUS_TAG, TrialStatus.INTERRUPTED.value)
+        client.set_terminated(run.info.run_id, status=RunStatus.to_string(RunStatus.KILLED))
+        reaped += 1
+    return reaped
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

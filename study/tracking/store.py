@@ -1,0 +1,65 @@
+"""Which MLflow store a study records to, and its experiment (created once, opened on its runs)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import mlflow
+
+from study.core.text import redact
+
+DEFAULT_STORE = "mlflow.db"
+DEFAULT_ARTIFACTS = "mlartifacts"
+# MLflow 3.x opens an experiment on its GenAI overview unless this tag says it holds training runs.
+EXPERIMENT_KIND_TAG, TRAINING_KIND = "mlflow.experimentKind", "custom_model_development"
+
+
+def default_tracking_uri(project_dir: Path | None = None) -> str:
+    """MLFLOW_TRACKING_URI if set, else a SQLite file in the project directory."""
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    return f"sqlite:///{(project_dir or Path.cwd()).resolve() / DEFAULT_STORE}"
+
+
+def configure(tracking_uri: str | None) -> str:
+    # With a tracking server MLflow prints a URL per ended run; our progress lines say enough.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    uri = tracking_uri or default_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    return uri
+
+
+def shown(uri: str) -> str:
+    """A tracking URI as we print it: without a password."""
+    return redact(uri)
+
+
+def artifact_location_for(tracking_uri: str) -> str | None:
+    """Local stores keep artifacts in ./mlartifacts; a tracking server decides itself."""
+    if tracking_uri.startswith(("http://", "https://", "databricks")):
+        return None
+    return (Path.cwd() / DEFAULT_ARTIFACTS).resolve().as_uri()
+
+
+def experiment_id(study_name: str, tracking_uri: str, create: bool = True) -> str | None:
+    """The study's experiment (created if missing), made the active one for fluent runs."""
+    experiment = mlflow.get_experiment_by_name(study_name)
+    if experiment is None:
+        if not create:
+            return None
+        try:
+            exp_id = mlflow.create_experiment(study_name, artifact_location=artifact_location_for(tracking_uri),
+                                              tags={EXPERIMENT_KIND_TAG: TRAINING_KIND})
+        except mlflow.exceptions.MlflowException:
+            # Another worker created it between our lookup and create.
+            experiment = mlflow.get_experiment_by_name(study_name)
+            if experiment is None:
+                raise
+            exp_id = experiment.experiment_id
+    else:
+        exp_id = experiment.experiment_id
+        if experiment.tags.get(EXPERIMENT_KIND_TAG) != TRAINING_KIND:
+            mlflow.MlflowClient().set_experiment_tag(exp_id, EXPERIMENT_KIND_TAG, TRAINING_KIND)
+    mlflow.set_experiment(experiment_id=exp_id)  # parent runs (fluent) land here
+    return exp_id

@@ -1,0 +1,52 @@
+"""Executors by name, and which trials each can train together; importable before Keras is.
+
+The executor classes import Keras, which must come after the backend is chosen
+(study.training.backend), so they are named here by module and imported by
+`executor_for` (the one function-level import of an executor, and why).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from study.config import TrialConfig, structure_key
+
+
+@dataclass(frozen=True)
+class ExecutorEntry:
+    name: str
+    target: str  # "module:Class", imported only once the backend is chosen
+    group_key: Callable[[TrialConfig], str | None]  # equal keys can be trained in one call; None: alone
+    describe: str
+
+
+def alone(config: TrialConfig) -> str | None:
+    return None
+
+
+EXECUTORS: dict[str, ExecutorEntry] = {
+    "keras": ExecutorEntry("keras", "study.training.keras_executor:KerasExecutor", alone,
+                           "one trial at a time through Keras' own fit (the reference)"),
+}
+
+
+def executor_for(name: str):
+    """The executor instance (imports Keras: call after study.training.backend.select_backend)."""
+    entry = EXECUTORS[name]
+    module, _, cls = entry.target.partition(":")
+    return getattr(importlib.import_module(module), cls)()  # backend-selection import: Keras comes after it
+
+
+def group_of(config: TrialConfig) -> str | None:
+    """The group a queued trial belongs to (stored with it, so any worker can take the group together)."""
+    return EXECUTORS[config.executor].group_key(config)
+
+
+def structure_group(config: TrialConfig) -> str:
+    """Trials with one model structure, data and training length: what one fused program can train."""
+    shared = dict(structure_key(config))
+    shared.update(dataset=config.dataset, validation=config.validation, train_subset=config.train_subset,
+                  epochs=config.epochs, batch_size=config.batch_size)
+    return repr(sorted(shared.items()))

@@ -1,0 +1,138 @@
+"""A tiny study through the real stack: CLI -> Keras -> MLflow (SQLite) -> report, on both backends."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import mlflow
+import pytest
+
+from tests.conftest import ROOT, run_cli, write_spec
+
+TINY = """
+name: tiny_{backend}
+epochs: 1
+batch_size: 32
+validation: holdout
+train_subset: 300
+seeds: [0]
+backend: {backend}
+base: {{units: 16}}
+factors:
+  activation: [sigmoid, relu]
+  optimizer:
+    - sgd: {{optimizer: sgd, learning_rate: 0.01}}
+    - adam: {{optimizer: adam, learning_rate: 0.001}}
+"""
+
+SLOW = """
+name: slow
+epochs: 8
+validation: holdout
+train_subset: 2000
+seeds: [0]
+factors:
+  activation: [sigmoid, relu]
+"""
+
+
+def trial_runs(uri: str, study: str):
+    mlflow.set_tracking_uri(uri)
+    return mlflow.search_runs(experiment_names=[study], filter_string="tags.study_role = 'trial'",
+                              output_format="list")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_tiny_study_end_to_end_and_resume(backend, tmp_path, data_dir):
+    spec = write_spec(tmp_path / "tiny.yaml", TINY.format(backend=backend))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    args = ["run", str(spec), "--data-dir", str(data_dir), "--tracking-uri", uri,
+            "--reports-dir", str(tmp_path / "reports")]
+    figures = backend == "tensorflow"  # the per-trial learning-curve PNG is opt-in: one run with, one without
+    first = run_cli(*args, *(["--trial-figures"] if figures else []), cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "[4/4]" in first.stdout and "completed 4" in first.stdout
+
+    runs = trial_runs(uri, f"tiny_{backend}")
+    assert len(runs) == 4
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    assert len({r.data.tags["trial_key"] for r in runs}) == 4
+    for run in runs:
+        params, metrics, tags = run.data.params, run.data.metrics, run.data.tags
+        assert params["backend"] == backend and params["units"] == "16" and params["train_subset"] == "300"
+        assert tags["trial_status"] == "completed" and tags["version.keras"]
+        assert 0.0 < metrics["final_val_accuracy"] <= 1.0 and 0.0 < metrics["test_accuracy"] <= 1.0
+        history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "val_accuracy")
+        assert [m.step for m in history] == [0]
+        artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
+        assert {"model", "history.json"} <= artifacts
+        assert ("learning_curve.png" in artifacts) == figures
+    parents = mlflow.search_runs(experiment_names=[f"tiny_{backend}"],
+                                 filter_string="tags.study_role = 'study'", output_format="list")
+    assert len(parents) == 1 and all(r.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for r in runs)
+
+    report = (tmp_path / "reports" / f"tiny_{backend}" / "README.md").read_text()
+    assert "Trials: 4 of 4 finished" in report
+    assert "## Leaderboard" in report and "### `activation`" in report and "### `optimizer`" in report
+    assert (tmp_path / "reports" / f"tiny_{backend}" / "figures" / "curves_optimizer.png").stat().st_size > 1000
+    assert (tmp_path / "reports" / f"tiny_{backend}" / "tables" / "trials.csv").read_text().count("\n") == 5
+
+    again = run_cli(*args, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "4 already done, 0 to run" in again.stdout
+    assert len(trial_runs(uri, f"tiny_{backend}")) == 4
+
+
+@pytest.mark.integration
+def test_invalid_spec_exits_2_and_writes_nothing(tmp_path, data_dir):
+    spec = write_spec(tmp_path / "bad.yaml", TINY.format(backend="tensorflow").replace("sigmoid", "tanh"))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = run_cli("run", str(spec), "--data-dir", str(data_dir), "--tracking-uri", uri, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "bad.yaml: factors.activation[0]: 'tanh' is not allowed; allowed values: sigmoid, relu" in result.stderr
+    assert not (tmp_path / "mlflow.db").exists()
+    bad_data = run_cli("run", str(write_spec(tmp_path / "ok.yaml", TINY.format(backend="tensorflow"))),
+                       "--data-dir", str(tmp_path), "--tracking-uri", uri, cwd=tmp_path)
+    assert bad_data.returncode == 2 and "holds neither" in bad_data.stderr
+
+
+@pytest.mark.integration
+def test_ctrl_c_marks_the_trial_interrupted_and_rerun_completes(tmp_path, data_dir):
+    spec = write_spec(tmp_path / "slow.yaml", SLOW)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "study", "run", str(spec), "--data-dir", str(data_dir),
+                             "--tracking-uri", uri, "--no-report"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Touch the store only once the run has created it (its "study slow:" line comes after that).
+    for line in proc.stdout:
+        if line.startswith("study slow:"):
+            break
+    deadline = time.time() + 180
+    while time.time() < deadline:  # wait until the first trial has logged an epoch
+        time.sleep(1)
+        runs = trial_runs(uri, "slow")
+        if runs and mlflow.MlflowClient().get_metric_history(runs[0].info.run_id, "loss"):
+            break
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    runs = trial_runs(uri, "slow")
+    assert len(runs) == 1
+    assert runs[0].info.status == "KILLED" and runs[0].data.tags["trial_status"] == "interrupted"
+    parent = mlflow.search_runs(experiment_names=["slow"], filter_string="tags.study_role = 'study'",
+                                output_format="list")
+    assert [p.info.status for p in parent] == ["KILLED"]
+
+    rerun = run_cli("run", str(spec), "--data-dir", str(data_dir), "--tracking-uri", uri, "--no-report",
+                    cwd=tmp_path, timeout=900)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    runs = trial_runs(uri, "slow")
+    finished = [r for r in runs if r.info.status == "FINISHED"]
+    assert len(finished) == 2 and len({r.data.tags["trial_key"] for r in finished}) == 2
+    assert len(runs) == 3  # the interrupted run stays, marked as such

@@ -1,0 +1,116 @@
+"""The codebase's shape: layered packages without import cycles, small modules, stable trial keys."""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import itertools
+from pathlib import Path
+
+from study.config import FACTORS, TrialConfig
+from tests.conftest import ROOT
+
+PACKAGE = ROOT / "study"
+MAX_LINES = 400
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the study modules it imports, counting imports inside functions and TYPE_CHECKING blocks."""
+    modules = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph: dict[str, set[str]] = {m: set() for m in modules}
+    for module, path in modules.items():
+        package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+        for node in ast.walk(ast.parse(path.read_text())):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = ".".join((package[: len(package) - node.level + 1] if node.level else [])
+                                + ([node.module] if node.module else []))
+                names = [base] + [f"{base}.{alias.name}" for alias in node.names]
+            for name in names:
+                while name and name not in modules:
+                    name = name.rpartition(".")[0]
+                if name and name != module and not module.startswith(name + "."):
+                    graph[module].add(name)
+    return graph
+
+
+def test_no_import_cycles_even_inside_functions():
+    graph = import_graph()
+
+    def reaches(start: str, goal: str) -> bool:
+        stack, seen = [start], set()
+        while stack:
+            node = stack.pop()
+            if node == goal:
+                return True
+            if node not in seen:
+                seen.add(node)
+                stack.extend(graph[node])
+        return False
+
+    cycles = sorted({tuple(sorted((a, b))) for a in graph for b in graph[a] if reaches(b, a)})
+    assert not cycles, cycles
+
+
+def test_no_module_is_over_400_lines():
+    long = {str(p.relative_to(ROOT)): n for p in PACKAGE.rglob("*.py") if (n := len(p.read_text().splitlines())) > MAX_LINES}
+    assert not long, long
+
+
+def test_lower_layers_never_import_higher_ones():
+    """core < data < config < spec < queue < tracking < training < tuning < analysis < execution < report < cli."""
+    order = ["core", "data", "config", "spec", "queue", "tracking", "training", "tuning", "analysis", "execution",
+             "report", "cli"]
+    rank = {name: i for i, name in enumerate(order)}
+    wrong = []
+    for module, targets in import_graph().items():
+        layer = module.split(".")[1] if "." in module else None
+        for target in targets:
+            other = target.split(".")[1] if "." in target else None
+            if layer in rank and other in rank and rank[other] > rank[layer]:
+                wrong.append(f"{module} -> {target}")
+    assert not wrong, wrong
+
+
+# --------------------------------------------------------------------------- trial keys
+
+LESSON_GRID_V1 = {"activation": ["sigmoid", "relu"], "init": ["normal", "xavier", "he"], "batch_norm": [False, True],
+                  "dropout": [0.0, 0.2], "optimizer": [("sgd", 0.01), ("adam", 0.001)],
+                  "schedule": ["constant", "plateau", "warmup_cosine"]}
+# sha256 over the 432 keys of the lesson grid as first run (Intel Xeon, report of 2026-11-28): any change to
+# how keys are computed would make every stored trial look new, so resume would train the grid again.
+LESSON_GRID_V1_KEYS_SHA256 = "e86a432439b4d157"
+
+
+def lesson_grid_v1_keys() -> list[str]:
+    base = TrialConfig(backend="jax", epochs=5, batch_size=32, validation="holdout", warmup_epochs=2,
+                       plateau_factor=0.1, plateau_patience=1)
+    keys = []
+    for seed in (0, 1, 2):
+        for activation, init, bn, dropout, (optimizer, lr), schedule in itertools.product(*LESSON_GRID_V1.values()):
+            keys.append(base.replace(seed=seed, activation=activation, init=init, batch_norm=bn, dropout=dropout,
+                                     optimizer=optimizer, learning_rate=lr, schedule=schedule).key())
+    return keys
+
+
+def test_keys_of_trials_stored_before_later_fields_existed_are_unchanged():
+    assert hashlib.sha256("".join(lesson_grid_v1_keys()).encode()).hexdigest()[:16] == LESSON_GRID_V1_KEYS_SHA256
+
+
+def test_adding_a_factor_is_one_declaration_and_keeps_old_keys():
+    """weight_decay was added after key version 1: declared once in TrialConfig, used once in the
+    optimizer builder. At its default it leaves every key as it was; set, it makes a new trial."""
+    factor = FACTORS["weight_decay"]
+    assert not factor.keyed_at_default and factor.structural and factor.numeric
+    plain = TrialConfig()
+    assert plain.key() == "2320763cf976863f" == plain.replace(weight_decay=0.0).key()
+    assert plain.replace(weight_decay=1e-4).key() != plain.key()
+    assert "weight_decay" not in plain.identity() and "weight_decay" in plain.replace(weight_decay=1e-4).identity()
+    assert factor.problem("weight_decay", -1.0) == "-1.0 is out of range; allowed: weight_decay >= 0 (finite)"
+    source = (PACKAGE / "training" / "optimizers.py").read_text()
+    assert "config.weight_decay" in source
