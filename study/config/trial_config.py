@@ -62,7 +62,7 @@ class TrialConfig:
     # --- added after key version 1: hashed only when set to something else than the default
     weight_decay: float = declare(0.0, "float", low=0.0, structural=True,
                                   doc="decoupled weight decay of the optimizer (Keras' weight_decay)")
-    executor: str = declare("keras", "choice", choices=("keras",), structural=True,
+    executor: str = declare("keras", "choice", choices=("keras", "fused"), structural=True,
                             doc="how trials are trained (study.training.executors.registry)")
 
     def key(self) -> str:

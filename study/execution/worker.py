@@ -34,7 +34,7 @@ from study.tracking.runs import log_json, parent_run
 from study.tracking.store import configure, experiment_id
 from study.training.backend import select_backend
 from study.training.executors.base import ExecutionSettings, Executor
-from study.training.executors.registry import executor_for
+from study.training.executors.registry import EXECUTORS, executor_for
 
 
 def run_worker(spec, queue: TrialQueue, source: TrialSource, options: WorkerOptions,
@@ -61,7 +61,8 @@ def run_worker(spec, queue: TrialQueue, source: TrialSource, options: WorkerOpti
             record = WorkerRecord(worker=ctx.worker, host=socket.gethostname(), pid=os.getpid(), state="idle",
                                   last_seen=time.time())
             beacon = stack.enter_context(Beacon(queue, record))
-            _loop(source, ctx, beacon, summary, log, prefix, options.group_size or 1)
+            claim = options.group_size or EXECUTORS[spec.base.executor].claim_size
+            _loop(source, ctx, beacon, summary, log, prefix, claim)
             if summary.interrupted and mlflow.active_run() is not None:
                 mlflow.end_run("KILLED")
     except KeyboardInterrupt:  # the second signal: stop now, the heartbeat brings the trials back

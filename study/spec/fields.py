@@ -45,6 +45,8 @@ def config_error(config: TrialConfig) -> str | None:
     if config.schedule.startswith("warmup") and config.epochs <= config.warmup_epochs:
         return (f"schedule {config.schedule} needs epochs > warmup_epochs "
                 f"(got epochs={config.epochs}, warmup_epochs={config.warmup_epochs})")
+    if config.executor == "fused" and config.backend != "jax":
+        return f"executor fused trains with JAX: set backend: jax (got backend={config.backend})"
     available = static_train_size(config.dataset, config.validation)
     if config.train_subset is not None and available is not None and config.train_subset > available:
         return (f"train_subset={config.train_subset} exceeds the {available} training images available with "

@@ -20,15 +20,23 @@ class ExecutorEntry:
     target: str  # "module:Class", imported only once the backend is chosen
     group_key: Callable[[TrialConfig], str | None]  # equal keys can be trained in one call; None: alone
     describe: str
+    claim_size: int = 1  # the most trials a worker takes from the queue at once for this executor
 
 
 def alone(config: TrialConfig) -> str | None:
     return None
 
 
+def fused_group(config: TrialConfig) -> str:
+    """One structure, data, training length and seed: the trials one fused program trains on shared batches."""
+    return f"{structure_group(config)}|seed={config.seed}"
+
+
 EXECUTORS: dict[str, ExecutorEntry] = {
     "keras": ExecutorEntry("keras", "study.training.keras_executor:KerasExecutor", alone,
                            "one trial at a time through Keras' own fit (the reference)"),
+    "fused": ExecutorEntry("fused", "study.training.fused.executor:FusedExecutor", fused_group,
+                           "a group of same-structure trials as one vmapped XLA program (JAX)", claim_size=256),
 }
 
 
