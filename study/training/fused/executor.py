@@ -14,6 +14,7 @@ are drawn per variable): its equivalence is measured (benchmarks/) and tested.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -41,6 +42,12 @@ from study.training.optimizers import build_optimizer
 from study.training.results import TrialResult, summarize_history
 
 
+def scan_unroll() -> int:
+    """Steps per scan-loop iteration (STUDY_FUSED_UNROLL). 1: on an H200, unrolling 16 steps made the
+    lesson grid's programs take over 150 s to compile, more than all of training (benchmarks/gpu_fused.py)."""
+    return max(1, int(os.environ.get("STUDY_FUSED_UNROLL", "1")))
+
+
 class FusedExecutor:
     """Many trials of one structure per program (JAX). Groups come from the queue (study.queue) by
     `fused_group`: same structure, data, epochs, batch size and seed."""
@@ -60,7 +67,7 @@ class FusedExecutor:
         groups: dict[tuple, list[int]] = defaultdict(list)
         for index, config in enumerate(batch.configs):
             groups[(structure_key(config), config.dataset, config.validation, config.train_subset, config.epochs,
-                    config.batch_size, config.seed)].append(index)
+                    config.batch_size, config.seed if settings.share_batches else None)].append(index)
         results: list[TrialResult | None] = [None] * len(batch.configs)
         for indices in groups.values():
             program = self._program(batch.configs[indices[0]])
@@ -93,8 +100,7 @@ class FusedExecutor:
         controllers = [TrialController(c) for c in configs]
         history: list[dict[str, list[float]]] = [{m: [] for m in _METRICS} for _ in configs]
         size, batch_size = len(y_train), configs[0].batch_size
-        order = np.random.RandomState(configs[0].seed)
-        order.permutation(size)  # the permutation Keras' symbolic build draws before the first epoch
+        orders = BatchOrders([c.seed for c in configs], size, batch_size)
         for epoch in range(configs[0].epochs):
             active = np.array([not (c.stopped or c.diverged or c.stopped_by_hook) for c in controllers])
             if not active.any():
@@ -104,16 +110,13 @@ class FusedExecutor:
             opt = list(state[2])
             opt[lr_index] = jnp.asarray(rates, dtype=opt[lr_index].dtype)
             state = (state[0], state[1], opt)
-            permutation = order.permutation(size)
-            full = size // batch_size
+            steps, rest = orders.epoch()
             k = len(configs)  # every leaf its own buffer: the carry is donated to the program
             carry = (state, jnp.asarray(active), (jnp.zeros(k, jnp.float32), jnp.zeros(k, jnp.int32),
                                                   jnp.zeros(k, jnp.int32), jnp.zeros(k, bool)))
-            if full:
-                carry = program.train_chunk(carry, x_train, y_train,
-                                            jnp.asarray(permutation[:full * batch_size].reshape(full, batch_size)))
-            if size % batch_size:
-                carry = program.train_chunk(carry, x_train, y_train, jnp.asarray(permutation[full * batch_size:])[None])
+            for indices in (steps, rest):
+                if indices is not None:
+                    carry = program.train_chunk(carry, x_train, y_train, jnp.asarray(indices), shared=orders.shared)
             state, _, (loss_sum, correct, count, diverged) = carry
             _check(batch)
             val_loss, val_acc = _evaluate(program, state[0], state[1], x_val, y_val, valid_val)
@@ -186,7 +189,7 @@ class FusedExecutor:
                           metrics=["accuracy"])
             optimizer = build_optimizer(config)
             optimizer.build(model.trainable_variables)
-            self._programs[key] = FusedProgram(model, optimizer)
+            self._programs[key] = FusedProgram(model, optimizer, unroll=scan_unroll())
         return self._programs[key]
 
     def _template(self, config: TrialConfig) -> Any:
@@ -223,6 +226,33 @@ class FusedExecutor:
 
 
 _METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")
+
+
+class BatchOrders:
+    """Each trial's batches as the Keras executor draws them on JAX: NumPy's generator seeded by the trial's
+    seed, one permutation skipped (Keras' symbolic build takes a batch first), then one per epoch. Trials of
+    one seed get one order (`shared`: a [steps, batch] index array), else one per trial ([steps, trials, batch])."""
+
+    def __init__(self, seeds: list[int], size: int, batch_size: int) -> None:
+        self.seeds, self.size, self.batch_size = seeds, size, batch_size
+        self.shared = len(set(seeds)) == 1
+        self.generators = {seed: np.random.RandomState(seed) for seed in set(seeds)}
+        for generator in self.generators.values():
+            generator.permutation(size)
+
+    def epoch(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(full batches, the short last batch) of the next epoch, as index arrays (None where there is none)."""
+        perms = {seed: g.permutation(self.size) for seed, g in self.generators.items()}
+        full = self.size // self.batch_size
+        cut = full * self.batch_size
+        if self.shared:
+            perm = perms[self.seeds[0]]
+            steps = perm[:cut].reshape(full, self.batch_size)
+            rest = perm[cut:][None]
+        else:
+            steps = np.stack([perms[s][:cut].reshape(full, self.batch_size) for s in self.seeds], axis=1)
+            rest = np.stack([perms[s][cut:] for s in self.seeds])[None]
+        return (steps if full else None), (rest if self.size % self.batch_size else None)
 EVAL_CHUNK = 2048
 
 

@@ -32,9 +32,10 @@ class FusedProgram:
 
     model: Any
     optimizer: Any
+    unroll: int = 1  # scan steps per loop iteration: a GPU pays a host round trip per iteration
 
     def __post_init__(self) -> None:
-        self.train_chunk = jax.jit(self._train_chunk, donate_argnums=(0,))
+        self.train_chunk = jax.jit(self._train_chunk, donate_argnums=(0,), static_argnames=("shared",))
         self.evaluate = jax.jit(self._evaluate)
 
     # ------------------------------------------------------------------ one trial, one batch
@@ -55,9 +56,10 @@ class FusedProgram:
 
     # ------------------------------------------------------------------ the group, a chunk of steps
 
-    def _train_chunk(self, carry, x_all: jax.Array, y_all: jax.Array, indices: jax.Array):
-        """Steps over `indices` [steps, batch] (shared by every trial). carry: (state, alive, sums)."""
-        step = jax.vmap(self._trial_step, in_axes=(0, 0, 0, None, None))
+    def _train_chunk(self, carry, x_all: jax.Array, y_all: jax.Array, indices: jax.Array, shared: bool = True):
+        """Steps over `indices`: [steps, batch] shared by every trial, or [steps, trials, batch] each its own.
+        carry: (state, alive, sums)."""
+        step = jax.vmap(self._trial_step, in_axes=(0, 0, 0, None, None) if shared else 0)
 
         def body(carry, batch_indices):
             (trainable, non_trainable, opt), alive, (loss_sum, correct_sum, count, diverged) = carry
@@ -68,12 +70,12 @@ class FusedProgram:
             new_state, old_state = (new_trainable, new_non_trainable, new_opt), (trainable, non_trainable, opt)
             # Masking every variable costs as much as the optimizer's update: only when a trial must stay frozen.
             state = jax.tree.map(lambda n, o: _where(ok, n, o), new_state, old_state)
-            size = batch_indices.shape[0]
+            size = batch_indices.shape[-1]
             sums = (loss_sum + jnp.where(ok, loss * size, 0.0), correct_sum + jnp.where(ok, correct, 0),
                     count + jnp.where(ok, size, 0), diverged | (alive & ~finite))
             return (state, ok, sums), None
 
-        carry, _ = jax.lax.scan(body, carry, indices)
+        carry, _ = jax.lax.scan(body, carry, indices, unroll=min(self.unroll, max(1, indices.shape[0])))
         return carry
 
     # ------------------------------------------------------------------ evaluation
