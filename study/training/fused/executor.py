@@ -33,8 +33,8 @@ from study.data.arrays import Splits
 from study.data.registry import dataset_info
 from study.training.executors.base import Batch, ExecutionSettings, TrialHooks
 from study.training.fused.controllers import TrialController
-from study.training.fused.initial_state import (NotFusable, drawn_values, learning_rate_index, optimizer_values,
-                                                rebuilt_values)
+from study.training.fused.initial_state import (NotFusable, SeedReplay, build_template, learning_rate_index,
+                                                optimizer_values, rebuilt_values)
 from study.training.fused.memory import max_group
 from study.training.fused.program import FusedProgram
 from study.training.models import build_model
@@ -59,7 +59,7 @@ class FusedExecutor:
         if keras.backend.backend() != "jax":
             raise NotFusable(f"the fused executor needs the JAX backend (Keras runs {keras.backend.backend()})")
         self._programs: dict[tuple, FusedProgram] = {}
-        self._templates: dict[tuple, Any] = {}
+        self._templates: dict[tuple, SeedReplay] = {}
         self._device: dict[tuple, tuple] = {}
 
     def run(self, batch: Batch, settings: ExecutionSettings) -> list[TrialResult]:
@@ -183,7 +183,7 @@ class FusedExecutor:
     def _program(self, config: TrialConfig) -> FusedProgram:
         key = structure_key(config)
         if key not in self._programs:
-            model = self._template(config)
+            model = self._template(config).model
             # Compiled like the Keras executor's models, so a saved kept model evaluates as it loads.
             model.compile(optimizer=build_optimizer(config), loss=keras.losses.SparseCategoricalCrossentropy(),
                           metrics=["accuracy"])
@@ -192,11 +192,18 @@ class FusedExecutor:
             self._programs[key] = FusedProgram(model, optimizer, unroll=scan_unroll())
         return self._programs[key]
 
-    def _template(self, config: TrialConfig) -> Any:
-        """A model of this structure built with this trial's init (its layers' initializers are drawn again)."""
+    def _template(self, config: TrialConfig) -> SeedReplay:
+        """A model of this structure and init whose seeds can be replayed for any trial seed, checked once
+        against a fresh build (an unusable replay makes every trial of it rebuild its model instead)."""
         key = (structure_key(config), config.init, config.dataset)
         if key not in self._templates:
-            self._templates[key] = build_model(config, dataset_info(config.dataset))
+            build = _builder(config)
+            replay = SeedReplay(build_template(build, config))
+            if replay.usable:
+                check = config.replace(seed=TEMPLATE_CHECK_SEED)
+                expected = rebuilt_values(build, check)
+                replay.usable = all(np.array_equal(a, b) for a, b in zip(replay.values(check.seed), expected))
+            self._templates[key] = replay
         return self._templates[key]
 
     def _initial_variables(self, configs: Sequence[TrialConfig], model: Any) -> tuple[list, list]:
@@ -205,10 +212,8 @@ class FusedExecutor:
         non_trainable_at = [position[id(v)] for v in model.non_trainable_variables]
         per_trial = []
         for config in configs:
-            values = drawn_values(self._template(config), config.seed)
-            if values is None:
-                values = rebuilt_values(lambda c: build_model(c, dataset_info(c.dataset)), config)
-            per_trial.append(values)
+            replay = self._template(config)
+            per_trial.append(replay.values(config.seed) if replay.usable else rebuilt_values(_builder(config), config))
         return (_stack([[values[i] for i in trainable_at] for values in per_trial]),
                 _stack([[values[i] for i in non_trainable_at] for values in per_trial]))
 
@@ -226,6 +231,12 @@ class FusedExecutor:
 
 
 _METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")
+TEMPLATE_CHECK_SEED = 1  # the seed a template's replayed draws are checked against a fresh build with
+
+
+def _builder(config: TrialConfig):  # noqa: ANN202 - config -> uncompiled Keras model
+    info = dataset_info(config.dataset)
+    return lambda c: build_model(c, info)
 
 
 class BatchOrders:

@@ -1,16 +1,21 @@
-"""Each fused trial's own initial state: weights drawn from its seed and its init, fresh optimizer state.
+"""Each fused trial's own initial state: exactly the weights a fresh Keras build draws from its seed.
 
-Building a fresh Keras model per trial (as the Keras executor does) costs ~0.27 s here;
-instead one template model is built per (structure, init) and every variable is drawn
-again with the initializer its layer declares (`<name>_initializer`, Keras' convention),
-seeded from (trial seed, variable position): a trial's initial weights depend on its
-seed and init alone, not on the group it was trained in. Dropout seed generators get
-the trial's own seed. A variable without a declared initializer cannot be drawn this
-way: such a model is rebuilt per trial instead (slower, same guarantee).
+Building a fresh Keras model per trial (as the Keras executor does) costs ~0.27 s here.
+Keras draws every random initial value from an integer seed that Python's `random`
+gives each initializer and seed generator when it is constructed
+(`keras.utils.set_random_seed` seeds Python's `random`). So one template model is built
+per (structure, init) after seeding with 0, each of its random objects is placed in that
+seed's sequence of draws, and a trial with seed s gets the s-sequence's draws at the
+same places: each initializer is called again with its replayed seed. The result equals a
+fresh build bit for bit, which is checked once per template against a real rebuild; a
+model where it does not (another source of randomness) is rebuilt per trial instead.
+Trials of one seed therefore start where the Keras executor's start.
 """
 
 from __future__ import annotations
 
+import functools
+import random
 from typing import Any
 
 import keras
@@ -19,15 +24,24 @@ import numpy as np
 from study.config import TrialConfig
 
 SEED_STATE = "seed_generator_state"
+TEMPLATE_SEED = 0
+SEARCH = 100_000  # how far into the template seed's sequence a draw is looked for
 
 
 class NotFusable(ValueError):
     """A model the fused executor cannot train; the message says why."""
 
 
-def derived_seed(seed: int, position: int) -> int:
-    """A per-variable seed from the trial's seed: stable across processes, groups and machines."""
-    return int(np.random.SeedSequence([seed, position]).generate_state(1)[0])
+@functools.lru_cache(maxsize=1)
+def template_positions() -> dict[int, int]:
+    """Each value of the template seed's sequence of draws -> its first place in it."""
+    return {value: index for index, value in reversed(list(enumerate(draws(TEMPLATE_SEED, SEARCH))))}
+
+
+def draws(seed: int, count: int) -> list[int]:
+    """The first `count` seeds Keras' make_default_seed returns after random.seed(seed)."""
+    generator = random.Random(seed)
+    return [generator.randint(1, int(1e9)) for _ in range(count)]
 
 
 def owners(model: Any) -> dict[int, tuple[Any, str]]:
@@ -43,28 +57,56 @@ def owners(model: Any) -> dict[int, tuple[Any, str]]:
     return found
 
 
-def drawn_values(model: Any, seed: int) -> list[np.ndarray] | None:
-    """Fresh values for every variable of `model` (in `model.variables` order), or None if one of them
-    has no initializer the executor can call again."""
-    table = owners(model)
-    values = []
-    for position, variable in enumerate(model.variables):
+class SeedReplay:
+    """Where each random draw of a template (built after random.seed(TEMPLATE_SEED)) sits in the sequence."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.table = owners(model)
+        self.position = template_positions()
+        # Read once, now: the template's variables are overwritten later (kept models are saved through it).
+        self.seeds = [self._template_seed(v) for v in model.variables]
+        self.usable = all(seed is not False and (seed is None or seed in self.position) for seed in self.seeds)
+        self.count = max([self.position[s] + 1 for s in self.seeds if s not in (None, False) and s in self.position],
+                         default=0)
+
+    def _template_seed(self, variable: Any) -> int | None | bool:
+        """The drawn seed behind a variable's value; None for a constant; False if it cannot be told."""
         if variable.name == SEED_STATE:
-            state = np.zeros(tuple(variable.shape), dtype=variable.dtype)
-            state[0] = derived_seed(seed, position) % (2 ** 31)
-            values.append(state)
-            continue
-        owner = table.get(id(variable))
+            return int(np.asarray(keras.ops.convert_to_numpy(variable.value))[0])
+        owner = self.table.get(id(variable))
         if owner is None:
-            return None
-        layer, name = owner
-        initializer = keras.initializers.get(getattr(layer, f"{name}_initializer"))
-        config = initializer.get_config()
-        if "seed" in config:
-            initializer = type(initializer).from_config({**config, "seed": derived_seed(seed, position)})
-        values.append(np.asarray(keras.ops.convert_to_numpy(initializer(tuple(variable.shape),
-                                                                        dtype=variable.dtype))))
-    return values
+            return False
+        initializer = keras.initializers.get(getattr(owner[0], f"{owner[1]}_initializer"))
+        if getattr(initializer, "_init_seed", "constant") is None and isinstance(getattr(initializer, "seed", None),
+                                                                                 int):
+            return initializer.seed
+        return None
+
+    def values(self, seed: int) -> list[np.ndarray]:
+        """Every variable's initial value (in `model.variables` order) for a trial with this seed."""
+        replayed = draws(seed, self.count)
+        out = []
+        for variable, template_seed in zip(self.model.variables, self.seeds):
+            if variable.name == SEED_STATE:
+                state = np.zeros(tuple(variable.shape), dtype=variable.dtype)
+                state[0] = replayed[self.position[template_seed]]
+                out.append(state)
+                continue
+            layer, name = self.table[id(variable)]
+            initializer = keras.initializers.get(getattr(layer, f"{name}_initializer"))
+            if template_seed is not None:
+                initializer = type(initializer).from_config({**initializer.get_config(),
+                                                             "seed": replayed[self.position[template_seed]]})
+            out.append(np.asarray(keras.ops.convert_to_numpy(initializer(tuple(variable.shape),
+                                                                         dtype=variable.dtype))))
+        return out
+
+
+def build_template(build: Any, config: TrialConfig) -> Any:
+    """A model built the way seed TEMPLATE_SEED's fresh build is (its draws are then in known places)."""
+    keras.utils.set_random_seed(TEMPLATE_SEED)
+    return build(config)
 
 
 def rebuilt_values(build: Any, config: TrialConfig) -> list[np.ndarray]:
