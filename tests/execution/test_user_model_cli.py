@@ -143,3 +143,42 @@ def test_bad_model_factor_or_data_exits_2_and_creates_nothing(case, words, tmp_p
     assert result.returncode == 2, result.stderr[-2000:]
     assert words in result.stderr, result.stderr[-2000:]
     assert set(os.listdir(tmp_path)) - before == {f"{case}.yaml"}  # no store, queue, artifacts or report
+
+
+TUNE = """
+name: own_tune
+model: user_cnn_cli:build
+dataset: digits
+epochs: 1
+batch_size: 64
+hyperparameters:
+  filters: {type: int, low: 1, default: 4}
+  kernel_size: {type: choice, choices: [3, 5], default: 3}
+base: {optimizer: adam, learning_rate: 0.003}
+search_space:
+  filters: {low: 2, high: 16, log: true}
+n_trials: 3
+sampler: {name: random, seed: 0}
+pruner: none
+"""
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_optuna_tunes_a_user_hyperparameter(tmp_path, user):
+    import optuna
+
+    spec = tmp_path / "own_tune.yaml"
+    spec.write_text(TUNE)
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    result = run_cli("tune", str(spec), "--storage", storage, "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
+                     "--reports-dir", str(tmp_path / "reports"), "--no-retrain", cwd=tmp_path, env=user)
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = optuna.load_study(study_name="own_tune", storage=storage).get_trials()
+    assert len(trials) == 3 and all(isinstance(t.params["filters"], int) and 2 <= t.params["filters"] <= 16
+                                    for t in trials)
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["own_tune"], filter_string="tags.study_role = 'tune_trial'",
+                              output_format="list")
+    assert sorted(int(r.data.params["hp.filters"]) for r in runs) == sorted(t.params["filters"] for t in trials)
+    assert "`filters`" in (tmp_path / "reports" / "own_tune" / "README.md").read_text()

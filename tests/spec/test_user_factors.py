@@ -162,3 +162,11 @@ def test_optuna_identity_of_a_study_without_own_hyperparameters_is_unchanged():
     assert json.loads(identity(spec)["base_config"]) == {k: v for k, v in TrialConfig().identity().items()
                                                          if k != "dropout"}
     assert identity(spec)["search_space"] == '{"dropout": {"high": 0.5, "log": false, "low": 0.0, "step": null}}'
+
+
+def test_lesson_sections_belong_to_the_lesson_model_on_mnist_only():
+    from study.config import lesson_setup
+
+    assert lesson_setup([TrialConfig(), TrialConfig(init="he")])
+    assert not lesson_setup([TrialConfig(), TrialConfig(dataset="digits")])
+    assert not lesson_setup([TrialConfig(model="m:build")])
