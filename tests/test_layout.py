@@ -5,7 +5,6 @@ from __future__ import annotations
 import ast
 import hashlib
 import itertools
-from pathlib import Path
 
 from study.config import FACTORS, TrialConfig
 from tests.conftest import ROOT

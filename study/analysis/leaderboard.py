@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from study.analysis.runs import CONFIG_COLUMNS, trials_frame
+from study.analysis.runs import CONFIG_COLUMNS, hyperparameter_columns, trials_frame
 from study.analysis.stats.configs import config_summary
 from study.analysis.stats.divergence import impute_diverged
 from study.config import TrialConfig
@@ -30,11 +30,11 @@ def best_config(study_name: str) -> TrialConfig | None:
     frame = trials_frame(study_name)
     if frame.empty:
         return None
-    columns = [c for c in CONFIG_COLUMNS if c in frame]
+    columns = [c for c in CONFIG_COLUMNS if c in frame] + hyperparameter_columns(frame)
     keyed = frame.assign(**{c: frame[c].map(str) for c in columns})  # None groups like any value
     top = leaderboard(keyed, columns=columns).iloc[0]
     row = frame.loc[(keyed[columns] == top[columns]).all(axis=1)].iloc[0]
-    return TrialConfig(**{c: _plain(row[c]) for c in columns})
+    return TrialConfig.from_values({c: _plain(row[c]) for c in columns})
 
 
 def _plain(value: object) -> object:

@@ -37,7 +37,7 @@ def assign_levels(frame: pd.DataFrame, spec: StudySpec) -> pd.DataFrame:
 def config_levels(config: TrialConfig, spec: StudySpec) -> tuple[dict[str, str], list[str]]:
     """The level of each factor that `config` has, and the factors where it has none
     (for which the reference level is taken)."""
-    values = config.as_dict()
+    values = config.values()  # fields and the spec's own hyperparameters by name
     chosen, unmatched = {}, []
     for factor, levels in spec.factors.items():
         match = next((lv for lv in levels if all(_same(values[f], v) for f, v in lv.values.items())), None)
@@ -52,11 +52,25 @@ def tidy_trials(frame: pd.DataFrame, spec: StudySpec) -> pd.DataFrame:
     """The one tidy table of a study: identity, status, seed, levels, config, metrics."""
     if frame.empty:
         return frame
+    frame = typed_hyperparameters(frame, spec)
     out = assign_levels(frame.drop(columns=[c for c in frame if c.startswith("level_")]), spec)
     levels = [f"level_{f}" for f in spec.factors]
     first = ["run_id", "trial_key", "status", "seed", *levels]
     rest = [c for c in out.columns if c not in first]
     return out[[c for c in first if c in out] + rest]
+
+
+def typed_hyperparameters(frame: pd.DataFrame, spec: StudySpec) -> pd.DataFrame:
+    """The spec's own hyperparameters typed by their declarations (MLflow keeps text), with their default
+    where a run lacks one."""
+    if not spec.hyperparameters:
+        return frame
+    out = frame.copy()
+    for name, declared in spec.hyperparameters.items():
+        column = out[name] if name in out else pd.Series([None] * len(out), index=out.index, dtype="object")
+        out[name] = [declared.default if v is None or (isinstance(v, float) and math.isnan(v))
+                     else declared.factor.parse(str(v)) for v in column]
+    return out
 
 
 def _matches(frame: pd.DataFrame, level: Level) -> pd.Series:

@@ -12,10 +12,12 @@ import mlflow
 import pandas as pd
 
 from study.config import DEFAULTS, FIELD_NAMES, parse_param
+from study.config.user_model import PARAM_PREFIX, parse_text
 from study.core.names import KEY_TAG, PARENT_ROLE, ROLE_TAG, STATUS_TAG, TRIAL_ROLE
 from study.core.status import DONE_STATUSES
 
-CONFIG_COLUMNS = [n for n in FIELD_NAMES if n != "seed"]
+CONFIG_COLUMNS = [n for n in FIELD_NAMES if n not in ("seed", "hparams")]  # user hyperparameters: own columns
+HYPERPARAMETERS = "hyperparameters"  # frame.attrs key: the columns of user hyperparameters
 RESULT_METRICS = ["final_val_accuracy", "final_val_loss", "test_accuracy", "test_loss", "best_val_accuracy",
                   "last_accuracy", "last_loss", "final_accuracy", "best_epoch", "epochs_run", "wall_time_s", "params"]
 
@@ -38,11 +40,17 @@ def trials_frame(study_name: str, include_unfinished: bool = False) -> pd.DataFr
         "end_time": runs["end_time"],
     })
     for name in FIELD_NAMES:
+        if name == "hparams":
+            continue
         column = f"params.{name}"
         if column in runs:  # a run recorded before a field existed trained with its default
             frame[name] = [parse_param(name, v) if isinstance(v, str) else DEFAULTS[name] for v in runs[column]]
         else:
             frame[name] = [DEFAULTS[name]] * len(frame)
+    own = sorted(c.removeprefix(f"params.{PARAM_PREFIX}") for c in runs.columns
+                 if c.startswith(f"params.{PARAM_PREFIX}"))
+    for name in own:  # a user hyperparameter `hp.<name>`: a column `<name>`, like a built-in field's
+        frame[name] = [parse_text(v) if isinstance(v, str) else None for v in runs[f"params.{PARAM_PREFIX}{name}"]]
     for metric in RESULT_METRICS:
         column = f"metrics.{metric}"
         frame[metric] = runs[column] if column in runs else float("nan")
@@ -51,8 +59,14 @@ def trials_frame(study_name: str, include_unfinished: bool = False) -> pd.DataFr
         frame[f"level_{column.removeprefix('tags.level.')}"] = runs[column]
     if not include_unfinished:
         frame = frame[frame["status"].isin(DONE_STATUSES)]
-    frame = frame.sort_values("start_time").drop_duplicates("trial_key", keep="last")
-    return frame.reset_index(drop=True)
+    frame = frame.sort_values("start_time").drop_duplicates("trial_key", keep="last").reset_index(drop=True)
+    frame.attrs[HYPERPARAMETERS] = own
+    return frame
+
+
+def hyperparameter_columns(frame: pd.DataFrame) -> list[str]:
+    """The columns of `frame` (from trials_frame) that hold user hyperparameters."""
+    return [c for c in frame.attrs.get(HYPERPARAMETERS, []) if c in frame]
 
 
 def epoch_curves(run_ids: Iterable[str], metrics: Iterable[str] = ("loss", "accuracy", "val_loss", "val_accuracy",

@@ -37,6 +37,7 @@ class Analysis:
     path_note: str = ""
     path_source: dict[str, str] = field(default_factory=dict)
     path_source_note: str = ""
+    path_source_name: str = "the lesson's first model"  # where the path starts (a study of your own: its base)
 
     @property
     def factors(self) -> list[str]:
@@ -47,8 +48,9 @@ class Analysis:
         return int(self.frame["seed"].nunique()) if not self.frame.empty else 0
 
 
-def analyse(spec: StudySpec, tidy: pd.DataFrame, source: TrialConfig) -> Analysis:
-    """All tables of the report from the tidy trial frame; `source` starts the ablation path."""
+def analyse(spec: StudySpec, tidy: pd.DataFrame, source: TrialConfig,
+            source_name: str = "the lesson's first model") -> Analysis:
+    """All tables of the report from the tidy trial frame; `source` (`source_name`) starts the ablation path."""
     frame = impute_diverged(tidy)
     factor_levels = _factor_levels(spec, frame)
     factors = list(factor_levels)
@@ -60,7 +62,8 @@ def analyse(spec: StudySpec, tidy: pd.DataFrame, source: TrialConfig) -> Analysi
         decomposition = Anova(pd.DataFrame(), f"the `{spec.design}` design varies one factor at a time around the "
                                             "base, so there is no factorial to decompose; the paired effects above "
                                             "are its main effects around the base" if factors else "no factors")
-    result = Analysis(spec, frame, factor_levels, configs, effects, decomposition, importance(decomposition))
+    result = Analysis(spec, frame, factor_levels, configs, effects, decomposition, importance(decomposition),
+                      path_source_name=source_name)
     if factors:
         levels, unmatched = config_levels(source, spec)
         for factor in list(unmatched):  # e.g. the base of a one-at-a-time design: an unlisted value that was run
@@ -70,7 +73,7 @@ def analyse(spec: StudySpec, tidy: pd.DataFrame, source: TrialConfig) -> Analysi
                 unmatched.remove(factor)
         result.path_source = {f: levels[f] for f in factors}
         if unmatched:
-            result.path_source_note = ("the lesson's first model is none of the levels of " + ", ".join(
+            result.path_source_note = (f"{source_name} is none of the levels of " + ", ".join(
                 f"`{f}`" for f in unmatched) + ", so the path starts at their reference level")
         result.path, result.path_note = ablation_path(frame, factors, result.path_source, PRIMARY)
     return result

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-KINDS = ("choice", "bool", "int", "float", "text")
+KINDS = ("choice", "bool", "int", "float", "text", "mapping")  # mapping: the user's hyperparameters (one field)
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ class Factor:
         if value is None:
             return None if self.optional else f"{value!r} is not allowed; a value is required"
         if self.kind == "choice":
-            if value not in self.choices:
+            if not any(value == c and isinstance(value, bool) == isinstance(c, bool) for c in self.choices):
                 return f"{value!r} is not allowed; allowed values: {', '.join(map(str, self.choices))}"
         elif self.kind == "bool":
             if not isinstance(value, bool):
@@ -75,8 +75,7 @@ class Factor:
         elif self.kind == "int":
             low = int(self.low) if self.low is not None else None
             if not is_int(value) or (low is not None and value < low) or (self.high is not None and value > self.high):
-                bounds = f">= {low}" if self.high is None else f"in [{low}, {int(self.high)}]"
-                return f"{value!r} must be {'null or ' if self.optional else ''}an integer {bounds}"
+                return f"{value!r} must be {'null or ' if self.optional else ''}an integer{self._int_bounds()}"
         elif self.kind == "float":
             if not is_number(value):
                 return f"{value!r} must be a number"
@@ -85,7 +84,16 @@ class Factor:
         elif self.kind == "text":
             if not isinstance(value, str) or not value:
                 return f"{value!r} must be a non-empty string"
+        elif self.kind == "mapping":
+            if not isinstance(value, tuple) or not all(
+                    isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) and is_scalar(p[1]) for p in value):
+                return f"{value!r} must be (name, value) pairs of numbers, booleans or strings"
         return self.check(value) if self.check is not None else None
+
+    def _int_bounds(self) -> str:
+        if self.high is None:
+            return f" >= {int(self.low)}" if self.low is not None else ""
+        return f" in [{int(self.low)}, {int(self.high)}]" if self.low is not None else f" <= {int(self.high)}"
 
     def coerce(self, value: Any) -> Any:
         """The value in the field's Python type (an integer given for a float field becomes a float)."""
@@ -103,6 +111,8 @@ class Factor:
             return int(float(text))
         if self.kind == "float":
             return float(text)
+        if self.kind == "choice":  # a user's choices may be numbers: the choice whose text this is
+            return next((c for c in self.choices if str(c) == text), text)
         return text
 
     def _in_range(self, value: float) -> bool:
@@ -126,6 +136,11 @@ def is_int(value: Any) -> bool:
 
 def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def is_scalar(value: Any) -> bool:
+    """What a hyperparameter can hold: a number, a boolean or a string (JSON- and MLflow-friendly)."""
+    return isinstance(value, (int, float, str, bool))
 
 
 def _num(x: float) -> str:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from study.config.factors import Factor, declare
+from study.config.user_model import LESSON_MODEL, PARAM_PREFIX, Pairs, model_problem, pairs, parse_text
 from study.data.registry import dataset_problem
 
 # Bump when the meaning of a field changes, so old keys are not reused.
@@ -64,6 +65,22 @@ class TrialConfig:
                                   doc="decoupled weight decay of the optimizer (Keras' weight_decay)")
     executor: str = declare("keras", "choice", choices=("keras", "fused"), structural=True,
                             doc="how trials are trained (study.training.executors.registry)")
+    model: str = declare(LESSON_MODEL, "text", check=model_problem, structural=True,
+                         doc="lesson_mlp, or package.module:function: your builder (study.training.models)")
+    hparams: Pairs = declare((), "mapping", structural=True,
+                             doc="your model's own hyperparameters, name-sorted (name, value) pairs "
+                                 "(study.config.user_model); a spec names each one like a field")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hparams", pairs(self.hparams))  # a dict or JSON lists become sorted pairs
+
+    def __getattr__(self, name: str) -> Any:
+        """A user hyperparameter by name (`config.filters`), like a field; only called for names that are not."""
+        if not name.startswith("_"):
+            for key, value in object.__getattribute__(self, "hparams"):
+                if key == name:
+                    return value
+        raise AttributeError(f"TrialConfig has no field or hyperparameter {name!r}")
 
     def key(self) -> str:
         """Stable 16-hex-digit hash of the complete config (incl. seed, data, epochs)."""
@@ -80,6 +97,33 @@ class TrialConfig:
 
     def replace(self, **changes: Any) -> TrialConfig:
         return dataclasses.replace(self, **changes)
+
+    def values(self) -> dict[str, Any]:
+        """Every field and user hyperparameter by its own name (what a level or a builder sees)."""
+        return {**{k: v for k, v in self.as_dict().items() if k != "hparams"}, **dict(self.hparams)}
+
+    def with_values(self, values: dict[str, Any]) -> TrialConfig:
+        """The config with fields and already-declared hyperparameters set by name (a level, an Optuna point)."""
+        fields_ = {k: v for k, v in values.items() if k in FACTORS}
+        own = {k: v for k, v in values.items() if k not in FACTORS}
+        unknown = sorted(set(own) - {name for name, _ in self.hparams})
+        if unknown:
+            raise KeyError(f"not a config field nor a declared hyperparameter: {', '.join(unknown)}")
+        if own:
+            fields_["hparams"] = {**dict(fields_.get("hparams", self.hparams)), **own}
+        return self.replace(**fields_)
+
+    @classmethod
+    def from_values(cls, values: dict[str, Any]) -> TrialConfig:
+        """A config from fields and hyperparameters by name (the inverse of values())."""
+        return cls(**{k: v for k, v in values.items() if k in FACTORS},
+                   hparams={k: v for k, v in values.items() if k not in FACTORS})
+
+    def mlflow_params(self) -> dict[str, str]:
+        """One MLflow param per field (as text) and per user hyperparameter (`hp.<name>`)."""
+        params = {k: str(v) for k, v in self.as_dict().items() if k != "hparams"}
+        params.update({PARAM_PREFIX + name: str(value) for name, value in self.hparams})
+        return params
 
 
 FACTORS: dict[str, Factor] = {f.name: f.metadata["factor"] for f in fields(TrialConfig)}
@@ -111,7 +155,11 @@ def parse_param(name: str, text: str) -> Any:
     return FACTORS[name].parse(text)
 
 
-def from_params(params: dict[str, str]) -> TrialConfig:
-    """Rebuild a TrialConfig from MLflow's string params (the inverse of as_dict); absent fields take
-    their default, which is also what a run recorded before the field existed trained with."""
-    return TrialConfig(**{name: parse_param(name, params[name]) for name in FIELD_NAMES if name in params})
+def from_params(params: dict[str, str], declared: dict[str, Factor] | None = None) -> TrialConfig:
+    """Rebuild a TrialConfig from MLflow's string params (the inverse of mlflow_params); absent fields take
+    their default, which is also what a run recorded before the field existed trained with. User
+    hyperparameters (`hp.<name>`) are typed by their declarations when given."""
+    own = {name.removeprefix(PARAM_PREFIX): parse_text(text, (declared or {}).get(name.removeprefix(PARAM_PREFIX)))
+           for name, text in params.items() if name.startswith(PARAM_PREFIX)}
+    return TrialConfig(**{name: parse_param(name, params[name]) for name in FIELD_NAMES
+                          if name in params and name != "hparams"}, hparams=own)

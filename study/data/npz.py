@@ -19,6 +19,7 @@ from study.core.errors import DataError
 from study.data.arrays import DatasetArrays
 
 PREFIX = "npz:"
+_HEADERS: dict[tuple[str, int, int], tuple[tuple[int, ...], int, int, bool]] = {}  # by _stamp(): npz_header
 REQUIRED = ("x_train", "y_train", "x_test", "y_test")
 OPTIONAL = ("x_val", "y_val")
 
@@ -35,10 +36,18 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def load_npz_dataset(name: str) -> DatasetArrays:
+def _stamp(name: str) -> tuple[str, int, int]:
+    """(absolute path, mtime, size): what the file's cached header is valid for."""
     path = npz_path(name)
     if not path.is_file():
         raise DataError(f"{path}: no such file (dataset {name})")
+    stat = path.stat()
+    return str(path.resolve()), stat.st_mtime_ns, stat.st_size
+
+
+def load_npz_dataset(name: str) -> DatasetArrays:
+    path = npz_path(name)
+    stamp = _stamp(name)
     try:
         with np.load(path, allow_pickle=False) as npz:
             present = set(npz.files)
@@ -52,6 +61,8 @@ def load_npz_dataset(name: str) -> DatasetArrays:
     except (OSError, ValueError, EOFError, zlib.error, zipfile.BadZipFile) as exc:
         raise DataError(f"{path}: not a readable npz file ({type(exc).__name__}: {exc})") from exc
     check_arrays(path, arrays)
+    _HEADERS[stamp] = (tuple(arrays["x_train"].shape[1:]), int(arrays["y_train"].max()) + 1, len(arrays["x_train"]),
+                       "x_val" in arrays)
     return DatasetArrays(x_train=arrays["x_train"], y_train=arrays["y_train"], x_test=arrays["x_test"],
                          y_test=arrays["y_test"], x_val=arrays.get("x_val"), y_val=arrays.get("y_val"),
                          source=f"npz {path}", name=name, digest=file_sha256(path))
@@ -87,8 +98,12 @@ def check_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 
 def npz_header(name: str) -> tuple[tuple[int, ...], int, int, bool]:
-    """(input shape, classes, training examples, has its own validation set), for validation and models;
-    reads and checks the whole file (numpy cannot read an npz member's labels without loading them)."""
-    data = load_npz_dataset(name)
-    classes = int(data.y_train.max()) + 1
-    return tuple(data.x_train.shape[1:]), classes, len(data.x_train), data.x_val is not None
+    """(input shape, classes, training examples, has its own validation set), for validation and models.
+
+    Loading reads and checks the whole file (numpy cannot read an npz member's labels without loading
+    them), so the answer is kept per file path, modification time and size: every trial asks.
+    """
+    stamp = _stamp(name)
+    if stamp not in _HEADERS:
+        load_npz_dataset(name)
+    return _HEADERS[stamp]

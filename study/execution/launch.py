@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from study.config import LESSON_MODEL
 from study.core.status import DONE_STATUSES, TrialStatus
 from study.core.text import redact
 from study.data.arrays import DatasetArrays
@@ -26,6 +27,7 @@ from study.spec.study_spec import StudySpec
 from study.tracking.runs import done_keys, reap_dead_local_runs
 from study.tracking.store import configure, experiment_id
 from study.training.backend import select_backend
+from study.training.model_check import check_models
 
 
 @dataclass
@@ -49,6 +51,18 @@ def verify_data(datasets: Iterable[str], data_dir: str | None, log: Callable[[st
         loaded[name] = load_dataset(name, data_dir)
         log(f"data: {loaded[name].source} (checksums verified)")
     return loaded
+
+
+def verify_models(configs: list, spec, log: Callable[[str], None]) -> None:
+    """Build a user model once per structure before anything is created (SpecError, exit 2, naming `model`).
+    With several local workers this process builds them too (it imports Keras for that, trains nothing);
+    each worker checks its base model again when it starts, as a worker on another machine does."""
+    if all(c.model == LESSON_MODEL for c in configs):
+        return  # the lesson's MLP needs no check (and a launcher of many workers never imports Keras for it)
+    select_backend(spec.base.backend)  # a no-op when this process trains (chosen above)
+    built = check_models(configs, spec.source)
+    if built:
+        log(f"model: {spec.base.model} builds a keras.Model for each of the {built} model structure(s) (checked)")
 
 
 def start_workers(spec, queue: TrialQueue, source: TrialSource, options: WorkerOptions, workers: int,
@@ -84,6 +98,7 @@ def run_study(
     if workers == 1:  # this process trains: its backend first (MNIST's web route imports Keras)
         select_backend(spec.base.backend, threads=threads)
     data = verify_data((t.config.dataset for t in trials), data_dir, log)
+    verify_models([t.config for t in trials], spec, log)
     uri = configure(tracking_uri)
     url = storage or default_storage_url(uri)
     queue = TrialQueue.open(url, spec.name, queue_settings or QueueSettings())

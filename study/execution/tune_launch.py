@@ -17,7 +17,7 @@ from study.core.errors import Interrupted, SpecError
 from study.core.names import OPTUNA_STUDY_TAG
 from study.core.text import format_duration, redact
 from study.data.splits import SplitCache
-from study.execution.launch import start_workers, verify_data
+from study.execution.launch import start_workers, verify_data, verify_models
 from study.execution.processes import threads_per_worker
 from study.execution.signals import raise_interrupted
 from study.execution.sources import WorkerOptions
@@ -33,7 +33,7 @@ from study.tracking.store import configure, experiment_id
 from study.training.backend import select_backend
 from study.training.executors.base import ExecutionSettings
 from study.training.executors.registry import executor_for
-from study.tuning.optuna_setup import arm_configs, counted_trials
+from study.tuning.optuna_setup import arm_configs, counted_trials, search_corners
 
 ARMS = ("base", "tuned")
 
@@ -81,6 +81,7 @@ def run_tuning(spec: TuneSpec, queue: TrialQueue, tracking_uri: str | None = Non
     threads = threads if threads is not None else threads_per_worker(workers)
     select_backend(spec.base.backend, threads=threads if workers == 1 else None)
     data = verify_data([spec.base.dataset], data_dir, log)
+    verify_models(search_corners(spec), spec, log)
     uri = configure(tracking_uri)
     exp_id = experiment_id(spec.name, uri)
     reaped = reap_dead_local_runs(exp_id)

@@ -35,6 +35,7 @@ from study.tracking.store import configure, experiment_id
 from study.training.backend import select_backend
 from study.training.executors.base import ExecutionSettings, Executor
 from study.training.executors.registry import EXECUTORS, executor_for
+from study.training.model_check import check_models
 
 
 def run_worker(spec, queue: TrialQueue, source: TrialSource, options: WorkerOptions,
@@ -81,6 +82,7 @@ def _load(spec, queue: TrialQueue, source: TrialSource, options: WorkerOptions, 
     exp_id = experiment_id(spec.name, uri)
     splits = SplitCache(options.data_dir, preloaded=options.preloaded)
     data = splits.dataset(spec.base.dataset)  # the base's dataset now: a bad one fails before any trial is taken
+    check_models([spec.base], spec.source)  # a user model that does not build here fails before any trial, too
     settings = ExecutionSettings(steps_per_execution=options.steps_per_execution or spec.steps_per_execution,
                                  save_model=source.keeps_models, trial_figures=options.trial_figures,
                                  group_size=options.group_size)

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import pandas as pd
 
 from study.analysis.study_analysis import Analysis
+from study.config import lesson_setup
 from study.spec.designs import Trial
 from study.spec.study_spec import StudySpec
 
@@ -31,6 +32,11 @@ class ReportContext:
     parents: list[Any]  # the study's invocation runs, newest first
     result: Analysis | None = None  # None before any trial finished
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def lesson(self) -> bool:
+        """Whether the lesson's own sections belong here (its model on MNIST): the one predicate they all use."""
+        return lesson_setup(t.config for t in self.expected)
 
     def table_path(self, name: str, ext: str = "csv") -> Path:
         return self.out / "tables" / f"{name}.{ext}"

@@ -30,8 +30,8 @@ class NoTrialsYet:
     def render(self, ctx: ReportContext) -> str:
         if not ctx.tidy.empty:
             return ""
-        return (f"No finished trials yet: run `python -m study run {ctx.spec.source}` first. The lesson's figures "
-                "below need no trials.\n")
+        return (f"No finished trials yet: run `python -m study run {ctx.spec.source}` first."
+                + (" The lesson's figures below need no trials." if ctx.lesson else "") + "\n")
 
 
 SECTIONS: list[Section] = [
@@ -65,7 +65,10 @@ def build_context(spec: StudySpec, out: Path) -> ReportContext:
     if not tidy.empty:
         ctx.curves = epoch_curves(tidy["run_id"])
         export(tidy, ctx.curves, out)
-        ctx.result = analyse(spec, tidy, TrialConfig(**LESSON_FIRST_MODEL))
+        if ctx.lesson:
+            ctx.result = analyse(spec, tidy, TrialConfig(**LESSON_FIRST_MODEL))
+        else:  # a study of your own: the path starts at its base config
+            ctx.result = analyse(spec, tidy, spec.base, source_name="the base config")
     return ctx
 
 

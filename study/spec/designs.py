@@ -53,7 +53,7 @@ def _apply(base: TrialConfig, chosen: dict[str, Level]) -> TrialConfig:
     values: dict = {}
     for level in chosen.values():
         values.update(level.values)
-    return base.replace(**values)
+    return base.with_values(values)  # fields and the spec's own hyperparameters by name
 
 
 def full_factorial(design: Design) -> Configs:

@@ -7,11 +7,12 @@ from typing import Any
 from study.config import FIELD_NAMES, TrialConfig, coerce_field, field_problem
 from study.core.errors import SpecError
 from study.data.registry import static_train_size
+from study.spec.hyperparameters import SETTABLE, Fields
 from study.spec.reading import reject_unknown
 
 # Top-level keys that fill the base config (study-wide settings).
-STUDY_WIDE_FIELDS = ("dataset", "epochs", "batch_size", "validation", "train_subset", "backend", "executor")
-SETTABLE = tuple(n for n in FIELD_NAMES if n != "seed")
+STUDY_WIDE_FIELDS = ("dataset", "epochs", "batch_size", "validation", "train_subset", "backend", "executor", "model")
+__all__ = ["SETTABLE", "STUDY_WIDE_FIELDS", "checked_field", "config_error", "parse_base"]
 
 
 def checked_field(source: str, key: str, name: str, value: Any) -> Any:
@@ -23,21 +24,24 @@ def checked_field(source: str, key: str, name: str, value: Any) -> Any:
     return value
 
 
-def parse_base(source: str, raw: dict, study_wide: tuple[str, ...] = STUDY_WIDE_FIELDS) -> TrialConfig:
-    """`base` plus the study-wide top-level fields; a field set in both places is an error."""
+def parse_base(source: str, raw: dict, study_wide: tuple[str, ...] = STUDY_WIDE_FIELDS,
+               fields: Fields = Fields()) -> TrialConfig:
+    """`base` plus the study-wide top-level fields; a field set in both places is an error. The spec's own
+    hyperparameters (`fields.declared`) start at their defaults and may be set in `base` like any field."""
     base_raw = raw.get("base", {}) or {}
     if not isinstance(base_raw, dict):
         raise SpecError(source, "base", "must be a mapping of config fields to values")
-    reject_unknown(source, "base", base_raw, SETTABLE)
+    reject_unknown(source, "base", base_raw, fields.names)
     values: dict[str, Any] = {}
+    own = fields.defaults()
     for name, value in base_raw.items():
         if name in study_wide and name in raw:
             raise SpecError(source, f"base.{name}", "is also set at the top level; set it in one place")
-        values[name] = checked_field(source, f"base.{name}", name, value)
+        (own if name in fields.declared else values)[name] = fields.checked(source, f"base.{name}", name, value)
     for name in study_wide:
         if name in raw and name in FIELD_NAMES:
             values[name] = checked_field(source, name, name, raw[name])
-    return TrialConfig(**values)
+    return TrialConfig(**values, hparams=own)
 
 
 def config_error(config: TrialConfig) -> str | None:

@@ -8,15 +8,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from study.config import TrialConfig
+from study.config import Hyperparameter, TrialConfig
 from study.config.factors import is_int
 from study.core.errors import SpecError
 from study.spec.designs import DESIGNS, Design, Level, Trial, expand, unique
-from study.spec.fields import SETTABLE, STUDY_WIDE_FIELDS, checked_field, config_error, parse_base
+from study.spec.fields import STUDY_WIDE_FIELDS, checked_field, config_error, parse_base
+from study.spec.hyperparameters import Fields, check_used, parse_hyperparameters, unknown_factor
 from study.spec.reading import (check_top_level, int_value, read_yaml, reject_unknown, seed_list, text_value)
 
 TOP_LEVEL_KEYS = ("name", "description", "seeds", "base", "design", "factors", "steps_per_execution",
-                  "sample_size", "sample_seed") + STUDY_WIDE_FIELDS
+                  "sample_size", "sample_seed", "hyperparameters") + STUDY_WIDE_FIELDS
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class StudySpec:
     sample_size: int = 0
     sample_seed: int = 0
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
+    hyperparameters: dict[str, Hyperparameter] = field(default_factory=dict)  # the spec's own (`hyperparameters:`)
 
     def trials(self) -> list[Trial]:
         """Every trial of the design, one per (config, seed), seeds outermost (duplicates included)."""
@@ -63,20 +65,23 @@ def parse_spec(raw: Any, source: str = "<spec>", default_name: str = "study") ->
     if design not in DESIGNS:
         raise SpecError(source, "design", f"{design!r} is not allowed; allowed values: {', '.join(DESIGNS)}")
     sample_size, sample_seed = _parse_sample(source, raw, design)
+    fields = Fields(parse_hyperparameters(source, raw.get("hyperparameters")))
     spec = StudySpec(
         name=name,
         source=source,
-        base=parse_base(source, raw),
+        base=parse_base(source, raw, fields=fields),
         seeds=seed_list(source, "seeds", raw.get("seeds", [0])),
         design=design,
-        factors=_parse_factors(source, raw.get("factors", {})),
+        factors=_parse_factors(source, raw.get("factors", {}), fields),
         steps_per_execution=int_value(source, "steps_per_execution", raw.get("steps_per_execution", 128), low=1),
         description=text_value(source, "description", raw.get("description", "")),
         sample_size=sample_size,
         sample_seed=sample_seed,
         raw=raw,
+        hyperparameters=fields.declared,
     )
     _check_every_config(spec)
+    check_used(source, fields.declared, {t.config.model for t in spec.trials()})
     return spec
 
 
@@ -93,7 +98,7 @@ def _parse_sample(source: str, raw: dict, design: str) -> tuple[int, int]:
     return size, int_value(source, "sample_seed", raw.get("sample_seed", 0), low=0)
 
 
-def _parse_factors(source: str, raw: Any) -> dict[str, tuple[Level, ...]]:
+def _parse_factors(source: str, raw: Any, fields: Fields) -> dict[str, tuple[Level, ...]]:
     if raw is None:
         return {}
     if not isinstance(raw, dict):
@@ -101,11 +106,11 @@ def _parse_factors(source: str, raw: Any) -> dict[str, tuple[Level, ...]]:
     factors: dict[str, tuple[Level, ...]] = {}
     for factor, levels in raw.items():
         where = f"factors.{factor}"
-        if factor not in SETTABLE:
-            raise SpecError(source, where, f"unknown factor; allowed factors: {', '.join(SETTABLE)}")
+        if factor not in fields.names:
+            raise SpecError(source, where, unknown_factor(factor, fields))
         if not isinstance(levels, list) or not levels:
             raise SpecError(source, where, "must be a non-empty list of levels")
-        parsed = tuple(_parse_level(source, f"{where}[{i}]", factor, lv) for i, lv in enumerate(levels))
+        parsed = tuple(_parse_level(source, f"{where}[{i}]", factor, lv, fields) for i, lv in enumerate(levels))
         labels = [lv.label for lv in parsed]
         if len(set(labels)) != len(labels):
             raise SpecError(source, where, f"levels {labels} repeat a label; each level once")
@@ -113,7 +118,7 @@ def _parse_factors(source: str, raw: Any) -> dict[str, tuple[Level, ...]]:
     return factors
 
 
-def _parse_level(source: str, where: str, factor: str, level: Any) -> Level:
+def _parse_level(source: str, where: str, factor: str, level: Any, fields: Fields) -> Level:
     """A level is a plain value of the factor's field, or {label: {field: value, ...}}."""
     if isinstance(level, dict):
         if len(level) != 1:
@@ -121,12 +126,12 @@ def _parse_level(source: str, where: str, factor: str, level: Any) -> Level:
         (label, values), = level.items()
         if not isinstance(values, dict) or not values:
             raise SpecError(source, f"{where}.{label}", "must be a non-empty mapping of config fields to values")
-        reject_unknown(source, f"{where}.{label}", values, SETTABLE)
+        reject_unknown(source, f"{where}.{label}", values, fields.names)
         if factor not in values:
             raise SpecError(source, f"{where}.{label}", f"must set the factor's own field {factor!r}")
-        typed = {n: checked_field(source, f"{where}.{label}.{n}", n, v) for n, v in values.items()}
+        typed = {n: fields.checked(source, f"{where}.{label}.{n}", n, v) for n, v in values.items()}
         return Level(label=str(label), values=typed)
-    value = checked_field(source, where, factor, level)
+    value = fields.checked(source, where, factor, level)
     return Level(label=str(value).lower() if isinstance(value, bool) else str(value), values={factor: value})
 
 

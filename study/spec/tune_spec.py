@@ -14,14 +14,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from study.config import FACTORS, TrialConfig, field_problem, searchable_fields
+from study.config import FACTORS, Factor, Hyperparameter, TrialConfig, searchable_fields
 from study.core.errors import SpecError
 from study.spec.fields import STUDY_WIDE_FIELDS, checked_field, config_error, parse_base
+from study.spec.hyperparameters import Fields, check_used, parse_hyperparameters
 from study.spec.reading import check_top_level, finite_number, int_value, read_yaml, reject_unknown, seed_list
 
 TOP_LEVEL_KEYS = (
     "name", "description", "base", "base_from", "search_space", "n_trials", "timeout", "sampler", "pruner",
     "metric", "direction", "seed", "retrain_seeds", "enqueue_base", "enqueue", "steps_per_execution",
+    "hyperparameters",
 ) + STUDY_WIDE_FIELDS
 
 # Numeric config fields that can be searched (bools are not numeric; the seed is not a hyperparameter).
@@ -54,10 +56,11 @@ class Param:
     high: float
     log: bool = False
     step: float | None = None
+    kind: str = field(default="", compare=False)  # the field's kind (int or float); not part of as_dict()
 
     @property
     def is_int(self) -> bool:
-        return FACTORS[self.name].kind == "int"
+        return (self.kind or FACTORS[self.name].kind) == "int"
 
     def contains(self, value: float) -> bool:
         return self.low <= value <= self.high
@@ -106,10 +109,11 @@ class TuneSpec:
     base_from: str | None = None
     base_overrides: dict[str, Any] = field(default_factory=dict)  # fields set in the spec itself
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
+    hyperparameters: dict[str, Hyperparameter] = field(default_factory=dict)  # the spec's own (`hyperparameters:`)
 
     def config_for(self, params: dict[str, Any]) -> TrialConfig:
         """The trial config for searched values `params` (the rest comes from base)."""
-        return self.base.replace(**params)
+        return self.base.with_values(params)
 
     def with_base_fields(self, **fields: Any) -> TuneSpec:
         """The spec with base fields set from the command line (`--backend jax`)."""
@@ -137,13 +141,14 @@ def parse_tune_spec(raw: Any, source: str = "<spec>", default_name: str = "tune"
         raise SpecError(source, "base_from", f"{base_from!r} must be the name of a finished ablation study")
     if base_from == name:
         raise SpecError(source, "base_from", f"must differ from the tuning study's own name {name!r}")
-    base = parse_base(source, raw)  # validates `base` and the study-wide top-level fields
+    fields = Fields(parse_hyperparameters(source, raw.get("hyperparameters")))
+    base = parse_base(source, raw, fields=fields)  # validates `base` and the study-wide top-level fields
     explicit = [*(raw.get("base") or {}), *(n for n in STUDY_WIDE_FIELDS if n in raw)]
     overrides = {n: getattr(base, n) for n in explicit}  # what `base_from`'s config is overridden with
     seed = int_value(source, "seed", raw.get("seed", 0), low=0)
     base = base.replace(seed=seed)
 
-    space = _parse_space(source, raw.get("search_space"))
+    space = _parse_space(source, raw.get("search_space"), fields)
     metric = raw.get("metric", "val_accuracy")
     if metric not in METRICS:
         raise SpecError(source, "metric", f"{metric!r} is not allowed; allowed values: {', '.join(METRICS)}")
@@ -182,7 +187,10 @@ def parse_tune_spec(raw: Any, source: str = "<spec>", default_name: str = "tune"
         base_from=base_from,
         base_overrides=overrides,
         raw=raw,
+        hyperparameters=fields.declared,
     )
+    if base_from is None:  # else the model comes from the ablation study
+        check_used(source, fields.declared, {spec.base.model})
     _check_choices(spec)
     if base_from is None:
         check_configs(spec)
@@ -191,7 +199,8 @@ def parse_tune_spec(raw: Any, source: str = "<spec>", default_name: str = "tune"
 
 def with_base(spec: TuneSpec, best: TrialConfig) -> TuneSpec:
     """Resolve `base_from`: the ablation study's best config, then the spec's own settings on top."""
-    base = best.replace(**spec.base_overrides, seed=spec.base.seed)
+    own = {**dict(spec.base.hparams), **dict(best.hparams)}  # the study's values; this spec's defaults fill in
+    base = best.replace(hparams=own).with_values(spec.base_overrides).replace(seed=spec.base.seed)
     resolved = replace(spec, base=base)
     check_configs(resolved, key="base_from")
     return resolved
@@ -216,24 +225,25 @@ def check_configs(spec: TuneSpec, key: str = "search_space") -> None:
 # --------------------------------------------------------------------------- parts
 
 
-def _parse_space(source: str, raw: Any) -> dict[str, Param]:
+def _parse_space(source: str, raw: Any, fields: Fields) -> dict[str, Param]:
     if not isinstance(raw, dict) or not raw:
         raise SpecError(source, "search_space", "must be a non-empty mapping of config field to "
                                                 "{low, high, log, step}, e.g. dropout: {low: 0.0, high: 0.5}")
     space = {}
     for name, body in raw.items():
         where = f"search_space.{name}"
-        if name not in SEARCHABLE:
-            raise SpecError(source, where, f"unknown or non-numeric field; searchable fields: {', '.join(SEARCHABLE)}")
-        space[name] = _parse_param(source, where, name, body)
+        searchable = SEARCHABLE + tuple(n for n, h in fields.declared.items() if h.factor.numeric)
+        if name not in searchable:
+            raise SpecError(source, where, f"unknown or non-numeric field; searchable fields: {', '.join(searchable)}")
+        space[name] = _parse_param(source, where, name, body, fields.factor(name))
     return space
 
 
-def _parse_param(source: str, where: str, name: str, body: Any) -> Param:
+def _parse_param(source: str, where: str, name: str, body: Any, factor: Factor) -> Param:
     if not isinstance(body, dict):
         raise SpecError(source, where, "must be a mapping {low: ..., high: ...} (optional log: true, step: ...)")
     reject_unknown(source, where, body, PARAM_KEYS)
-    is_int = FACTORS[name].kind == "int"
+    is_int = factor.kind == "int"
     ends = {}
     for end in ("low", "high"):
         if end not in body:
@@ -247,7 +257,7 @@ def _parse_param(source: str, where: str, name: str, body: Any) -> Param:
         if not _is_number(value):
             raise SpecError(source, f"{where}.{end}", f"{value!r} must be a number")
         value = value if is_int else float(value)
-        problem = field_problem(name, value)
+        problem = factor.problem(name, value)
         if problem:
             raise SpecError(source, f"{where}.{end}", problem)
         ends[end] = value
@@ -274,7 +284,7 @@ def _parse_param(source: str, where: str, name: str, body: Any) -> Param:
             raise SpecError(source, f"{where}.step", f"{step} is larger than the range {low}..{high}")
     elif is_int:
         step = 1  # Optuna's suggest_int default (and the only step it allows with log)
-    return Param(name=name, low=low, high=high, log=log, step=step)
+    return Param(name=name, low=low, high=high, log=log, step=step, kind=factor.kind)
 
 
 def _parse_choice(source: str, key: str, raw: Any, table: dict[str, dict[str, Any]]) -> Choice:

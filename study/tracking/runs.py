@@ -73,7 +73,7 @@ class TrialRun:
             tags[PARENT_RUN_TAG] = parent.info.run_id
         client = mlflow.MlflowClient()
         run = client.create_run(exp_id, tags=tags, run_name=tags[RUN_NAME_TAG])
-        params = [Param(k, str(v)) for k, v in config.as_dict().items()]
+        params = [Param(k, v) for k, v in config.mlflow_params().items()]  # user hyperparameters as hp.<name>
         client.log_batch(run.info.run_id, params=params)
         return cls(run.info.run_id)
 

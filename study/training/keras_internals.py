@@ -73,7 +73,7 @@ class CompiledModels:
 
     def model_for(self, config: TrialConfig, fresh: Any, steps_per_execution: int, train_samples: int) -> Any:
         """`fresh` (built and compiled for this trial) or a compiled twin loaded with its initial state."""
-        key = (steps_per_execution, structure_key(config))
+        key = (steps_per_execution, config.dataset, structure_key(config))  # the data fixes input and output shapes
         model = self._models.pop(key, None)
         if model is None:
             model = fresh

@@ -66,6 +66,8 @@ def make_pruner(spec: TuneSpec) -> optuna.pruners.BasePruner:
 def identity(spec: TuneSpec) -> dict[str, str]:
     """What makes two invocations the same search (stored on the Optuna study)."""
     base = {k: v for k, v in spec.base.identity().items() if k not in spec.space}
+    if "hparams" in base:  # the user's own hyperparameters: the searched ones are not part of the base either
+        base["hparams"] = [[n, v] for n, v in base["hparams"] if n not in spec.space]
     return {"base_config": json.dumps(base, sort_keys=True),
             "search_space": json.dumps({n: p.as_dict() for n, p in spec.space.items()}, sort_keys=True),
             "metric": spec.metric}
@@ -145,3 +147,9 @@ def arm_configs(spec: TuneSpec, study: optuna.Study) -> dict[str, Any] | None:
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         return None
     return {"base": spec.base, "tuned": spec.config_for(study.best_trial.params)}
+
+
+def search_corners(spec: TuneSpec) -> list[Any]:
+    """The base and the space's all-low and all-high points: the models a user builder is checked with first."""
+    return [spec.base, spec.config_for({n: p.low for n, p in spec.space.items()}),
+            spec.config_for({n: p.high for n, p in spec.space.items()})]

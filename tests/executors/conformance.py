@@ -11,7 +11,8 @@ names; `should_stop` ends one trial early and only that one; NaN makes a trial
 Interrupted; the kept (best val_loss) epoch's weights are the ones tested and saved;
 the same batch twice gives the same numbers; bit-identity with plain Keras where the
 executor claims it, else a trial alone and in a group agree to float rounding; one
-MLflow child run per trial through the tracked path.
+MLflow child run per trial through the tracked path; a user's own model (a builder
+module with its own hyperparameters, tests/executors/user_cnn.py) on digits trains too.
 """
 
 from __future__ import annotations
@@ -201,9 +202,25 @@ def check_one_mlflow_run_per_trial() -> None:
         assert [m.step for m in history] == list(range(BASE.epochs)), history
 
 
+def check_user_model_trains() -> None:
+    """A model of the user's own (a builder module, its own hyperparameters) on digits trains like the lesson's."""
+    user = TrialConfig(model="tests.executors.user_cnn:build", dataset="digits", epochs=3, batch_size=64,
+                       batch_norm=True, dropout=0.2, optimizer="adam", learning_rate=0.003, backend=BACKEND,
+                       executor=EXECUTOR, hparams={"filters": 8, "kernel_size": 3})
+    configs = [user.replace(seed=0), user.replace(seed=1)]
+    results = run(configs)
+    assert [r.status for r in results] == ["completed"] * 2, [r.status for r in results]
+    assert all(0.3 < r.final["final_val_accuracy"] <= 1.0 for r in results), [r.final for r in results]  # chance: 0.1
+    assert results[0].history != results[1].history, "each trial's own seed"
+    if EXECUTOR_OBJ.bit_identical_to_keras:
+        expected = plain_keras(configs[1])
+        assert {k: results[1].history[k] for k in expected} == expected, (results[1].history, expected)
+
+
 CHECKS = [check_results_complete_and_in_order, check_hooks_see_every_epoch, check_should_stop_ends_one_trial,
           check_nan_is_diverged_and_contained, check_stop_event_interrupts, check_kept_epoch_is_tested_and_saved,
-          check_same_batch_same_numbers, check_agrees_with_keras, check_one_mlflow_run_per_trial]
+          check_same_batch_same_numbers, check_agrees_with_keras, check_one_mlflow_run_per_trial,
+          check_user_model_trains]
 
 if __name__ == "__main__":
     outcome = {}

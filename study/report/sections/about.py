@@ -146,12 +146,25 @@ def _git_revision() -> str:
 
 class HeaderSection:
     def render(self, ctx: ReportContext) -> str:
-        return _header(ctx.spec, ctx.expected, ctx.all_runs, ctx.tidy, ctx.parents)
+        header = _header(ctx.spec, ctx.expected, ctx.all_runs, ctx.tidy, ctx.parents)
+        if ctx.lesson:
+            return header
+        return header.replace("\n- Trials: ", "\n" + _model_line(ctx) + "\n- Trials: ", 1)
+
+
+def _model_line(ctx: ReportContext) -> str:
+    """What a study of your own trains: its model(s), data and declared hyperparameters."""
+    configs = [t.config for t in ctx.expected]
+    models = ", ".join(f"`{m}`" for m in sorted({c.model for c in configs}))
+    data = ", ".join(f"`{d}`" for d in sorted({c.dataset for c in configs}))
+    own = ", ".join(f"`{n}` ({h.factor.kind}, default {h.default})" for n, h in ctx.spec.hyperparameters.items())
+    return (f"- Model: {models} on {data}; the framework's optimizer, loss, schedules and callbacks"
+            + (f"; its own hyperparameters (MLflow params `hp.<name>`): {own}." if own else "."))
 
 
 class MethodsSection:
     def render(self, ctx: ReportContext) -> str:
-        return METHODS
+        return METHODS if ctx.lesson else METHODS.replace("the lesson's first\n  model", "the study's base\n  config")
 
 
 class SpecSection:

@@ -115,7 +115,7 @@ def _path(result: Analysis) -> list[str]:
     if path.empty:
         return []
     start = path.iloc[0]
-    out = [f"The lesson's first model (`{start['config']}`) reaches "
+    out = [f"{result.path_source_name[0].upper()}{result.path_source_name[1:]} (`{start['config']}`) reaches "
            f"{fmt.value(start['mean'], PRIMARY)} {fmt.interval(start['ci_low'], start['ci_high'], PRIMARY)}."]
     steps = path.iloc[1:]
     if steps.empty:

@@ -104,8 +104,9 @@ def logged_rates(setup: TrialConfig, frame: pd.DataFrame, curves: pd.DataFrame) 
         columns={"count": "runs"}).reset_index()
 
 
-def schedule_section(configs: list[TrialConfig], frame: pd.DataFrame, curves: pd.DataFrame, out: Path) -> str:
-    """Planned vs logged learning rate for every schedule setup, plus the lesson's shark fin."""
+def schedule_section(configs: list[TrialConfig], frame: pd.DataFrame, curves: pd.DataFrame, out: Path,
+                     lesson: bool = True) -> str:
+    """Planned vs logged learning rate for every schedule setup, plus (`lesson`) the lesson's shark fin."""
     panels, rows = [], []
     for setup in schedule_setups(configs):
         planned = planned_learning_rates(setup)
@@ -123,7 +124,7 @@ def schedule_section(configs: list[TrialConfig], frame: pd.DataFrame, curves: pd
                          "logged_min": float(hit["min"].iloc[0]) if len(hit) else math.nan,
                          "logged_max": float(hit["max"].iloc[0]) if len(hit) else math.nan,
                          "trials": int(hit["runs"].iloc[0]) if len(hit) else 0})
-    if not any(s.schedule == "warmup_cosine" and s.epochs == LESSON_SHARK_FIN.epochs for s in configs):
+    if lesson and not any(s.schedule == "warmup_cosine" and s.epochs == LESSON_SHARK_FIN.epochs for s in configs):
         for name in EPOCH_SCHEDULES:
             setup = LESSON_SHARK_FIN.replace(schedule=name)
             panels.append({"title": f"reference, not trained here: {name}, peak {setup.learning_rate:g}, "
@@ -195,6 +196,10 @@ class LessonFiguresSection:
 
     def render(self, ctx: ReportContext) -> str:
         configs = [t.config for t in ctx.expected]
+        if not ctx.lesson:  # a study of your own: only the schedules (the framework's), when it uses one
+            if all(c.schedule == "constant" for c in configs):
+                return ""
+            return "## " + schedule_section(configs, ctx.tidy, ctx.curves, ctx.out, lesson=False).removeprefix("### ")
         return ("## The lesson's figures, from our code\n\n" + init_section(ctx.out, ctx.spec.base.backend) + "\n"
                 + schedule_section(configs, ctx.tidy, ctx.curves, ctx.out))
 
@@ -203,4 +208,4 @@ class LessonComparisonSection:
     """The lesson's per-epoch numbers beside ours, when the study ran its first model."""
 
     def render(self, ctx: ReportContext) -> str:
-        return _lesson_comparison(ctx.tidy, ctx.curves, ctx.out) if not ctx.tidy.empty else ""
+        return _lesson_comparison(ctx.tidy, ctx.curves, ctx.out) if ctx.lesson and not ctx.tidy.empty else ""

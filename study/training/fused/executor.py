@@ -37,7 +37,7 @@ from study.training.fused.initial_state import (NotFusable, SeedReplay, build_te
                                                 optimizer_values, rebuilt_values)
 from study.training.fused.memory import max_group
 from study.training.fused.program import FusedProgram
-from study.training.models import build_model
+from study.training.models import build_model, model_inputs
 from study.training.optimizers import build_optimizer
 from study.training.results import TrialResult, summarize_history
 
@@ -219,14 +219,12 @@ class FusedExecutor:
 
     def _data(self, model: Any, splits: Splits) -> tuple:
         """The split on the device, inputs shaped for the model; evaluation sets padded to whole chunks."""
-        shape = tuple(model.input_shape[1:])
-        key = (id(splits.x_train), id(splits.x_val), id(splits.x_test), shape)
+        key = (id(splits.x_train), id(splits.x_val), id(splits.x_test), tuple(model.input_shape[1:]))
         if key not in self._device:
-            def inputs(x):  # noqa: ANN001, ANN202
-                return jnp.asarray(x.reshape((len(x), *shape)))
-
-            val, test = _padded(splits.x_val, splits.y_val, shape), _padded(splits.x_test, splits.y_test, shape)
-            self._device = {key: (inputs(splits.x_train), jnp.asarray(splits.y_train), *val, *test)}
+            val = _padded(model_inputs(model, splits.x_val), splits.y_val)
+            test = _padded(model_inputs(model, splits.x_test), splits.y_test)
+            self._device = {key: (jnp.asarray(model_inputs(model, splits.x_train)), jnp.asarray(splits.y_train),
+                                  *val, *test)}
         return self._device[key]
 
 
@@ -275,11 +273,12 @@ def _stack(per_trial: list[list[np.ndarray]]) -> list[jax.Array]:
     return [jnp.stack([np.asarray(values[i]) for values in per_trial]) for i in range(len(per_trial[0]))]
 
 
-def _padded(x: np.ndarray, y: np.ndarray, shape: tuple) -> tuple:
+def _padded(x: np.ndarray, y: np.ndarray) -> tuple:
     """x and y padded to whole evaluation chunks, and which rows are real."""
+    shape = x.shape[1:]
     chunks = max(1, math.ceil(len(x) / EVAL_CHUNK))
     pad = chunks * EVAL_CHUNK - len(x)
-    x = np.concatenate([x.reshape((len(x), *shape)), np.zeros((pad, *shape), x.dtype)])
+    x = np.concatenate([x, np.zeros((pad, *shape), x.dtype)])
     y = np.concatenate([y, np.zeros(pad, y.dtype)])
     valid = np.arange(len(x)) < len(x) - pad
     return (jnp.asarray(x.reshape(chunks, EVAL_CHUNK, *shape)), jnp.asarray(y.reshape(chunks, EVAL_CHUNK)),
