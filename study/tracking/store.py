@@ -11,6 +11,7 @@ from study.core.errors import StorageError
 from study.core.store_lock import schema_lock
 from study.core.text import first_line, redact
 
+TRACKING_ENV = "MLFLOW_TRACKING_URI"
 DEFAULT_STORE = "mlflow.db"
 DEFAULT_ARTIFACTS = "mlartifacts"
 # MLflow 3.x opens an experiment on its GenAI overview unless this tag says it holds training runs.
@@ -19,8 +20,8 @@ EXPERIMENT_KIND_TAG, TRAINING_KIND = "mlflow.experimentKind", "custom_model_deve
 
 def default_tracking_uri(project_dir: Path | None = None) -> str:
     """MLFLOW_TRACKING_URI if set, else a SQLite file in the project directory."""
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        return os.environ["MLFLOW_TRACKING_URI"]
+    if os.environ.get(TRACKING_ENV):
+        return os.environ[TRACKING_ENV]
     return f"sqlite:///{(project_dir or Path.cwd()).resolve() / DEFAULT_STORE}"
 
 
