@@ -140,11 +140,18 @@ def write_study_report(spec: StudySpec, args: argparse.Namespace, run_id: str | 
 
 
 def ui(args: argparse.Namespace) -> int:
-    """Replace this process with `mlflow ui` on our store and artifact root."""
+    """Replace this process with `mlflow ui` on our store and artifact root (as MLflow's app plugin
+    `study-ui` when installed: it opens experiments on their training runs, see study.cli.ui_app)."""
+    from importlib.metadata import entry_points
+
+    from study.cli.ui_app import APP_NAME
+
     mlflow_bin = shutil.which("mlflow", path=os.path.dirname(sys.executable)) or "mlflow"
     command = [mlflow_bin, "ui", "--backend-store-uri", args.tracking_uri or default_tracking_uri(),
                "--default-artifact-root", str(Path(DEFAULT_ARTIFACTS).resolve()),
                "--host", args.host, "--port", str(args.port)]
+    if entry_points(group="mlflow.app", name=APP_NAME):
+        command += ["--app-name", APP_NAME]
     print(" ".join(redact(part) for part in command), flush=True)
     os.execv(mlflow_bin, command)
     return EXIT_FAILED  # not reached

@@ -17,6 +17,7 @@ from study.core.names import KEY_TAG, PARENT_ROLE, ROLE_TAG, STATUS_TAG, TRIAL_R
 from study.core.status import DONE_STATUSES
 
 REPORT_ARTIFACTS = "report"
+NOTE_TAG = "mlflow.note.content"  # a run's description in the MLflow UI
 BEST_METRIC = "final_val_accuracy"
 
 
@@ -47,5 +48,9 @@ def latest_invocation_run(exp_id: str) -> str | None:
 
 
 def attach_report(run_id: str, readme: Path) -> None:
-    """The report folder (README.md and its figures and tables) as artifacts of `run_id`, under report/."""
-    mlflow.MlflowClient().log_artifacts(run_id, str(readme.parent), REPORT_ARTIFACTS)
+    """The report folder (README.md and its figures and tables) as artifacts of `run_id`, under report/,
+    and the run's description (the first thing its page shows) pointing there."""
+    client = mlflow.MlflowClient()
+    client.log_artifacts(run_id, str(readme.parent), REPORT_ARTIFACTS)
+    client.set_tag(run_id, NOTE_TAG, f"The study's report: **Artifacts > {REPORT_ARTIFACTS}/README.md** "
+                                     f"(with its figures and tables; written to `{readme}` too).")
