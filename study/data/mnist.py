@@ -89,18 +89,18 @@ def _read_maybe_gz(path: Path) -> bytes:
     try:
         return gzip.decompress(raw)
     except (EOFError, OSError, zlib.error) as exc:
-        raise DataError(f"{path}: not a complete gzip file ({exc}); download it again") from exc
+        raise DataError(f"{path}: truncated or corrupt gzip file ({exc}); download it again") from exc
 
 
 def load_idx_dir(directory: Path) -> Mnist:
-    arrays = {}
+    arrays, files = {}, {}
     for key, stem in IDX_FILES.items():
         candidates = [directory / f"{stem}.gz", directory / stem]
         found = next((p for p in candidates if p.is_file()), None)
         if found is None:
             raise DataError(f"{directory}: missing {stem}.gz (or {stem})")
-        arrays[key] = parse_idx(_read_maybe_gz(found), str(found))
-    return _verified(arrays, f"IDX files in {directory}", str(directory.resolve()))
+        arrays[key], files[key] = parse_idx(_read_maybe_gz(found), str(found)), str(found)
+    return _verified(arrays, f"IDX files in {directory}", str(directory.resolve()), files)
 
 
 def load_npz(path: Path) -> Mnist:
@@ -125,16 +125,17 @@ def array_sha256(array: np.ndarray) -> str:
 SHAPES = {"x_train": (60_000, 28, 28), "y_train": (60_000,), "x_test": (10_000, 28, 28), "y_test": (10_000,)}
 
 
-def _verified(arrays: dict[str, np.ndarray], source: str, uri: str) -> Mnist:
+def _verified(arrays: dict[str, np.ndarray], source: str, uri: str, files: dict[str, str] | None = None) -> Mnist:
+    """Shapes, dtypes and official checksums; an error names the array's own file when there is one."""
     for key, expected in ARRAY_SHA256.items():
-        array = arrays[key]
+        array, where = arrays[key], (files or {}).get(key, source)
         if tuple(array.shape) != SHAPES[key]:
-            raise DataError(f"{source}: {key} has shape {tuple(array.shape)}, expected {SHAPES[key]}")
+            raise DataError(f"{where}: {key} has shape {tuple(array.shape)}, expected {SHAPES[key]}")
         if array.dtype != np.uint8:
-            raise DataError(f"{source}: {key} has dtype {array.dtype}, expected uint8")
+            raise DataError(f"{where}: {key} has dtype {array.dtype}, expected uint8")
         actual = array_sha256(array)
         if actual != expected:
-            raise DataError(f"{source}: checksum mismatch for {key}: sha256 {actual[:16]}..., expected {expected[:16]}...")
+            raise DataError(f"{where}: checksum mismatch for {key}: sha256 {actual[:16]}..., expected {expected[:16]}...")
     digest = hashlib.sha256("".join(ARRAY_SHA256.values()).encode()).hexdigest()
     return Mnist(source=source, name="mnist", digest=digest, uri=uri, **{k: arrays[k] for k in ARRAY_SHA256})
 
