@@ -50,7 +50,7 @@ test: install  ## the whole test suite (unit + integration on the real stack)
 	$(BIN)/python -m pytest $(ARGS)
 
 clean:  ## remove generated stores (not reports)
-	rm -rf mlflow.db optuna.db mlartifacts .pytest_cache
+	rm -rf mlflow.db optuna.db optuna.db-shm optuna.db-wal mlflow.db.lock optuna.db.lock mlartifacts .pytest_cache
 
 bench: install  ## throughput benchmark (naive lesson code vs our runner); writes benchmarks/results/
 	$(BIN)/python benchmarks/bench.py $(if $(DATA_DIR),--data-dir $(DATA_DIR),) $(ARGS)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import sys
 
 from study.cli.parser import build_parser
-from study.core.quiet import quiet_start
+from study.core.quiet import is_verbose, keep_logs, quiet_start
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if not args.verbose:
+    if args.verbose or is_verbose():
+        keep_logs()
+    else:
         quiet_start()
     from study.cli import commands, tune_commands  # after quiet_start: they import TensorFlow's and JAX's loggers
 

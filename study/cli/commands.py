@@ -8,8 +8,9 @@ import shutil
 import sys
 from pathlib import Path
 
-from study.cli.common import check_options, fail, overrides, queue_settings, worker_options
-from study.cli.tune_commands import load_tune
+from study.cli.common import (attach_to_run, check_options, fail, overrides, queue_settings, verified_data,
+                              worker_options)
+from study.cli.tune_commands import tune_queue, tune_spec
 from study.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, InputError
 from study.core.text import format_duration, redact
 from study.execution.launch import run_study
@@ -45,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.counts.items())) or "nothing to run"
     print(f"done: {counts}; {summary.skipped} skipped as already done; {format_duration(summary.wall_time_s)}")
     if not args.no_report:
-        write_study_report(spec, args)
+        write_study_report(spec, args, summary.run_id)
     return EXIT_OK if summary.ok else EXIT_FAILED
 
 
@@ -56,8 +57,8 @@ def worker(args: argparse.Namespace) -> int:
     stop = StopFlag(lambda line: print(prefix + line, flush=True)).install()  # early: Ctrl-C during imports is clean
     try:
         check_options(args)
-        spec, queue, source = tune_worker_source(args) if is_tune_spec(args.spec) else grid_worker_source(args)
-        summary = run_worker(spec, queue, source, worker_options(args), stop=stop)
+        spec, queue, source, data = tune_worker_source(args) if is_tune_spec(args.spec) else grid_worker_source(args)
+        summary = run_worker(spec, queue, source, worker_options(args, preloaded=data), stop=stop)
     except InputError as exc:
         return fail(exc)
     except KeyboardInterrupt:
@@ -77,19 +78,21 @@ def grid_worker_source(args: argparse.Namespace):
     from study.execution.grid_source import GridSource
 
     spec = load_spec(args.spec).with_overrides(**overrides(args))
+    data = verified_data(spec, args)  # before the queue: bad data leaves nothing behind
     queue = TrialQueue.open(args.storage or default_storage_url(args.tracking_uri), spec.name, queue_settings(args))
     source = GridSource(spec)
     added = source.enqueue(queue)
     if added:
         print(f"queued {added} trial(s) of {spec.name} that were not in the queue yet")
-    return spec, queue, source
+    return spec, queue, source, data
 
 
 def tune_worker_source(args: argparse.Namespace):
     from study.execution.tune_source import TuneSource
 
-    spec, queue = load_tune(args)
-    return spec, queue, TuneSource(spec)
+    spec = tune_spec(args)
+    data = verified_data(spec, args)
+    return spec, tune_queue(spec, args), TuneSource(spec), data
 
 
 def status(args: argparse.Namespace) -> int:
@@ -127,20 +130,28 @@ def report(args: argparse.Namespace) -> int:
     return write_study_report(spec, args)
 
 
-def write_study_report(spec: StudySpec, args: argparse.Namespace) -> int:
+def write_study_report(spec: StudySpec, args: argparse.Namespace, run_id: str | None = None) -> int:
     from study.report.study_report import write_report
 
     path = write_report(spec, tracking_uri=args.tracking_uri, out_root=args.reports_dir)
     print(f"report: {path}")
+    attach_to_run(spec.name, path, run_id)
     return EXIT_OK
 
 
 def ui(args: argparse.Namespace) -> int:
-    """Replace this process with `mlflow ui` on our store and artifact root."""
+    """Replace this process with `mlflow ui` on our store and artifact root (as MLflow's app plugin
+    `study-ui` when installed: it opens experiments on their training runs, see study.cli.ui_app)."""
+    from importlib.metadata import entry_points
+
+    from study.cli.ui_app import APP_NAME
+
     mlflow_bin = shutil.which("mlflow", path=os.path.dirname(sys.executable)) or "mlflow"
     command = [mlflow_bin, "ui", "--backend-store-uri", args.tracking_uri or default_tracking_uri(),
                "--default-artifact-root", str(Path(DEFAULT_ARTIFACTS).resolve()),
                "--host", args.host, "--port", str(args.port)]
+    if entry_points(group="mlflow.app", name=APP_NAME):
+        command += ["--app-name", APP_NAME]
     print(" ".join(redact(part) for part in command), flush=True)
     os.execv(mlflow_bin, command)
     return EXIT_FAILED  # not reached

@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+
+import mlflow
+
+from collections.abc import Callable
 
 from study.core.errors import EXIT_INVALID, SpecError
+from study.core.text import first_line, redact
+from study.data.arrays import DatasetArrays
+from study.execution.launch import verify_data
 from study.execution.sources import WorkerOptions
 from study.queue.storage import QueueSettings
+from study.tracking.store import experiment_id
+from study.tracking.summary import attach_report, latest_invocation_run
+from study.training.backend import select_backend
 
 
 def fail(exc: Exception) -> int:
-    print(f"error: {exc}", file=sys.stderr)
+    """One line on stderr (no URL password, whatever the message quotes), exit 2."""
+    print(f"error: {redact(str(exc))}", file=sys.stderr)
     return EXIT_INVALID
 
 
@@ -41,3 +53,26 @@ def worker_options(args: argparse.Namespace, **more) -> WorkerOptions:
                          threads=args.threads, tracking_uri=args.tracking_uri, label=getattr(args, "label", ""),
                          trial_figures=getattr(args, "trial_figures", False),
                          group_size=getattr(args, "group_size", None), **more)
+
+
+def verified_data(spec, args: argparse.Namespace, log: Callable[[str], None] = lambda line: None
+                  ) -> dict[str, DatasetArrays]:
+    """Every dataset `spec` (a study or tuning spec) trains on, loaded and verified before any store is
+    opened: bad data exits 2 and leaves no queue, experiment or run behind. The backend is chosen
+    first (MNIST's web route imports Keras)."""
+    select_backend(spec.base.backend, threads=getattr(args, "threads", None))
+    trials = getattr(spec, "unique_trials", None)
+    datasets = {t.config.dataset for t in trials()} if trials is not None else {spec.base.dataset}
+    return verify_data(datasets, args.data_dir, log)
+
+
+def attach_to_run(study_name: str, readme: Path, run_id: str | None) -> None:
+    """The report as artifacts (report/) of this invocation's MLflow run, or, when the invocation trained
+    nothing (a finished study run again, `study report`), of the study's newest invocation run."""
+    try:
+        exp_id = experiment_id(study_name, mlflow.get_tracking_uri(), create=False)
+        run_id = run_id or (latest_invocation_run(exp_id) if exp_id else None)
+        if run_id:
+            attach_report(run_id, readme)
+    except Exception as exc:  # noqa: BLE001 - the report is written; failing to copy it is worth a line, not a crash
+        print(f"warning: the report was not attached to the MLflow run: {redact(first_line(exc))}", file=sys.stderr)

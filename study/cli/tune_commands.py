@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from study.cli.common import check_options, fail, queue_settings
+from study.cli.common import attach_to_run, check_options, fail, queue_settings, verified_data
 from study.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, InputError
 from study.core.text import format_duration
 from study.execution.tune_launch import resolve_base_from, run_tuning
@@ -14,14 +14,18 @@ from study.spec.tune_spec import TuneSpec, load_tune_spec
 from study.tuning.optuna_setup import open_queue
 
 
-def load_tune(args: argparse.Namespace):
-    """The tuning spec with base_from resolved, and its queue (created, or checked for resume)."""
+def tune_spec(args: argparse.Namespace) -> TuneSpec:
+    """The tuning spec with base_from resolved and the command line's overrides applied."""
     spec: TuneSpec = resolve_base_from(load_tune_spec(args.spec), args.tracking_uri)
     for name in ("backend", "executor"):
         if getattr(args, name, None):
             spec = spec.with_base_fields(**{name: getattr(args, name)})
-    url = args.storage or default_storage_url(args.tracking_uri)
-    return spec, open_queue(spec, url, queue_settings(args))
+    return spec
+
+
+def tune_queue(spec: TuneSpec, args: argparse.Namespace):
+    """The spec's queue (created, or checked for resume)."""
+    return open_queue(spec, args.storage or default_storage_url(args.tracking_uri), queue_settings(args))
 
 
 def tune(args: argparse.Namespace) -> int:
@@ -29,14 +33,16 @@ def tune(args: argparse.Namespace) -> int:
     options, base_from, storage URL, resume compatibility, data."""
     try:
         check_options(args)
-        spec, queue = load_tune(args)
+        spec = tune_spec(args)
+        data = None if args.report_only else verified_data(spec, args, print)  # before the queue exists
+        queue = tune_queue(spec, args)
     except InputError as exc:
         return fail(exc)
     code = EXIT_OK
     if not args.report_only:
         try:
             summary = run_tuning(spec, queue, tracking_uri=args.tracking_uri, data_dir=args.data_dir,
-                                 retrain=not args.no_retrain, workers=args.workers, threads=args.threads)
+                                 retrain=not args.no_retrain, workers=args.workers, threads=args.threads, data=data)
         except InputError as exc:
             return fail(exc)
         except KeyboardInterrupt:
@@ -55,4 +61,5 @@ def tune(args: argparse.Namespace) -> int:
         path = write_tune_report(spec, queue.storage, queue.url, tracking_uri=args.tracking_uri,
                                  out_root=args.reports_dir)
         print(f"report: {path}")
+        attach_to_run(spec.name, path, None if args.report_only else summary.run_id)
     return code

@@ -6,7 +6,7 @@ One module, so the queue, the trackers and the reports can never disagree on a n
 from __future__ import annotations
 
 # --- MLflow run tags
-ROLE_TAG = "study_role"  # study (an invocation's parent run) | trial | tune_trial
+ROLE_TAG = "study_role"  # study (an invocation's parent run) | worker | trial | tune_trial
 KEY_TAG = "trial_key"
 STATUS_TAG = "trial_status"
 WORKER_TAG = "worker"
@@ -19,6 +19,7 @@ EXECUTOR_TAG = "executor"
 GROUP_TAG = "trial_group"
 
 PARENT_ROLE = "study"
+WORKER_ROLE = "worker"  # a local worker's run, nested under its `study run --workers N` invocation's run
 TRIAL_ROLE = "trial"
 TUNE_ROLE = "tune_trial"
 TRIAL_ROLES = (TRIAL_ROLE, TUNE_ROLE)

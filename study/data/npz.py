@@ -65,7 +65,7 @@ def load_npz_dataset(name: str) -> DatasetArrays:
                        "x_val" in arrays)
     return DatasetArrays(x_train=arrays["x_train"], y_train=arrays["y_train"], x_test=arrays["x_test"],
                          y_test=arrays["y_test"], x_val=arrays.get("x_val"), y_val=arrays.get("y_val"),
-                         source=f"npz {path}", name=name, digest=file_sha256(path))
+                         source=f"npz {path}", name=name, digest=file_sha256(path), uri=str(path.resolve()))
 
 
 def check_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass
+
 import numpy as np
 
 from study.data.arrays import DatasetArrays, Splits
@@ -35,6 +38,33 @@ def make_splits(data: DatasetArrays, validation: str, train_subset: int | None, 
     return Splits(x_train, y_train, x_val, y_val, x_test, y_test)
 
 
+@dataclass(frozen=True)
+class SplitInput:
+    """One split a trial uses, as its MLflow run records it: which rows of which dataset."""
+
+    context: str  # training | validation | test
+    rows: str  # e.g. "train[50000:60000]": the dataset's array and the rows taken from it
+    x: np.ndarray
+    y: np.ndarray
+    digest: str  # of the dataset's digest and `rows`: two runs share it exactly when they used the same data
+
+
+def split_inputs(data: DatasetArrays, splits: Splits, validation: str) -> list[SplitInput]:
+    """The rows behind each of `splits` (made by make_splits from `data` for `validation`)."""
+    n_train, n_test = len(data.x_train), len(data.x_test)
+    if validation == "test":
+        val_rows = f"test[0:{n_test}]"
+    elif data.x_val is not None:
+        val_rows = f"val[0:{len(data.x_val)}]"
+    else:
+        val_rows = f"train[{n_train - len(splits.x_val)}:{n_train}]"
+    rows = {"training": (f"train[0:{len(splits.x_train)}]", splits.x_train, splits.y_train),
+            "validation": (val_rows, splits.x_val, splits.y_val),
+            "test": (f"test[0:{n_test}]", splits.x_test, splits.y_test)}
+    return [SplitInput(context, where, x, y, hashlib.sha256(f"{data.digest}:{where}".encode()).hexdigest()[:16])
+            for context, (where, x, y) in rows.items()]
+
+
 class SplitCache:
     """Keeps each dataset loaded once and each of its splits in memory once per worker process."""
 
@@ -54,3 +84,7 @@ class SplitCache:
             data = self.dataset(dataset)
             self._splits[key] = make_splits(data, validation, train_subset, dataset_info(dataset).holdout_size)
         return self._splits[key]
+
+    def inputs(self, dataset: str, validation: str, train_subset: int | None) -> list[SplitInput]:
+        """What `get` returns, described row by row for the trial's MLflow run."""
+        return split_inputs(self.dataset(dataset), self.get(dataset, validation, train_subset), validation)

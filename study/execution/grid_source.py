@@ -31,6 +31,9 @@ from study.tracking.runs import finished_trial_run, reap_key_runs
 from study.training.executors.registry import group_of
 
 
+OBJECTIVE_NAME = "val_accuracy"  # what a grid trial reports to its queue (see objective_value)
+
+
 class GridSource:
     """The trials of an ablation spec, enqueued once each by key."""
 
@@ -49,6 +52,8 @@ class GridSource:
     def enqueue(self, queue: TrialQueue, mlflow_done: set[str] | None = None) -> int:
         """Queue the spec's keys that are not waiting, running or complete; with `mlflow_done`,
         also those the queue calls complete but MLflow has no finished run of (MLflow is the record)."""
+        if queue.study.metric_names != [OBJECTIVE_NAME]:  # optuna-dashboard's axes: not "Objective 0"
+            queue.study.set_metric_names([OBJECTIVE_NAME])
         again: set[str] = set()
         if mlflow_done is not None:
             states = key_states(queue.trials(), self.keys)

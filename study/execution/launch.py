@@ -12,7 +12,10 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+import mlflow
+
 from study.config import LESSON_MODEL
+from study.core.names import OPTUNA_STUDY_TAG
 from study.core.status import DONE_STATUSES, TrialStatus
 from study.core.text import redact
 from study.data.arrays import DatasetArrays
@@ -23,9 +26,11 @@ from study.execution.sources import TrialSource, WorkerOptions
 from study.execution.worker import run_worker
 from study.queue.storage import QueueSettings, default_storage_url
 from study.queue.trial_queue import TrialQueue
-from study.spec.study_spec import StudySpec
-from study.tracking.runs import done_keys, reap_dead_local_runs
+from study.spec.study_spec import StudySpec, spec_hash
+from study.tracking.environment import command_line
+from study.tracking.runs import done_keys, log_json, parent_run, reap_dead_local_runs
 from study.tracking.store import configure, experiment_id
+from study.tracking.summary import log_totals, study_totals
 from study.training.backend import select_backend
 from study.training.model_check import check_models
 
@@ -38,6 +43,7 @@ class RunSummary:
     counts: dict[str, int] = field(default_factory=dict)  # trials by status at the end (completed: by this run)
     wall_time_s: float = 0.0
     interrupted: bool = False
+    run_id: str | None = None  # this invocation's MLflow run (None if it had nothing to train)
 
     @property
     def ok(self) -> bool:
@@ -67,11 +73,16 @@ def verify_models(configs: list, spec, log: Callable[[str], None]) -> None:
 
 def start_workers(spec, queue: TrialQueue, source: TrialSource, options: WorkerOptions, workers: int,
                   overrides: dict[str, str], log: Callable[[str], None]) -> bool:
-    """Train with `workers` workers (this process, or N worker processes); True if they were interrupted."""
+    """Train with `workers` workers (this process, or N worker processes); True if they were interrupted.
+
+    Called inside the invocation's MLflow run: this process's worker records into it, worker
+    processes nest their own runs under it.
+    """
     if workers == 1:
         return run_worker(spec, queue, source, options).interrupted
     log(f"starting {workers} worker processes ({options.threads or 'default'} thread(s) each)")
-    return spawn_workers(spec.source, queue.url, options.tracking_uri or "", workers, options, overrides, log=log)
+    return spawn_workers(spec.source, queue.url, options.tracking_uri or "", workers, options, overrides, log=log,
+                         parent_run_id=mlflow.active_run().info.run_id)
 
 
 def run_study(
@@ -120,7 +131,13 @@ def run_study(
         options = WorkerOptions(data_dir=data_dir, steps_per_execution=steps_per_execution, threads=threads,
                                 trial_figures=trial_figures, tracking_uri=uri, log=log, group_size=group_size,
                                 preloaded=data if workers == 1 else {})
-        summary.interrupted = start_workers(spec, queue, source, options, min(workers, pending), overrides, log)
+        tags = {"data_source": ", ".join(d.source for d in data.values()), "spec_file": spec.source,
+                OPTUNA_STUDY_TAG: spec.name, "kind": source.kind, "workers": str(min(workers, pending))}
+        with parent_run(exp_id, spec.name, spec_hash(spec.raw), command_line(), tags) as run:
+            log_json(spec.raw, "spec.json")
+            summary.run_id = run.info.run_id
+            summary.interrupted = start_workers(spec, queue, source, options, min(workers, pending), overrides, log)
+            log_totals(summary.run_id, study_totals(exp_id, set(source.keys)))
     summary.wall_time_s = time.perf_counter() - started
     for key, state in source.key_status(queue).items():
         if key not in done_before:

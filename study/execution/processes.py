@@ -14,6 +14,9 @@ from collections.abc import Callable
 
 from study.execution.signals import say
 from study.execution.sources import WorkerOptions
+from study.queue.storage import STORAGE_ENV
+from study.tracking.runs import PARENT_RUN_ENV
+from study.tracking.store import TRACKING_ENV
 
 
 def threads_per_worker(workers: int) -> int | None:
@@ -27,11 +30,10 @@ def threads_per_worker(workers: int) -> int | None:
     return max(1, (os.cpu_count() or 1) // workers)
 
 
-def worker_command(spec_source: str, storage_url: str, tracking_uri: str, options: WorkerOptions,
-                   overrides: dict[str, str] | None = None) -> list[str]:
-    """The `python -m study worker` command line that joins this queue with these options."""
-    command = [sys.executable, "-m", "study", "worker", spec_source, "--storage", storage_url,
-               "--tracking-uri", tracking_uri]
+def worker_command(spec_source: str, options: WorkerOptions, overrides: dict[str, str] | None = None) -> list[str]:
+    """The `python -m study worker` command line with these options; the stores come in its
+    environment (`worker_env`), so no password shows in `ps` or in the worker's `command` tag."""
+    command = [sys.executable, "-m", "study", "worker", spec_source]
     if options.data_dir:
         command += ["--data-dir", str(options.data_dir)]
     for name, value in (overrides or {}).items():
@@ -47,16 +49,31 @@ def worker_command(spec_source: str, storage_url: str, tracking_uri: str, option
     return command
 
 
+def worker_env(storage_url: str, tracking_uri: str, parent_run_id: str | None = None) -> dict[str, str]:
+    """The environment of a local worker: this process's, with the queue and the MLflow store set
+    (the variables `study worker` reads when --storage / --tracking-uri are not given)."""
+    env = {**os.environ, STORAGE_ENV: storage_url}
+    if tracking_uri:
+        env[TRACKING_ENV] = tracking_uri
+    if parent_run_id:
+        env[PARENT_RUN_ENV] = parent_run_id
+    return env
+
+
 def spawn_workers(spec_source: str, storage_url: str, tracking_uri: str, count: int, options: WorkerOptions,
-                  overrides: dict[str, str] | None = None, log: Callable[[str], None] = say) -> bool:
+                  overrides: dict[str, str] | None = None, log: Callable[[str], None] = say,
+                  parent_run_id: str | None = None) -> bool:
     """Run `count` `python -m study worker` processes on this queue; return True if interrupted.
 
     Each runs in its own session, so a terminal's Ctrl-C reaches only this process,
     which passes it on exactly once (a second Ctrl-C is passed on as a second signal).
+    With `parent_run_id`, each worker's MLflow run nests under that run (the invocation's).
     """
-    command = worker_command(spec_source, storage_url, tracking_uri, options, overrides)
+    command = worker_command(spec_source, options, overrides)
+    env = worker_env(storage_url, tracking_uri, parent_run_id)
     sys.stdout.flush()  # our lines first, then the workers' (they share stdout)
-    procs = [subprocess.Popen(command + ["--label", f"w{i + 1}"], start_new_session=True) for i in range(count)]
+    procs = [subprocess.Popen(command + ["--label", f"w{i + 1}"], start_new_session=True, env=env)
+             for i in range(count)]
     signals: list[int] = []
 
     def forward(signum: int, frame: object) -> None:

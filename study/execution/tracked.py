@@ -68,6 +68,9 @@ def run_tracked(trials: Sequence[Trial], study_name: str, exp_id: str, splits: S
         for index, trial in enumerate(trials):
             tags = recording.tags[index] if recording.tags else None
             runs.append(TrialRun.start(exp_id, trial.config, trial.levels, study_name, recording.role, tags))
+            config = trial.config
+            runs[-1].log_data(splits.dataset(config.dataset),
+                              splits.inputs(config.dataset, config.validation, config.train_subset))
             if recording.on_start is not None:
                 recording.on_start(index, runs[-1].run_id)
         hooks = [_logging_hooks(run, recording.hooks[i] if recording.hooks else None) for i, run in enumerate(runs)]

@@ -16,6 +16,7 @@ from study.analysis.leaderboard import best_config
 from study.core.errors import Interrupted, SpecError
 from study.core.names import OPTUNA_STUDY_TAG
 from study.core.text import format_duration, redact
+from study.data.arrays import DatasetArrays
 from study.data.splits import SplitCache
 from study.execution.launch import start_workers, verify_data, verify_models
 from study.execution.processes import threads_per_worker
@@ -49,6 +50,7 @@ class TuneSummary:
     best_number: int | None = None
     retrain_counts: dict[str, int] = field(default_factory=dict)
     wall_time_s: float = 0.0
+    run_id: str | None = None  # this invocation's MLflow run
 
     @property
     def ok(self) -> bool:
@@ -71,16 +73,17 @@ def resolve_base_from(spec: TuneSpec, tracking_uri: str | None) -> TuneSpec:
 
 def run_tuning(spec: TuneSpec, queue: TrialQueue, tracking_uri: str | None = None, data_dir: str | None = None,
                retrain: bool = True, log: Callable[[str], None] = print, *, workers: int = 1,
-               threads: int | None = None) -> TuneSummary:
+               threads: int | None = None, data: dict[str, DatasetArrays] | None = None) -> TuneSummary:
     """Run the study up to `n_trials` counted trials in total with `workers` workers, then retrain base vs
-    tuned. Raises KeyboardInterrupt if the workers were stopped (their trials are re-queued)."""
+    tuned. Raises KeyboardInterrupt if the workers were stopped (their trials are re-queued).
+    `data`: the datasets the caller already verified (the CLI does, before it opens the queue)."""
     study = queue.study
     done = counted_trials(study)
     remaining = max(0, spec.n_trials - done)
     workers = max(1, min(workers, remaining or 1))
     threads = threads if threads is not None else threads_per_worker(workers)
     select_backend(spec.base.backend, threads=threads if workers == 1 else None)
-    data = verify_data([spec.base.dataset], data_dir, log)
+    data = data or verify_data([spec.base.dataset], data_dir, log)
     verify_models(search_corners(spec), spec, log)
     uri = configure(tracking_uri)
     exp_id = experiment_id(spec.name, uri)
@@ -98,7 +101,8 @@ def run_tuning(spec: TuneSpec, queue: TrialQueue, tracking_uri: str | None = Non
     try:
         with parent_run(exp_id, spec.name, spec_hash(spec.raw), command_line(),
                         {"kind": "tune", OPTUNA_STUDY_TAG: spec.name, "optuna_storage": redact(queue.url),
-                         "data_source": source_of_data, "spec_file": spec.source}):
+                         "data_source": source_of_data, "spec_file": spec.source}) as run:
+            summary.run_id = run.info.run_id
             log_json(spec.raw, "spec.json")
             if remaining:
                 options = WorkerOptions(data_dir=data_dir, threads=threads, tracking_uri=uri, log=log,
@@ -111,8 +115,9 @@ def run_tuning(spec: TuneSpec, queue: TrialQueue, tracking_uri: str | None = Non
             if retrain:
                 summary.retrain_counts = retrain_arms(spec, study, exp_id, SplitCache(data_dir, data), log)
             mlflow.log_metrics({f"trials_{k.lower()}": float(v) for k, v in summary.counts.items()})
+            mlflow.log_metric("trials_done", float(counted_trials(study)))
             if summary.best_value is not None:
-                mlflow.log_metric("best_value", summary.best_value)
+                mlflow.log_metrics({"best_value": summary.best_value, f"best_{spec.metric}": summary.best_value})
     finally:
         signal.signal(signal.SIGTERM, previous)
         summary.wall_time_s = time.perf_counter() - started

@@ -30,7 +30,7 @@ from study.queue.beacon import Beacon
 from study.queue.trial_queue import TrialQueue, WorkerRecord
 from study.spec.study_spec import spec_hash
 from study.tracking.environment import command_line
-from study.tracking.runs import log_json, parent_run
+from study.tracking.runs import PARENT_RUN_ENV, log_json, parent_run
 from study.tracking.store import configure, experiment_id
 from study.training.backend import select_backend
 from study.training.executors.base import ExecutionSettings, Executor
@@ -103,7 +103,7 @@ def _load(spec, queue: TrialQueue, source: TrialSource, options: WorkerOptions, 
             stack.enter_context(parent_run(
                 exp_id, spec.name, spec_hash(spec.raw), command_line(),
                 {"data_source": data.source, "spec_file": spec.source, OPTUNA_STUDY_TAG: spec.name,
-                 "kind": source.kind}))
+                 "kind": source.kind}, nest_under=os.environ.get(PARENT_RUN_ENV)))
             log_json(spec.raw, "spec.json")
             opened.append(True)
 

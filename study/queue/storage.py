@@ -12,7 +12,6 @@ timeout, is what removes "database is locked" (optuna#820).
 from __future__ import annotations
 
 import os
-import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,8 @@ from typing import Any
 import optuna
 
 from study.core.errors import StorageError
-from study.core.text import redact
+from study.core.store_lock import schema_lock
+from study.core.text import first_line, redact
 
 DEFAULT_STORAGE = "optuna.db"
 STORAGE_ENV = "OPTUNA_STORAGE"
@@ -83,25 +83,20 @@ def open_storage(url: str, settings: QueueSettings, readonly: bool = False) -> o
     engine_kwargs: dict[str, Any] = (
         {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S, "isolation_level": None}} if sqlite
         else {"pool_pre_ping": True})
-    last: Exception | None = None
-    for attempt in range(5):  # two processes creating the same fresh SQLite schema may collide once
-        try:
+    try:
+        with schema_lock(url, "storage"):  # a fresh database's schema is created by one process at a time
             storage = optuna.storages.RDBStorage(
                 url, engine_kwargs=engine_kwargs,
                 heartbeat_interval=settings.heartbeat_interval_s, grace_period=settings.grace_period_s,
                 heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
                     max_retry=settings.max_retry))
-            break
-        except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises many kinds; all mean "cannot open"
-            last = exc
-            if not sqlite or "already exists" not in str(exc):
-                raise StorageError(f"storage {redact(url)}: cannot open: {type(exc).__name__}: "
-                                   f"{str(exc).splitlines()[0]}") from exc
-            time.sleep(0.2 * (attempt + 1))
-    else:
-        raise StorageError(f"storage {redact(url)}: cannot open: {last}")
-    if sqlite and not readonly:
-        _serialize_sqlite(storage)
+            if sqlite and not readonly:
+                _serialize_sqlite(storage)
+    except StorageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises many kinds; all mean "cannot open"
+        raise StorageError(f"storage {redact(url)}: cannot open: {type(exc).__name__}: "
+                           f"{redact(first_line(exc))}") from exc
     return storage
 
 

@@ -9,6 +9,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from study.core.text import redact
+
 PACKAGES = ("keras", "tensorflow", "tensorflow-cpu", "jax", "jaxlib", "numpy", "mlflow", "optuna")
 
 
@@ -41,5 +43,6 @@ def machine() -> dict[str, str]:
 
 
 def command_line() -> str:
+    """This process's command as tagged on its MLflow run (and shown in reports), passwords redacted."""
     program = "python -m study" if sys.argv[0].endswith("__main__.py") else Path(sys.argv[0]).name
-    return " ".join([program, *sys.argv[1:]])
+    return redact(" ".join([program, *sys.argv[1:]]))

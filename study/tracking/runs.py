@@ -22,22 +22,36 @@ from mlflow.entities import Metric, Param, RunStatus, RunTag
 
 from study.config import TrialConfig
 from study.core.names import (ERROR_TAG, KEY_TAG, LEVEL_TAG_PREFIX, PARENT_ROLE, ROLE_TAG, STATUS_TAG,
-                              TRIAL_ROLE, TRIAL_ROLES, WORKER_TAG)
+                              TRIAL_ROLE, TRIAL_ROLES, WORKER_ROLE, WORKER_TAG)
 from study.core.status import DONE_STATUSES, TrialStatus, mlflow_run_status
 from study.core.text import worker_id
+from study.data.arrays import DatasetArrays
+from study.data.splits import SplitInput
+from study.tracking.datasets import dataset_inputs
 from study.tracking.environment import machine, versions
 
 PARENT_RUN_TAG = "mlflow.parentRunId"
 RUN_NAME_TAG = "mlflow.runName"
+# Set by `study run --workers N` for the worker processes it starts: the run their own runs nest under.
+PARENT_RUN_ENV = "STUDY_PARENT_RUN_ID"
 
 
 @contextmanager
-def parent_run(exp_id: str, study_name: str, spec_hash: str, command: str, extra_tags: dict[str, str]) -> Iterator[Any]:
-    """The run that groups one invocation's trials; ends KILLED/FAILED if the invocation does."""
+def parent_run(exp_id: str, study_name: str, spec_hash: str, command: str, extra_tags: dict[str, str],
+               nest_under: str | None = None) -> Iterator[Any]:
+    """The run that groups one invocation's trials; ends KILLED/FAILED if the invocation does.
+
+    With `nest_under` (a local worker of `study run --workers N`), it is a `worker` run inside
+    that invocation's run, so the invocation's run holds everything it started.
+    """
     tags = {ROLE_TAG: PARENT_ROLE, "study": study_name, "spec_hash": spec_hash, "command": command,
             WORKER_TAG: worker_id(), **{f"version.{k}": v for k, v in versions().items()},
             **{f"machine.{k}": v for k, v in machine().items()}, **extra_tags}
-    run = mlflow.start_run(experiment_id=exp_id, run_name=f"{study_name} ({worker_id()})", tags=tags)
+    name = f"{study_name} ({worker_id()})"
+    if nest_under:
+        tags.update({ROLE_TAG: WORKER_ROLE, PARENT_RUN_TAG: nest_under})
+        name = f"worker {worker_id()}"
+    run = mlflow.start_run(experiment_id=exp_id, run_name=name, tags=tags)
     try:
         yield run
     except KeyboardInterrupt:
@@ -76,6 +90,10 @@ class TrialRun:
         params = [Param(k, v) for k, v in config.mlflow_params().items()]  # user hyperparameters as hp.<name>
         client.log_batch(run.info.run_id, params=params)
         return cls(run.info.run_id)
+
+    def log_data(self, data: DatasetArrays, inputs: list[SplitInput]) -> None:
+        """The trial's splits as dataset inputs (the Dataset column of MLflow's runs table)."""
+        self.client.log_inputs(self.run_id, datasets=dataset_inputs(data, inputs))
 
     def log_epoch(self, metrics: dict[str, float], epoch: int) -> None:
         stamp = _now_ms()

@@ -7,8 +7,11 @@ from pathlib import Path
 
 import mlflow
 
-from study.core.text import redact
+from study.core.errors import StorageError
+from study.core.store_lock import schema_lock
+from study.core.text import first_line, redact
 
+TRACKING_ENV = "MLFLOW_TRACKING_URI"
 DEFAULT_STORE = "mlflow.db"
 DEFAULT_ARTIFACTS = "mlartifacts"
 # MLflow 3.x opens an experiment on its GenAI overview unless this tag says it holds training runs.
@@ -17,16 +20,30 @@ EXPERIMENT_KIND_TAG, TRAINING_KIND = "mlflow.experimentKind", "custom_model_deve
 
 def default_tracking_uri(project_dir: Path | None = None) -> str:
     """MLFLOW_TRACKING_URI if set, else a SQLite file in the project directory."""
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        return os.environ["MLFLOW_TRACKING_URI"]
+    if os.environ.get(TRACKING_ENV):
+        return os.environ[TRACKING_ENV]
     return f"sqlite:///{(project_dir or Path.cwd()).resolve() / DEFAULT_STORE}"
 
 
 def configure(tracking_uri: str | None) -> str:
+    """Make `tracking_uri` (or the default) MLflow's store for this process, opening it now.
+
+    A fresh database store gets its tables and migrations here, under the schema lock
+    (study.core.store_lock), so commands started at the same moment never migrate it twice;
+    a store that cannot be opened is a StorageError (exit 2) that names it without its password.
+    """
     # With a tracking server MLflow prints a URL per ended run; our progress lines say enough.
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     uri = tracking_uri or default_tracking_uri()
     mlflow.set_tracking_uri(uri)
+    try:
+        with schema_lock(uri, "MLflow tracking URI"):
+            mlflow.MlflowClient(uri)  # builds (and caches) the store: creates or migrates its schema
+    except StorageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - MLflow and the drivers raise many kinds; all mean "cannot open"
+        raise StorageError(f"MLflow tracking URI {redact(uri)}: cannot open: {type(exc).__name__}: "
+                           f"{redact(first_line(exc))}") from exc
     return uri
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import sys
 
+from study.core.quiet import native_banners_filtered
+
 BACKENDS = ("tensorflow", "jax")
 
 
@@ -30,8 +32,10 @@ def select_backend(name: str, threads: int | None = None) -> None:
         return
     os.environ["KERAS_BACKEND"] = name
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if name == "jax":
-        enable_jax_compilation_cache()
+    with native_banners_filtered():  # TensorFlow's oneDNN banner ignores every log setting (study.core.quiet)
+        import_tensorflow(required=name == "tensorflow")
+        if name == "jax":
+            enable_jax_compilation_cache()
     os.environ.setdefault("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
     if threads:
         os.environ["OMP_NUM_THREADS"] = str(threads)
@@ -42,6 +46,16 @@ def select_backend(name: str, threads: int | None = None) -> None:
 
             tf.config.threading.set_intra_op_parallelism_threads(threads)
             tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+def import_tensorflow(required: bool) -> None:
+    """Import TensorFlow now, where its banners are filtered: Keras imports it on either backend
+    (`keras.utils.set_random_seed` seeds TensorFlow too whenever it is installed)."""
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        if required:
+            raise
 
 
 def enable_jax_compilation_cache(directory: str | None = None) -> None:

@@ -43,10 +43,10 @@ def test_official_files_load_and_are_in_official_order(mnist):
     assert mnist.y_test[:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
 
 
-def test_checksum_mismatch_is_detected(tmp_path, data_dir):
+def test_checksum_mismatch_is_detected(tmp_path, idx_dir):
     for stem in data.IDX_FILES.values():
-        (tmp_path / f"{stem}.gz").write_bytes((data_dir / f"{stem}.gz").read_bytes())
-    labels = gzip.decompress((data_dir / "t10k-labels-idx1-ubyte.gz").read_bytes())
+        (tmp_path / f"{stem}.gz").write_bytes((idx_dir / f"{stem}.gz").read_bytes())
+    labels = gzip.decompress((idx_dir / "t10k-labels-idx1-ubyte.gz").read_bytes())
     tampered = labels[:8] + bytes([(labels[8] + 1) % 10]) + labels[9:]
     (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(tampered))
     with pytest.raises(DataError, match="checksum mismatch for y_test"):

@@ -1,0 +1,106 @@
+"""One lock per database for creating a store's schema: many processes may start at the same moment.
+
+MLflow's SQL store and Optuna's RDBStorage both create (and MLflow migrates) their schema the
+first time a process opens a fresh database, and neither serialises that between processes:
+two `study run`/`worker`/`tune` commands started together on fresh stores collided (MLflow's
+alembic migration failed with "Online migration expected to match one row"; Optuna's
+`create_all` raced on "table already exists"). Whoever holds this lock creates or migrates;
+the others wait, then find the schema current and do nothing.
+
+- SQLite: an exclusive `flock` on `<database file>.lock` beside the database;
+- PostgreSQL: a session advisory lock (`pg_advisory_lock`) on a connection of its own;
+- anything else (a tracking server, MySQL, in-memory SQLite): no lock (a server migrates its
+  own store; we know no cross-process lock for the rest).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from study.core.errors import StorageError
+from study.core.text import redact
+
+WAIT_S = 600  # a migration of a large store can take minutes; longer than this means a stuck holder
+SQLITE_PREFIX = "sqlite:///"
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a `sqlite:///PATH` URL (None for in-memory and non-SQLite URLs)."""
+    if not url.startswith(SQLITE_PREFIX):
+        return None
+    path = url.removeprefix(SQLITE_PREFIX).split("?", 1)[0]
+    return Path(path) if path and path != ":memory:" else None
+
+
+# Advisory locks are scoped to the database they are taken in: one key serves every database.
+LOCK_KEY = int.from_bytes(hashlib.sha256(b"hparam-study schema").digest()[:8], "big", signed=True)
+
+
+@contextmanager
+def schema_lock(url: str, what: str) -> Iterator[None]:
+    """Hold the database's schema lock (see module doc); `what` names the store in errors."""
+    path = sqlite_file(url)
+    if path is not None:
+        with _file_lock(path, what, url):
+            yield
+    elif url.startswith(("postgresql", "postgres")):
+        with _advisory_lock(url, what):
+            yield
+    else:
+        yield
+
+
+@contextmanager
+def _file_lock(db: Path, what: str, url: str) -> Iterator[None]:
+    lock = db.with_name(db.name + ".lock")
+    try:
+        handle = open(lock, "a+b")  # noqa: SIM115 - closed below, after the unlock
+    except OSError as exc:
+        raise StorageError(f"{what} {redact(url)}: cannot open: {lock}: {exc.strerror or exc}") from exc
+    try:
+        deadline = time.monotonic() + WAIT_S
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise StorageError(f"{what} {redact(url)}: another process has held {lock} for over "
+                                       f"{WAIT_S} s while creating the schema") from None
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    finally:
+        handle.close()
+
+
+@contextmanager
+def _advisory_lock(url: str, what: str) -> Iterator[None]:
+    import sqlalchemy
+    from sqlalchemy.pool import NullPool
+
+    key = LOCK_KEY
+    try:
+        engine = sqlalchemy.create_engine(url, poolclass=NullPool)
+        connection = engine.connect()
+    except Exception as exc:  # noqa: BLE001 - a driver's many error kinds all mean "cannot open"
+        raise StorageError(f"{what} {redact(url)}: cannot open: {type(exc).__name__}: "
+                           f"{redact(str(exc).strip().splitlines()[0] if str(exc).strip() else '')}") from exc
+    try:
+        connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})
+        connection.commit()
+        try:
+            yield
+        finally:
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+            connection.commit()
+    finally:
+        connection.close()
+        engine.dispose()
