@@ -50,6 +50,13 @@ def check_models(configs: Iterable[TrialConfig], source: str) -> int:
         problem = model_problem(model, data)
         if problem:
             raise SpecError(source, "model", f"{config.model}: {problem}{where}")
+        if config.executor == "fused":
+            from study.training.fused.initial_state import fusion_problem  # backend-selection import: Keras
+
+            problem = fusion_problem(model)
+            if problem:
+                raise SpecError(source, "executor", f"fused cannot train {config.model}: {problem}{where}; use "
+                                                    "executor: keras")
         _CHECKED.add(key)
     keras.backend.clear_session()
     return len(todo)

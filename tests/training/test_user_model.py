@@ -130,3 +130,30 @@ def test_hyperparameters_read_by_attribute_or_key():
     assert hp.filters == hp["filters"] == 8 and dict(hp) == {"filters": 8, "dropout": 0.1} and len(hp) == 2
     with pytest.raises(AttributeError, match="hp has no 'filtres'; it has: dropout, filters"):
         hp.filtres  # noqa: B018
+
+
+def test_a_model_the_fused_executor_cannot_train_is_refused_before_anything_runs(tmp_path):
+    """A builder whose model has its own train_step would silently lose it in the fused program: exit 2."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    (tmp_path / "own_step.py").write_text(
+        "import keras\n"
+        "class Own(keras.Model):\n"
+        "    def train_step(self, *args, **kwargs):\n"
+        "        return super().train_step(*args, **kwargs)\n"
+        "def build(hp, input_shape, num_classes):\n"
+        "    inputs = keras.Input(input_shape)\n"
+        "    x = keras.layers.Flatten()(inputs)\n"
+        "    return Own(inputs, keras.layers.Dense(num_classes, activation='softmax')(x))\n")
+    (tmp_path / "spec.yaml").write_text("name: own\nmodel: own_step:build\ndataset: digits\nbackend: jax\n"
+                                        "executor: fused\nepochs: 1\nseeds: [0]\n")
+    out = subprocess.run([sys.executable, "-m", "study", "run", "spec.yaml", "--no-report"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONPATH": f"{ROOT}:{tmp_path}"})
+    assert out.returncode == 2, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "executor: fused cannot train own_step:build" in out.stderr and "overrides train_step" in out.stderr
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "optuna.db").exists()

@@ -134,3 +134,12 @@ def learning_rate_index(optimizer: Any) -> int:
             return index
     raise NotFusable(f"{type(optimizer).__name__} keeps its learning rate outside its variables, so trials of one "
                      "group cannot each have their own; use executor: keras")
+
+
+def fusion_problem(model: Any) -> str | None:
+    """Why the fused executor cannot train `model` the way Keras' fit would (None if it can): it trains with
+    stateless_call and the framework's loss, so a model's own train_step or compute_loss would be skipped."""
+    for method in ("train_step", "compute_loss", "test_step"):
+        if getattr(type(model), method, None) is not getattr(keras.Model, method, None):
+            return f"its class {type(model).__name__} overrides {method}, which the fused program does not call"
+    return None
