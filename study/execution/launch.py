@@ -94,10 +94,14 @@ def run_study(
     source = GridSource(spec)
     before = source.key_status(queue)
     missing = source.enqueue(queue, mlflow_done=done_keys(exp_id))
+    missing += source.confirm(queue)  # the confirm stage, if every main trial was already done
+    before = {**source.key_status(queue), **before}
+    trials = source.trials
     done_before = {k for k, state in before.items() if state in DONE_STATUSES}
     summary = RunSummary(study=spec.name, total=len(trials), skipped=len(done_before))
     pending = len(trials) - summary.skipped
-    log(f"study {spec.name}: {len(trials)} trials, {summary.skipped} already done, {pending} to run "
+    log(f"study {spec.name}: {len(trials)} trials, {summary.skipped} already done, {pending} to run"
+        f"{'' if source.confirm_known else ' (then the confirm stage)'} "
         f"(backend {spec.base.backend}, executor {spec.base.executor}; queue {redact(url)}, {missing} newly queued; "
         f"MLflow {redact(uri)})")
     started = time.perf_counter()
@@ -105,8 +109,11 @@ def run_study(
         options = WorkerOptions(data_dir=data_dir, steps_per_execution=steps_per_execution, threads=threads,
                                 trial_figures=trial_figures, tracking_uri=uri, log=log, group_size=group_size,
                                 preloaded=data if workers == 1 else {})
-        summary.interrupted = start_workers(spec, queue, source, options, min(workers, pending), overrides, log)
+        active = min(workers, pending) if source.confirm_known else workers  # the confirm stage brings more work
+        summary.interrupted = start_workers(spec, queue, source, options, active, overrides, log)
     summary.wall_time_s = time.perf_counter() - started
+    source.confirm(queue)  # learn the confirm stage's keys if other processes queued and trained it
+    summary.total = len(source.trials)
     for key, state in source.key_status(queue).items():
         if key not in done_before:
             name = state if state in (*DONE_STATUSES, TrialStatus.FAILED, TrialStatus.INTERRUPTED) else "pending"
