@@ -22,8 +22,11 @@ from study.analysis.stats.intervals import ALPHA, CONFIDENCE, detectable_differe
     wilson_interval
 
 NOOP_SHARE = 0.5  # a level whose pairs are bit-identical to the reference's in at least this share is a no-op
+IDENTITY = ("final_val_accuracy", "final_val_loss", "test_accuracy")  # results that must all agree for "identical"
+BOUNDED = ("accuracy", "failed")  # metrics in [0, 1]: a difference of two lies in [-1, 1]
 
-COLUMNS = ["factor", "level", "reference", "unit", "blocks", "pairs", "unpaired", "equal_pairs", "tied_blocks",
+COLUMNS = ["factor", "level", "reference", "unit", "blocks", "pairs", "unpaired", "equal_pairs", "equal_values",
+           "tied_blocks",
            "diverged_in_pairs", "mean_reference", "mean_level", "diff", "median", "ci_low", "ci_high", "p_value",
            "p_holm", "significant", "p_improvement", "p_improvement_low", "p_improvement_high", "seed_ci_low",
            "seed_ci_high", "pseudo_ci_low", "pseudo_ci_high", "detectable", "verdict"]
@@ -34,8 +37,10 @@ def paired_differences(frame: pd.DataFrame, factor: str, level: str, reference: 
     """Pairs (level, reference) that agree on every other factor and the seed.
 
     With `keep` (a boolean column), only pairs where both trials have it true. Returns the pairs
-    (block keys, seed, `reference`, `level`, `diff`, `diverged`) and the number of trials of either
-    level left without a partner (missing, unfinished, no value, or not kept).
+    (block keys, seed, `reference`, `level`, `diff`, `diverged`, `identical`) and the number of trials
+    of either level left without a partner (missing, unfinished, no value, or not kept). `identical`:
+    the two trials agree bit for bit on the metric and on every other result in IDENTITY (two trials
+    that both predict the majority class share their accuracy but not their loss: not a no-op).
     """
     column = level_column(factor)
     others = [level_column(f) for f in factors if f != factor]
@@ -43,7 +48,8 @@ def paired_differences(frame: pd.DataFrame, factor: str, level: str, reference: 
     if keep is not None:
         data = data[data[keep].astype(bool)]
     diverged = data["status"].eq("diverged") if "status" in data else pd.Series(False, index=data.index)
-    sides = data.assign(_diverged=diverged)[others + ["seed", column, metric, "_diverged"]]
+    identity = [c for c in IDENTITY if c in data and c != metric]
+    sides = data.assign(_diverged=diverged)[others + ["seed", column, metric, "_diverged"] + identity]
     ref = sides[sides[column] == reference].drop(columns=column)
     lvl = sides[sides[column] == level].drop(columns=column)
     pairs = ref.merge(lvl, on=others + ["seed"], suffixes=("_ref", "_lvl"), validate="one_to_one")
@@ -52,6 +58,9 @@ def paired_differences(frame: pd.DataFrame, factor: str, level: str, reference: 
     out["level"] = pairs[f"{metric}_lvl"].astype(float)
     out["diff"] = out["level"] - out["reference"]
     out["diverged"] = pairs["_diverged_ref"] | pairs["_diverged_lvl"]
+    out["identical"] = out["diff"] == 0
+    for name in identity:
+        out["identical"] &= pairs[f"{name}_ref"].to_numpy() == pairs[f"{name}_lvl"].to_numpy()
     return out.reset_index(drop=True), int(len(ref) + len(lvl) - 2 * len(pairs))
 
 
@@ -64,13 +73,15 @@ def block_differences(pairs: pd.DataFrame, others: list[str]) -> pd.DataFrame:
     return pd.DataFrame({"diff": grouped.mean(), "n": grouped.count(), "var": grouped.var(ddof=1)}).reset_index()
 
 
-def effect_row(pairs: pd.DataFrame, others: list[str], confidence: float = CONFIDENCE) -> dict:
-    """The numbers of one comparison from its pairs (see the module docstring for the units)."""
+def effect_row(pairs: pd.DataFrame, others: list[str], confidence: float = CONFIDENCE, bounded: bool = True) -> dict:
+    """The numbers of one comparison from its pairs (see the module docstring for the units); `bounded`:
+    the metric lies in [0, 1], so the intervals of a difference are clipped to [-1, 1]."""
     blocks = block_differences(pairs, others)
     d = blocks["diff"].to_numpy(dtype=float)
     n_blocks = int(d.size)
     row = {"unit": "blocks" if others else "seeds", "blocks": n_blocks, "pairs": int(len(pairs)),
-           "equal_pairs": int((pairs["diff"] == 0).sum()), "tied_blocks": int((d == 0).sum()),
+           "equal_pairs": int(pairs["identical"].sum()) if len(pairs) else 0,
+           "equal_values": int((pairs["diff"] == 0).sum()), "tied_blocks": int((d == 0).sum()),
            "diverged_in_pairs": int(pairs["diverged"].sum()),
            "mean_reference": float(pairs["reference"].mean()) if len(pairs) else math.nan,
            "mean_level": float(pairs["level"].mean()) if len(pairs) else math.nan,
@@ -84,6 +95,9 @@ def effect_row(pairs: pd.DataFrame, others: list[str], confidence: float = CONFI
     row["seed_ci_low"], row["seed_ci_high"] = seed_noise_interval(blocks, confidence)
     row["pseudo_ci_low"], row["pseudo_ci_high"] = t_interval(pairs["diff"], confidence)
     row["detectable"] = detectable_difference(float(np.std(d, ddof=1)) if n_blocks > 1 else math.nan, n_blocks)
+    if bounded:
+        for name in ("ci", "seed_ci", "pseudo_ci"):
+            row[f"{name}_low"], row[f"{name}_high"] = max(row[f"{name}_low"], -1.0), min(row[f"{name}_high"], 1.0)
     return row
 
 
@@ -121,7 +135,7 @@ def block_effects(frame: pd.DataFrame, factor_levels: dict[str, list[str]], metr
         for level in factor_levels[factor][1:]:
             pairs, unpaired = paired_differences(frame, factor, level, reference, factors, metric, keep)
             rows.append({"factor": factor, "level": level, "reference": reference, "unpaired": unpaired,
-                         **effect_row(pairs, others)})
+                         **effect_row(pairs, others, bounded=metric.endswith(BOUNDED))})
     table = pd.DataFrame(rows, columns=[c for c in COLUMNS if c not in ("p_holm", "significant", "verdict")])
     table["p_holm"] = math.nan
     tested = table["p_value"].notna()
@@ -173,4 +187,4 @@ def within(frame: pd.DataFrame, factor_levels: dict[str, list[str]], factor: str
     pairs, unpaired = paired_differences(data, factor, level, reference, factors, metric, keep)
     others = [level_column(f) for f in factors if f != factor]
     return {"factor": factor, "level": level, "reference": reference, "unpaired": unpaired,
-            **effect_row(pairs, others)}
+            **effect_row(pairs, others, bounded=metric.endswith(BOUNDED))}

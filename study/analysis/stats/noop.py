@@ -33,6 +33,7 @@ def noop_table(frame: pd.DataFrame, effects: pd.DataFrame, factor_levels: dict[s
     for _, effect in effects.iterrows():
         row = {"factor": effect["factor"], "level": effect["level"], "reference": effect["reference"],
                "pairs": int(effect["pairs"]), "equal_pairs": int(effect["equal_pairs"]),
+               "equal_values": int(effect.get("equal_values", effect["equal_pairs"])),
                "verdict": effect["verdict"]}
         if changed is not None:
             column = level_column(effect["factor"])

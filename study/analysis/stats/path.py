@@ -62,7 +62,8 @@ def path_configs(frame: pd.DataFrame, factors: list[str], source: dict[str, str]
 def path_rows(frame: pd.DataFrame, factors: list[str], configs: list[Config], metric: str) -> pd.DataFrame:
     """The path's table for a given sequence of configs, measured on `frame` (e.g. fresh seeds).
 
-    A config `frame` has no trial of gets n = 0 and no numbers.
+    A config `frame` has no trial of gets n = 0 and no numbers. The metric is an accuracy: intervals
+    are clipped to [0, 1] (a gain's to [-1, 1]).
     """
     by_config = _by_config(frame, factors, metric)
     empty = pd.Series(dtype=float)
@@ -88,6 +89,7 @@ def _by_config(frame: pd.DataFrame, factors: list[str], metric: str) -> dict[Con
 def _path_row(step: int, factor: str | None, old: str | None, new: str | None, config: Config,
               values: pd.Series, before: pd.Series | None, factors: list[str]) -> dict:
     low, high = t_interval(values)
+    low, high = max(low, 0.0), min(high, 1.0)  # a mean accuracy lies in [0, 1], so does its interval
     row = {"step": step, "flip": f"{factor}: {old} -> {new}" if factor else "start",
            "factor": factor or "", "config": describe(dict(zip(factors, config))),
            "n": int(values.count()), "mean": float(values.mean()) if values.count() else math.nan,
@@ -97,7 +99,8 @@ def _path_row(step: int, factor: str | None, old: str | None, new: str | None, c
         paired = pd.concat([values.rename("now"), before.rename("before")], axis=1).dropna()
         gain = (paired["now"] - paired["before"]).to_numpy()
         row["gain"] = float(gain.mean()) if gain.size else math.nan
-        row["gain_ci_low"], row["gain_ci_high"] = t_interval(gain)
+        low, high = t_interval(gain)
+        row["gain_ci_low"], row["gain_ci_high"] = max(low, -1.0), min(high, 1.0)
         row["gain_pairs"] = int(gain.size)
     return row
 

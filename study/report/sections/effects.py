@@ -82,7 +82,9 @@ def noop_lines(result: Analysis) -> tuple[pd.DataFrame, list[str]]:
     rows = []
     for _, row in table.iterrows():
         shown = {"factor": row["factor"], "level vs reference": label(row),
-                 "identical pairs": f"{int(row['equal_pairs'])} of {int(row['pairs'])}"}
+                 "pairs with equal val accuracy": f"{int(row['equal_values'])} of {int(row['pairs'])}",
+                 "identical pairs (val accuracy, val loss, test accuracy)":
+                     f"{int(row['equal_pairs'])} of {int(row['pairs'])}"}
         if row["factor"] in lr_factors:
             shown["learning rate changed during training"] = (
                 f"{int(row['level_lr_changed'])} of {int(row['level_trials'])} {row['level']} trials, "
@@ -143,9 +145,11 @@ def effects_section(result: Analysis, curves: pd.DataFrame, out: Path) -> str:
              "easiest blocks as its learners.\n",
              fmt.markdown(learning_table(result), parse_numbers=False) + "\n"]
     noops, lr_factors = noop_lines(result)
-    parts.append("### No-ops\n\nA level that changed nothing gets no p-value: the count of bit-identical pairs says "
-                 "so directly" + (", and for learning-rate schedules the logged learning rate shows whether the "
-                 "schedule acted at all" if lr_factors else "") + ".\n\n"
+    parts.append("### No-ops\n\nA level that changed nothing gets no p-value: the count of bit-identical pairs (same "
+                 "block, same seed; identical in val accuracy, val loss and test accuracy, so two trials that both "
+                 "predict the majority class do not pass for identical) says so directly"
+                 + (", and for learning-rate schedules the logged learning rate shows whether the schedule acted "
+                    "at all" if lr_factors else "") + ".\n\n"
                  + fmt.markdown(noops, parse_numbers=False) + "\n")
     parts.append("### Power\n\nThe smallest difference this study detects with 80% power at a two-sided 5% level: "
                  "per effect in the `detectable` column above (over its blocks); between two single configs it "

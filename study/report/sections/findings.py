@@ -99,8 +99,9 @@ def _effect_sentence(row: pd.Series, failure: pd.Series, learners: pd.Series, re
     if row["pairs"] == 0:
         return f"{lvl} vs {ref}: no paired trials finished yet, so no comparison."
     if row["verdict"] in ("no-op", "mostly no-op"):
-        text = (f"{lvl} vs {ref}: the val accuracy is bit-identical in {int(row['equal_pairs'])} of "
-                f"{int(row['pairs'])} pairs, so the level changed (almost) nothing and no test is reported")
+        text = (f"{lvl} vs {ref}: the val accuracy is equal in {int(row['equal_values'])} of {int(row['pairs'])} "
+                f"pairs, and {int(row['equal_pairs'])} pairs are identical in every result, so the level changed "
+                "(almost) nothing and no test is reported")
         noop = result.noops[(result.noops["factor"] == row["factor"]) & (result.noops["level"] == row["level"])]
         if len(noop) and "level_lr_changed" in noop and pd.notna(noop["level_lr_changed"].iloc[0]):
             text += (f"; the learning rate changed during training in {int(noop['level_lr_changed'].iloc[0])} of "
