@@ -7,6 +7,7 @@ import mlflow
 import pytest
 
 from study.analysis.confirm import confirm_trials_from_runs
+from study.analysis.leaderboard import best_config
 from study.analysis.runs import trials_frame
 from study.spec.study_spec import load_spec
 from study.tracking.store import configure
@@ -66,3 +67,10 @@ def test_confirm_stage_runs_once_after_the_main_trials(tmp_path, data_dir):
     assert f"Finished trials: {8 + len(expected)} of {8 + len(expected)} expected, {len(expected)} of them on the " \
            "confirm seeds" in report
     assert "**Confirmed top:**" in report and "measured on the confirm seeds [7, 8]" in report
+    # a tuning spec's base_from picks what the report's leaderboard puts first (the spec stored with the runs
+    # tells the main seeds from the confirm seeds)
+    import pandas as pd
+
+    top = pd.read_csv(tmp_path / "reports" / "confirm_tiny" / "tables" / "leaderboard.csv").iloc[0]
+    best = best_config("confirm_tiny")
+    assert top["stage"] == "confirmed" and (best.activation, best.optimizer) == (top["activation"], top["optimizer"])
