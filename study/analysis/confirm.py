@@ -50,18 +50,21 @@ def selected_levels(spec: StudySpec, main: pd.DataFrame, factor_levels: dict[str
     return chosen
 
 
-def confirm_trials(spec: StudySpec, tidy: pd.DataFrame) -> list[Trial]:
-    """The confirm stage's trials, once every main trial has a finished result (else none yet).
+def confirm_trials(spec: StudySpec, tidy: pd.DataFrame) -> list[Trial] | None:
+    """The confirm stage's trials ([] without a confirm stage), or None while some main trial has no
+    finished result in `tidy` (the selection cannot be made yet).
 
     `tidy` is the study's tidy trial frame (levels assigned from the spec); trials of other seeds in
     it are ignored.
     """
-    if spec.confirm is None or tidy.empty:
+    if spec.confirm is None:
         return []
+    if tidy.empty:
+        return None
     expected = spec.unique_trials()
     main = tidy[tidy["seed"].isin(spec.seeds) & tidy["trial_key"].isin({t.key for t in expected})]
     if main["trial_key"].nunique() < len(expected):
-        return []
+        return None
     factor_levels = {f: [lv.label for lv in levels] for f, levels in spec.factors.items() if len(levels) > 1}
     by_levels: dict[tuple, Trial] = {}
     for trial in expected:
@@ -79,11 +82,9 @@ def confirm_trials(spec: StudySpec, tidy: pd.DataFrame) -> list[Trial]:
     return out
 
 
-def confirm_trials_from_runs(spec: StudySpec, runs: pd.DataFrame) -> list[Trial]:
+def confirm_trials_from_runs(spec: StudySpec, runs: pd.DataFrame) -> list[Trial] | None:
     """`confirm_trials` from a raw MLflow trials frame (study.analysis.runs.trials_frame)."""
-    if runs.empty:
-        return []
-    return confirm_trials(spec, tidy_trials(runs, spec))
+    return confirm_trials(spec, tidy_trials(runs, spec) if not runs.empty else runs)
 
 
 def stage_of(frame: pd.DataFrame, spec: StudySpec) -> pd.Series:

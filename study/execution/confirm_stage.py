@@ -25,9 +25,11 @@ def main_done(queue: TrialQueue, keys: list[str]) -> bool:
 
 
 def due_trials(spec: StudySpec, queue: TrialQueue, main_keys: list[str]) -> list[Trial] | None:
-    """The confirm trials, or None while some main trial has no result yet (or the spec has no stage).
+    """The confirm trials, or None while some main trial has no result yet, in the queue or in MLflow (or
+    the spec has no stage).
 
-    Reads the main results from MLflow (the record every worker writes before telling the queue)."""
+    Reads the main results from MLflow (the record every worker writes before telling the queue); a key
+    the queue calls done but MLflow lacks is re-queued by the next `study run`, and the stage waits."""
     if spec.confirm is None or not main_done(queue, main_keys):
         return None
     return confirm_trials_from_runs(spec, trials_frame(spec.name))

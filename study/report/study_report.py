@@ -70,7 +70,7 @@ def build_context(spec: StudySpec, out: Path, data_dir: str | None = None) -> Re
     expected = spec.unique_trials()
     if not frame.empty and spec.confirm is not None:
         main = frame[frame["trial_key"].isin({t.key for t in expected})].reset_index(drop=True)
-        expected = expected + confirm_trials(spec, tidy_trials(main, spec))
+        expected = expected + (confirm_trials(spec, tidy_trials(main, spec)) or [])
     if not frame.empty:
         frame = frame[frame["trial_key"].isin({t.key for t in expected})].reset_index(drop=True)
     tidy = tidy_trials(frame, spec)

@@ -82,8 +82,9 @@ def path_rows(frame: pd.DataFrame, factors: list[str], configs: list[Config], me
 def _by_config(frame: pd.DataFrame, factors: list[str], metric: str) -> dict[Config, pd.Series]:
     keys = [level_column(f) for f in factors]
     data = frame[frame[metric].notna()]
+    # sorted keys: ties between configs are broken the same way whatever order the trials came in
     return {key if isinstance(key, tuple) else (key,): group.set_index("seed")[metric]
-            for key, group in data.groupby(keys, sort=False)}
+            for key, group in data.groupby(keys, sort=True)}
 
 
 def _path_row(step: int, factor: str | None, old: str | None, new: str | None, config: Config,
