@@ -95,13 +95,13 @@ def evaluate(check: Check, frame: pd.DataFrame, factor_levels: dict[str, list[st
     row = {"claim": check.claim, "contrast": "", "measure": _measure(check), "diff": math.nan, "ci_low": math.nan,
            "ci_high": math.nan, "unit": "", "n": 0, "verdict": "not testable here", "why": ""}
     if check.factor not in factor_levels:
-        row["contrast"] = f"{check.field}: {check.level} vs {check.reference}"
+        row["contrast"] = _nominal(check)
         row["why"] = f"this study does not vary `{check.factor}`"
         return row
     special = {"optimizer": _optimizer_levels, "dropout": _dropout_levels}.get(check.factor)
     levels, note, testable = special(check, frame, factor_levels) if special else _plain_levels(check, frame)
     if levels is None:
-        row["contrast"] = f"{check.field}: {check.level} vs {check.reference}"
+        row["contrast"] = _nominal(check)
         row["why"] = note
         return row
     level, reference = levels
@@ -133,6 +133,13 @@ def evaluate(check: Check, frame: pd.DataFrame, factor_levels: dict[str, list[st
                              RATE_MARGIN if check.metric == FAILED else ACCURACY_MARGIN)
     row["why"] = "; ".join(notes)
     return row
+
+
+def _nominal(check: Check) -> str:
+    """The contrast as the claim names it, for a study that cannot run it."""
+    def text(value: object) -> str:
+        return "the largest rate" if value == "*" else str(value).lower() if isinstance(value, bool) else str(value)
+    return f"{check.field}: {text(check.level)} vs {text(check.reference)}"
 
 
 def verdict(expected: int, low: float, high: float, margin: float) -> str:
