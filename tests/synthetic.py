@@ -32,7 +32,7 @@ def synthetic(rng: np.random.Generator, seeds: int = 3, noise: float = 0.01, int
     return pd.DataFrame(rows)
 
 
-MAJORITY = 0.1064  # MNIST holdout's majority-class rate: where a trial that did not learn sits
+MAJORITY = 0.1064  # the share of ones in MNIST's holdout: where most of the lesson grid's failed trials sit
 
 
 def fail_where(frame: pd.DataFrame, **levels: str) -> pd.DataFrame:

@@ -169,7 +169,7 @@ def _plain_levels(check: Check, frame: pd.DataFrame) -> tuple[tuple[str, str] | 
         if check.factor == "schedule" and check.level == "warmup_cosine_corrected" and not level:
             return None, ("only the lesson's warm-up formula ran; its first epoch trains at learning rate 0, so "
                           "it measures a lost epoch, not warm-up (add `warmup_cosine_corrected`)"), False
-        return None, f"`{check.factor}` has no level with {check.field} = {missing} in this study", False
+        return None, f"no finished trial of this study has {check.field} = {missing}", False
     return (level[0], reference[0]), "", True
 
 
