@@ -109,9 +109,17 @@ def evaluate(check: Check, frame: pd.DataFrame, factor_levels: dict[str, list[st
     for name, (field_name, allowed) in check.where.items():
         if name in factor_levels:
             where[name] = [lv for lv in labels_of(frame, name, field_name, allowed) if lv in factor_levels[name]]
+        elif field_name in frame and not frame[field_name].isin(allowed).any():
+            fixed = ", ".join(sorted({str(v).lower() if isinstance(v, bool) else str(v) for v in frame[field_name]}))
+            row["contrast"] = f"{check.factor}: {level} vs {reference}, within {name}=" + "/".join(
+                str(v).lower() if isinstance(v, bool) else str(v) for v in allowed)
+            row["why"] = f"the condition is not in this study: it runs `{field_name}` = {fixed} only"
+            return row
         else:
             dropped.append(name)
-    condition = ", ".join(f"{n}={'/'.join(v)}" for n, v in where.items())
+    fixed = {n: sorted({str(v).lower() if isinstance(v, bool) else str(v) for v in frame[check.where[n][0]]})
+             for n in dropped if check.where[n][0] in frame}
+    condition = ", ".join(f"{n}={'/'.join(v)}" for n, v in {**where, **fixed}.items())
     row["contrast"] = f"{check.factor}: {level} vs {reference}" + (f", within {condition}" if condition else "")
     if any(not v for v in where.values()):
         row["why"] = "the condition's levels were not run"

@@ -102,6 +102,9 @@ def analyse(spec: StudySpec, tidy: pd.DataFrame, source: TrialConfig, rule: Fail
         result.terms = grouped_terms(result.decomposition)
         result.ranking = total_effects(result.decomposition)
         _path(result, source)
+    else:
+        result.decomposition = Decomposition(pd.DataFrame(), note="this study has no factor with two or more "
+                                                                  "levels, so there is nothing to decompose")
     return result
 
 

@@ -132,3 +132,15 @@ def test_schedule_claims_need_the_corrected_warmup_and_a_plateau_that_fired():
 ])
 def test_verdict_words(expected, low, high, word):
     assert verdict(expected, low, high, 0.005) == word
+
+
+def test_a_condition_the_study_fixes_elsewhere_is_not_tested_under_the_wrong_name():
+    """A study that runs only SGD tests ReLU vs sigmoid under SGD, and says it cannot under Adam."""
+    frame = lesson_like(np.random.default_rng(44))
+    sgd_only = frame[frame["optimizer"] == "sgd"].drop(columns="level_optimizer")
+    table = lesson_claims(sgd_only, {k: v for k, v in GRID.items() if k != "optimizer"})
+    under_sgd = claim(table, "ReLU", "optimizer=sgd", "val accuracy")
+    assert under_sgd["verdict"] == "supported" and "the study fixes `optimizer`" in under_sgd["why"]
+    under_adam = claim(table, "ReLU", "optimizer=adam")
+    assert under_adam["verdict"] == "not testable here"
+    assert under_adam["why"] == "the condition is not in this study: it runs `optimizer` = sgd only"

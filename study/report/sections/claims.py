@@ -12,9 +12,9 @@ from study.report import format as fmt
 from study.report.section import ReportContext
 
 
-def claims_table(result: Analysis) -> pd.DataFrame:
+def claims_table(claims: pd.DataFrame) -> pd.DataFrame:
     rows = []
-    for _, row in result.claims.iterrows():
+    for _, row in claims.iterrows():
         metric = "failed" if row["measure"].startswith("share of trials") else PRIMARY
         tested = row["n"] > 0
         rows.append({"claim": row["claim"], "contrast (within condition)": row["contrast"], "measure": row["measure"],
@@ -28,6 +28,14 @@ def claims_section(result: Analysis, out: Path) -> str:
     if result.claims.empty:
         return ""
     result.claims.to_csv(out / "tables" / "claims.csv", index=False)
+    absent = result.claims["why"].str.startswith("this study does not vary")
+    shown = result.claims[~absent]
+    folded = ""
+    if absent.any():
+        missing = result.claims[absent].groupby("claim", sort=False)["why"].first()
+        folded = ("\nNot in this study, because it does not vary the factor (rows in `tables/claims.csv`): "
+                  + "; ".join(f"{claim} ({why.removeprefix('this study does not vary ')})"
+                              for claim, why in missing.items()) + ".\n")
     return ("## The lesson's claims\n\n"
             "Each statement of the lesson as a row: the contrast that tests it *inside the condition where the "
             "lesson makes it* (e.g. ReLU vs sigmoid under SGD with Xavier/He and no batch norm), its difference "
@@ -39,7 +47,7 @@ def claims_section(result: Analysis, out: Path) -> str:
             "past that margin), or `not testable here` with the reason (a level the study lacks, a precondition "
             "that does not hold, such as overfitting for dropout to regularise, or one untuned learning rate "
             "per optimizer). A verdict holds for this study's budget and network only (see the spec).\n\n"
-            + fmt.markdown(claims_table(result), parse_numbers=False) + "\n")
+            + (fmt.markdown(claims_table(shown), parse_numbers=False) + "\n" if len(shown) else "") + folded)
 
 
 class ClaimsSection:

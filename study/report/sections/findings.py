@@ -114,7 +114,7 @@ def _effect_sentence(row: pd.Series, failure: pd.Series, learners: pd.Series, re
         text = f"{lvl} {verb} val accuracy by {size} over {ref}"
     else:
         text = f"{lvl} vs {ref}: {size} in val accuracy, not significant after Holm correction"
-    text += f" ({unit}; median block {fmt.delta(row['median'], PRIMARY)})"
+    text += f" ({unit}; median {'block' if row['unit'] == 'blocks' else 'seed'} {fmt.delta(row['median'], PRIMARY)})"
     if failure["pairs"] and (failure["diff"] != 0 or failure["ci_low"] != failure["ci_high"]):
         text += (f"; on the share of trials that do not learn "
                  f"{fmt.effect(failure['diff'], failure['ci_low'], failure['ci_high'], FAILED)}")
