@@ -88,8 +88,8 @@ METHODS = """## How the numbers are computed
 - **Selection.** The best config is picked on val accuracy among many, so its mean over the seeds that picked it
   is optimistic. With a `confirm` stage, the top configs and the path are measured again on new seeds that played
   no part in the choice (the leaderboard shows both means); without one, read the gaps between the top configs
-  against the smallest detectable difference between two configs (see Power). Test accuracy is on another set of images, so its gap to val
-  accuracy mixes the two sets' difficulty with any selection effect.
+  against the smallest detectable difference between two configs (see Power). Test accuracy is on another set of
+  images, so its gap to val accuracy mixes the two sets' difficulty with any selection effect.
 - **Divergence.** A trial whose loss turned NaN/inf is a result, never dropped: it keeps its kept model's
   metrics, or chance accuracy (10%) if it had no finite epoch, and it counts as not learning.
 - **Learning curves.** Per seed, the mean over the trials at a level; plotted: the mean over seeds, band = min..max

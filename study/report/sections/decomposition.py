@@ -71,9 +71,9 @@ def interactions_section(result: Analysis, out: Path) -> str:
              + (f"Note: {decomposition.note}. " if decomposition.note else "")
              + "Every term: `tables/decomposition.csv`.\n",
              fmt.markdown(terms_table(result), parse_numbers=False) + "\n",
-             "By kind of term:\n\n" + fmt.markdown(pd.DataFrame(
-                 [{"terms": name, "share of variance": fmt.share(share)} for name, share in order_shares(result).items()]),
-                 parse_numbers=False) + "\n",
+             "By kind of term:\n\n" + fmt.markdown(pd.DataFrame([{"terms": name, "share of variance": fmt.share(share)}
+                                                                for name, share in order_shares(result).items()]),
+                                                  parse_numbers=False) + "\n",
              "### Importance ranking\n\nFactors ranked by their **total effect**: the share of variance of every "
              "term the factor takes part in, of any order (the variance-based total effect of Sobol and "
              "Saltelli). It counts interactions: a factor that matters only together with another ranks by "

@@ -51,7 +51,8 @@ def effects_table(result: Analysis) -> pd.DataFrame:
             "seed-noise CI": fmt.interval(v["seed_ci_low"], v["seed_ci_high"], PRIMARY, True),
             "P(level > ref) [95% CI]": f"{fmt.probability(v['p_improvement'])} "
                                        f"[{fmt.probability(v['p_improvement_low'])}, "
-                                       f"{fmt.probability(v['p_improvement_high'])}]",
+                                       f"{fmt.probability(v['p_improvement_high'])}]"
+                                       + (f", {int(v['tied_blocks'])} tied" if v["tied_blocks"] else ""),
             "p (Holm)": fmt.p_value(v["p_holm"]), "verdict": v["verdict"],
             "detectable (80% power)": fmt.points(v["detectable"]),
         })
@@ -125,9 +126,10 @@ def effects_section(result: Analysis, curves: pd.DataFrame, out: Path) -> str:
              "the mean over blocks with its 95% Student-t interval over blocks; `median Δ` is the median block; "
              "`seed-noise CI` is the same mean with the blocks held fixed (only the scatter of seeds within "
              "blocks counts: how precisely these blocks were measured, not how far the effect generalises over "
-             "the other factors); P(level > ref) is the share of blocks the level wins (ties count half) with its "
-             "Wilson interval; p from the two-sided t test over blocks (the test of the interval), Holm-corrected over "
-             "the table; `detectable` is the smallest true effect this many blocks detect with 80% power. "
+             "the other factors); P(level > ref) is the share of blocks the level wins (ties, exactly equal "
+             "blocks, count half and are counted) with its Wilson interval; p from the two-sided t test over "
+             "blocks (the test of the interval), Holm-corrected over the table; `detectable` is the smallest true "
+             "effect this many blocks detect with 80% power. "
              "`verdict`: `higher`/`lower` when the corrected test is significant; `no-op` or `mostly no-op` when "
              "the level left the val accuracy bit-identical in all or at least half of its pairs (see "
              "[No-ops](#no-ops)), so no test is read; else `not significant`. Test accuracy and val loss: "

@@ -119,8 +119,8 @@ def _effect_sentence(row: pd.Series, failure: pd.Series, learners: pd.Series, re
         text += (f"; on the share of trials that do not learn "
                  f"{fmt.effect(failure['diff'], failure['ci_low'], failure['ci_high'], FAILED)}")
     if learners["pairs"]:
-        text += (f"; among trials that learn {fmt.effect(learners['diff'], learners['ci_low'], learners['ci_high'], PRIMARY)}"
-                 f" ({int(learners['blocks'])} {learners['unit']})")
+        among = fmt.effect(learners["diff"], learners["ci_low"], learners["ci_high"], PRIMARY)
+        text += f"; among trials that learn {among} ({int(learners['blocks'])} {learners['unit']})"
     return text + "."
 
 
