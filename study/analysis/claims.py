@@ -100,7 +100,8 @@ def evaluate(check: Check, frame: pd.DataFrame, factor_levels: dict[str, list[st
         row["why"] = f"this study does not vary `{check.factor}`"
         return row
     special = {"optimizer": _optimizer_levels, "dropout": _dropout_levels}.get(check.factor)
-    levels, note, testable = special(check, frame, factor_levels) if special else _plain_levels(check, frame)
+    levels, note, testable = (special(check, frame, factor_levels) if special
+                              else _plain_levels(check, frame, factor_levels[check.factor]))
     if levels is None:
         row["contrast"] = _nominal(check)
         row["why"] = note
@@ -170,7 +171,7 @@ def _measure(check: Check) -> str:
     return measure + (" among trials that learn" if check.learners_only else "")
 
 
-def _plain_levels(check: Check, frame: pd.DataFrame) -> tuple[tuple[str, str] | None, str, bool]:
+def _plain_levels(check: Check, frame: pd.DataFrame, labels: list[str]) -> tuple[tuple[str, str] | None, str, bool]:
     level = labels_of(frame, check.factor, check.field, (check.level,))
     reference = labels_of(frame, check.factor, check.field, (check.reference,))
     if not level or not reference:
@@ -178,7 +179,9 @@ def _plain_levels(check: Check, frame: pd.DataFrame) -> tuple[tuple[str, str] | 
         if check.factor == "schedule" and check.level == "warmup_cosine_corrected" and not level:
             return None, ("only the lesson's warm-up formula ran; its first epoch trains at learning rate 0, so "
                           "it measures a lost epoch, not warm-up (add `warmup_cosine_corrected`)"), False
-        return None, f"no finished trial of this study has {check.field} = {missing}", False
+        if str(missing) in labels:
+            return None, f"no trial with {check.field} = {missing} has finished yet", False
+        return None, f"this study does not run {check.field} = {missing}", False
     return (level[0], reference[0]), "", True
 
 

@@ -158,7 +158,9 @@ def _path(result: Analysis) -> list[str]:
         return []
     start = path.iloc[0]
     seeds = " on the confirm seeds" if result.path_seeds == "confirm" else ""
-    out = [f"The lesson's first model (`{start['config']}`) reaches "
+    who = ("The ablation path starts at the lesson's first model's levels, where the study has them, else the "
+           "reference level" if result.path_source_note else "The lesson's first model")
+    out = [f"{who} (`{start['config']}`) reaches "
            f"{fmt.value(start['mean'], PRIMARY)} {fmt.interval(start['ci_low'], start['ci_high'], PRIMARY)}{seeds}."]
     steps = path.iloc[1:]
     if steps.empty:

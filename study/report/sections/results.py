@@ -156,7 +156,8 @@ def path_section(result: Analysis, out: Path) -> str:
     if not result.factors:
         return head + "No factors: no path.\n"
     source = ", ".join(f"{f}={v}" for f, v in result.path_source.items())
-    intro = (f"Read off the trials (Fawcett & Hoos, 2016): from the lesson's first model ({source}) to the best "
+    intro = (f"Read off the trials (Fawcett & Hoos, 2016): from the lesson's first model's level of each factor "
+             f"({source}; the study's other settings stay as in its spec) to the best "
              "config by mean val accuracy over the main seeds, flip one factor at a time to the best config's "
              "level, each time taking the flip whose config has the highest mean val accuracy over the main seeds. "
              "Intervals: Student t over seeds (the unit is the seed); the gain of a step is paired by seed. ")
