@@ -29,15 +29,16 @@ def forest_plot(pooled: pd.DataFrame, learners: pd.DataFrame, failures: pd.DataF
     for offset, (key, text, colour, marker) in zip((0.14, -0.14), SERIES):
         _series(axes[0], tables[key], y + offset, colour, marker, text)
     _series(axes[1], failures, y, "tab:red", "D", "share of trials that do not learn")
-    axes[0].set_xlabel("effect on val accuracy (pp), 95% interval over blocks")
+    unit = str(pooled["unit"].iloc[0]) if "unit" in pooled and len(pooled) else "blocks"
+    axes[0].set_xlabel(f"effect on val accuracy (pp), 95% interval over {unit}")
     axes[1].set_xlabel("effect on the share of trials that do not learn (pp)")
     axes[0].set_yticks(y, labels, fontsize=8)
     for ax in axes:
         ax.axvline(0, color="black", lw=0.8)
         ax.grid(axis="x", alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="best")
     fig.suptitle("Every effect: level vs reference, one difference per block (the other factors' levels, seeds "
-                 "averaged)", fontsize=9)
+                 "averaged; per seed when the study has one block)", fontsize=9)
     return save(fig, path)
 
 
