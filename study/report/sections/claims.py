@@ -46,7 +46,9 @@ def claims_section(result: Analysis, out: Path) -> str:
             f"{fmt.points(RATE_MARGIN)} of failure rate), `inconclusive` (the interval covers zero and reaches "
             "past that margin), or `not testable here` with the reason (a level the study lacks, a precondition "
             "that does not hold, such as overfitting for dropout to regularise, or one untuned learning rate "
-            "per optimizer). A verdict holds for this study's budget and network only (see the spec).\n\n"
+            "per optimizer). Each verdict reads its claim's own interval, not corrected for the number of claims (the "
+            "effects tables below are Holm-corrected). A verdict holds for this study's budget and network only "
+            "(see the spec).\n\n"
             + (fmt.markdown(claims_table(shown), parse_numbers=False) + "\n" if len(shown) else "") + folded)
 
 
