@@ -31,7 +31,7 @@ def forest_plot(pooled: pd.DataFrame, learners: pd.DataFrame, failures: pd.DataF
     _series(axes[1], failures, y, "tab:red", "D", "share of trials that do not learn")
     unit = str(pooled["unit"].iloc[0]) if "unit" in pooled and len(pooled) else "blocks"
     axes[0].set_xlabel(f"effect on val accuracy (pp), 95% interval over {unit}")
-    axes[1].set_xlabel("effect on the share of trials that do not learn (pp)")
+    axes[1].set_xlabel("effect on the failure rate (pp)")
     axes[0].set_yticks(y, labels, fontsize=8)
     for ax in axes:
         ax.axvline(0, color="black", lw=0.8)
