@@ -134,8 +134,9 @@ def evaluate(check: Check, frame: pd.DataFrame, factor_levels: dict[str, list[st
     if dropped:
         notes.append("the study fixes " + ", ".join(f"`{n}`" for n in dropped))
     if check.factor == "schedule":
-        notes += _schedule_notes(check, frame, factor_levels, level, reference)
-        testable = testable and not any(n.startswith("the learning rate changed in only") for n in notes)
+        schedule_notes, acted = _schedule_notes(frame, level)
+        notes += schedule_notes
+        testable = testable and acted
     if not testable:
         row["why"] = "; ".join(notes)
         return row
@@ -225,9 +226,10 @@ def _optimizer_levels(check: Check, frame: pd.DataFrame, factor_levels: dict[str
                                          f"{lrs}); compared on test accuracy, which played no part in the choice"), True
 
 
-def _schedule_notes(check: Check, frame: pd.DataFrame, factor_levels: dict[str, list[str]], level: str,
-                    reference: str) -> list[str]:
-    notes = []
+def _schedule_notes(frame: pd.DataFrame, level: str) -> tuple[list[str], bool]:
+    """What a schedule claim's reader needs (the budget; whether plateau fired) and whether the schedule acted
+    in at least half of its trials (a plateau that never fired tests nothing)."""
+    notes, acted = [], True
     column = level_column("schedule")
     epochs = int(frame["epochs"].max()) if "epochs" in frame else 0
     if level.startswith("warmup") and "warmup_epochs" in frame:
@@ -236,9 +238,10 @@ def _schedule_notes(check: Check, frame: pd.DataFrame, factor_levels: dict[str, 
     if level == "plateau" and LR_CHANGED in frame:
         trials = frame[(frame[column] == level) & frame[LR_CHANGED].notna()]
         changed = int(trials[LR_CHANGED].astype(bool).sum())
-        if changed < 0.5 * len(trials):
+        acted = changed >= 0.5 * len(trials)
+        if acted:
+            notes.append(f"the learning rate changed in {changed} of {len(trials)} plateau trials")
+        else:
             notes.append(f"the learning rate changed in only {changed} of {len(trials)} plateau trials within "
                          f"{epochs} epochs: mostly the constant schedule under another name")
-        else:
-            notes.append(f"the learning rate changed in {changed} of {len(trials)} plateau trials")
-    return notes
+    return notes, acted

@@ -82,13 +82,14 @@ def best_config(study_name: str) -> TrialConfig | None:
 
 def _stored_spec(study_name: str):  # noqa: ANN202 - a StudySpec or None
     """The spec the newest invocation logged (`spec.json` of its parent run), if any can be read."""
-    for run in parent_runs(study_name)[:1]:
-        try:
-            raw = json.loads(mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/spec.json"))
-            return parse_spec(raw, source=f"spec of study {study_name}")
-        except (OSError, ValueError, InputError, mlflow.exceptions.MlflowException):
-            return None
-    return None
+    runs = parent_runs(study_name)
+    if not runs:
+        return None
+    try:
+        raw = json.loads(mlflow.artifacts.load_text(f"runs:/{runs[0].info.run_id}/spec.json"))
+        return parse_spec(raw, source=f"spec of study {study_name}")
+    except (OSError, ValueError, InputError, mlflow.exceptions.MlflowException):
+        return None
 
 
 def _plain(value: object) -> object:

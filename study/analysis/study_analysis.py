@@ -84,7 +84,7 @@ def analyse(spec: StudySpec, tidy: pd.DataFrame, source: TrialConfig, rule: Fail
     result.failures = failure_effects(main, factor_levels)
     result.failure_levels = failures_by_level(main, factor_levels)
     result.failing = failing_configs(main, factors)
-    result.noops = noop_table(main, result.effects[PRIMARY], factor_levels)
+    result.noops = noop_table(main, result.effects[PRIMARY])
     noise = seed_sd(main, factors, PRIMARY)
     result.power = {**noise, "seeds": result.seeds, "two_configs": two_config_detectable(noise["top_sd"], result.seeds)}
     if spec.confirm is not None:

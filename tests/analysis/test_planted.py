@@ -89,7 +89,7 @@ def test_learning_rate_changes_are_counted_per_trial_and_level():
     frame = frame.merge(changed, left_on="run_id", right_index=True)
     effects = pd.DataFrame([{"factor": "schedule", "level": "plateau", "reference": "constant", "pairs": 2,
                              "equal_pairs": 1, "verdict": "mostly no-op"}])
-    table = noop_table(frame, effects, {"schedule": ["constant", "plateau"]})
+    table = noop_table(frame, effects)
     assert (table.iloc[0]["level_lr_changed"], table.iloc[0]["level_trials"]) == (1, 2)
     assert schedule_factors(frame, {"schedule": ["constant", "plateau"]}) == ["schedule"]
 

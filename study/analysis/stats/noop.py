@@ -25,7 +25,7 @@ def learning_rate_changes(curves: pd.DataFrame) -> pd.Series:
     return (spread["max"] != spread["min"]).rename(LR_CHANGED)
 
 
-def noop_table(frame: pd.DataFrame, effects: pd.DataFrame, factor_levels: dict[str, list[str]]) -> pd.DataFrame:
+def noop_table(frame: pd.DataFrame, effects: pd.DataFrame) -> pd.DataFrame:
     """Per level vs reference: identical pairs (k of n) and, where learning rates were logged, in how
     many trials of the level and of the reference the learning rate changed during training."""
     rows = []
