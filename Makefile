@@ -35,7 +35,7 @@ status: install  ## STUDY's trials by state, workers seen alive, ETA
 	$(BIN)/python -m study status $(STUDY) --tracking-uri $(TRACKING_URI) --storage $(STORAGE)
 
 report: install  ## rewrite reports/<study>/ from the MLflow store
-	$(BIN)/python -m study report $(STUDY) --tracking-uri $(TRACKING_URI)
+	$(BIN)/python -m study report $(STUDY) --tracking-uri $(TRACKING_URI) $(DATA_ARG)
 
 ui: install  ## MLflow UI on http://$(HOST):$(PORT) for our store
 	$(BIN)/python -m study ui --tracking-uri $(TRACKING_URI) --host $(HOST) --port $(PORT)

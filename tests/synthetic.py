@@ -30,3 +30,48 @@ def synthetic(rng: np.random.Generator, seeds: int = 3, noise: float = 0.01, int
                        epochs_run=5.0, run_id=f"r{len(rows)}", trial_key=f"k{len(rows)}")
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+MAJORITY = 0.1064  # the share of ones in MNIST's holdout: where most of the lesson grid's failed trials sit
+
+
+def fail_where(frame: pd.DataFrame, **levels: str) -> pd.DataFrame:
+    """Plant failures: every trial with these levels predicts one class (val and test accuracy at the
+    majority-class rate, val loss ln 10), as the trials that never learned in the lesson grid."""
+    out = frame.copy()
+    mask = np.ones(len(out), dtype=bool)
+    for factor, level in levels.items():
+        mask &= (out[f"level_{factor}"] == level).to_numpy()
+    out.loc[mask, ["final_val_accuracy", "test_accuracy"]] = MAJORITY
+    out.loc[mask, "final_val_loss"] = float(np.log(10))
+    return out
+
+
+def make_noop(frame: pd.DataFrame, factor: str, level: str, reference: str) -> pd.DataFrame:
+    """Plant a no-op level: its trials get the reference's results bit for bit (same block, same seed),
+    as ReduceLROnPlateau that never fires gives exactly the constant schedule's model."""
+    out = frame.copy()
+    others = [c for c in out if c.startswith("level_") and c != f"level_{factor}"] + ["seed"]
+    ref = out[out[f"level_{factor}"] == reference].set_index(others)
+    metrics = ["final_val_accuracy", "test_accuracy", "final_val_loss"]
+    target = out[f"level_{factor}"] == level
+    keys = pd.MultiIndex.from_frame(out.loc[target, others])
+    out.loc[target, metrics] = ref.loc[keys, metrics].to_numpy()
+    return out
+
+
+def heterogeneous(rng: np.random.Generator, mu: float = 0.02, tau: float = 0.03, noise: float = 0.002,
+                  seeds: int = 3) -> tuple[pd.DataFrame, float]:
+    """A factorial whose `opt` effect differs between blocks: effect = mu + u_block, u ~ N(0, tau) drawn
+    afresh per study (blocks are the 4 x 3 combinations of `a` and `b`), seed noise N(0, noise) per trial.
+    Returns the frame and the mean effect over these particular blocks (what the seed-noise interval is of)."""
+    levels = {"opt": ["sgd", "adam"], "a": ["a0", "a1", "a2", "a3"], "b": ["b0", "b1", "b2"]}
+    block_effect = {block: mu + rng.normal(0, tau) for block in itertools.product(levels["a"], levels["b"])}
+    block_level = {block: rng.normal(0, 0.05) for block in block_effect}
+    rows = []
+    for seed in range(seeds):
+        for opt, a, b in itertools.product(*levels.values()):
+            y = 0.8 + block_level[(a, b)] + (block_effect[(a, b)] if opt == "adam" else 0.0) + rng.normal(0, noise)
+            rows.append({"level_opt": opt, "level_a": a, "level_b": b, "seed": seed, "status": "completed",
+                         "final_val_accuracy": y, "run_id": f"r{len(rows)}", "trial_key": f"k{len(rows)}"})
+    return pd.DataFrame(rows), float(np.mean(list(block_effect.values())))

@@ -133,7 +133,8 @@ def report(args: argparse.Namespace) -> int:
 def write_study_report(spec: StudySpec, args: argparse.Namespace, run_id: str | None = None) -> int:
     from study.report.study_report import write_report
 
-    path = write_report(spec, tracking_uri=args.tracking_uri, out_root=args.reports_dir)
+    path = write_report(spec, tracking_uri=args.tracking_uri, out_root=args.reports_dir,
+                        data_dir=getattr(args, "data_dir", None))
     print(f"report: {path}")
     attach_to_run(spec.name, path, run_id)
     return EXIT_OK

@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                             "time (trial keys include it)")
     report.add_argument("--executor", choices=EXECUTORS, help="the executor the study ran with, if overridden at "
                                                               "run time (trial keys include it)")
+    report.add_argument("--data-dir", help="where the data is (or STUDY_DATA_DIR): the validation labels give the "
+                                           "majority-class rate below which a trial counts as not learning")
     _reports(report)
 
     ui = sub.add_parser("ui", help="MLflow UI for our store (what `make ui` runs)")

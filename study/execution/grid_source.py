@@ -20,6 +20,7 @@ from study.core.names import (CONFIG_ATTR, DUPLICATE_ATTR, LEVELS_ATTR, NUMBER_T
                               RECOVERED_ATTR, RUN_ID_ATTR, STATUS_ATTR, STATUS_TAG, WORKER_ATTR)
 from study.core.status import DONE_STATUSES, TrialStatus
 from study.core.text import format_duration
+from study.execution import confirm_stage
 from study.execution.sources import TrainingContext, Verdict, objective_value
 from study.execution.status_text import grid_status_text
 from study.execution.tracked import Recording, run_tracked
@@ -44,10 +45,33 @@ class GridSource:
         self.spec = spec
         self.trials = spec.unique_trials()
         self.keys = [t.key for t in self.trials]
+        self.main_keys = list(self.keys)
+        self.confirm_known = spec.confirm is None  # the confirm stage's trials are known (or there is none)
 
-    def items(self) -> list[QueueItem]:
+    def items(self, trials: list[Trial] | None = None) -> list[QueueItem]:
         return [QueueItem(key=t.key, config=t.config.as_dict(), levels=dict(t.levels), group=group_of(t.config))
-                for t in self.trials]
+                for t in (self.trials if trials is None else trials)]
+
+    def confirm(self, queue: TrialQueue) -> int:
+        """Enqueue the confirm stage's trials once every main trial is done (study.execution.confirm_stage);
+        return how many were newly queued. Its keys then count in this source's progress and status."""
+        if self.confirm_known:
+            return 0
+        trials = confirm_stage.due_trials(self.spec, queue, self.main_keys)
+        if trials is None:
+            return 0
+        self.confirm_known = True
+        fresh = [t for t in trials if t.key not in set(self.keys)]
+        self.trials += fresh
+        self.keys += [t.key for t in fresh]
+        return queue.enqueue(self.items(fresh))
+
+    def _known_keys(self, queue: TrialQueue) -> list[str]:
+        """The spec's keys plus confirm keys already queued by any worker."""
+        if self.confirm_known:
+            return self.keys
+        return self.keys + [k for k in confirm_stage.queued_keys(self.spec, queue, self.main_keys)
+                            if k not in set(self.keys)]
 
     def enqueue(self, queue: TrialQueue, mlflow_done: set[str] | None = None) -> int:
         """Queue the spec's keys that are not waiting, running or complete; with `mlflow_done`,
@@ -61,13 +85,19 @@ class GridSource:
         return queue.enqueue(self.items(), again=again)
 
     def key_status(self, queue: TrialQueue) -> dict[str, str]:
-        return key_states(queue.trials(), self.keys)
+        return key_states(queue.trials(), self._known_keys(queue))
 
     def next(self, queue: TrialQueue, group_size: int) -> list[Claim]:
-        return queue.claim_group(group_size)
+        claims = queue.claim_group(group_size)
+        if not claims and self.confirm(queue):
+            claims = queue.claim_group(group_size)
+        return claims
 
     def done(self, queue: TrialQueue) -> bool:
-        return not queue.has_work()
+        """No trial waits or runs, and the confirm stage is not due (it is due once every main trial is done)."""
+        if queue.has_work():
+            return False
+        return self.confirm_known or not confirm_stage.main_done(queue, self.main_keys) or not self.confirm(queue)
 
     def run(self, claims: Sequence[Claim], ctx: TrainingContext) -> list[Verdict]:
         """Train the claimed trials in one executor call; adopt results MLflow already holds."""
@@ -111,7 +141,7 @@ class GridSource:
 
     def describe(self, queue: TrialQueue, finished: Sequence[tuple[Claim, Verdict]]) -> list[str]:
         """One line per trial: study-wide done/total, the trial, its outcome, time, study-wide ETA."""
-        status = collect(queue, self.keys)
+        status = collect(queue, self._known_keys(queue))
         eta = f"ETA {format_duration(status.eta_s)}" if status.eta_s is not None and not status.complete else ""
         lines = []
         for claim, verdict in finished:
@@ -125,13 +155,14 @@ class GridSource:
 
     def idle_message(self, queue: TrialQueue) -> str:
         """What a worker that finds nothing to take says (e.g. one joining a complete study)."""
-        done = sum(s in DONE_STATUSES for s in self.key_status(queue).values())
-        if done == len(self.keys):
+        states = self.key_status(queue)
+        done = sum(s in DONE_STATUSES for s in states.values())
+        if done == len(states):
             return f"study {self.spec.name} is already complete ({done}/{done} trials done): nothing to do"
-        return f"study {self.spec.name}: nothing to do, no trial waits or runs ({done}/{len(self.keys)} trials done)"
+        return f"study {self.spec.name}: nothing to do, no trial waits or runs ({done}/{len(states)} trials done)"
 
     def status_text(self, queue: TrialQueue) -> str:
-        return grid_status_text(collect(queue, self.keys), self.spec.source)
+        return grid_status_text(collect(queue, self._known_keys(queue)), self.spec.source)
 
     @staticmethod
     def _adopt(claim: Claim, recorded: Any, queue: TrialQueue) -> Verdict:

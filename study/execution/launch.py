@@ -120,10 +120,14 @@ def run_study(
     source = GridSource(spec)
     before = source.key_status(queue)
     missing = source.enqueue(queue, mlflow_done=done_keys(exp_id))
+    missing += source.confirm(queue)  # the confirm stage, if every main trial was already done
+    before = {**source.key_status(queue), **before}
+    trials = source.trials
     done_before = {k for k, state in before.items() if state in DONE_STATUSES}
     summary = RunSummary(study=spec.name, total=len(trials), skipped=len(done_before))
     pending = len(trials) - summary.skipped
-    log(f"study {spec.name}: {len(trials)} trials, {summary.skipped} already done, {pending} to run "
+    log(f"study {spec.name}: {len(trials)} trials, {summary.skipped} already done, {pending} to run"
+        f"{'' if source.confirm_known else ' (then the confirm stage)'} "
         f"(backend {spec.base.backend}, executor {spec.base.executor}; queue {redact(url)}, {missing} newly queued; "
         f"MLflow {redact(uri)})")
     started = time.perf_counter()
@@ -131,14 +135,18 @@ def run_study(
         options = WorkerOptions(data_dir=data_dir, steps_per_execution=steps_per_execution, threads=threads,
                                 trial_figures=trial_figures, tracking_uri=uri, log=log, group_size=group_size,
                                 preloaded=data if workers == 1 else {})
+        active = min(workers, pending) if source.confirm_known else workers  # the confirm stage brings more work
         tags = {"data_source": ", ".join(d.source for d in data.values()), "spec_file": spec.source,
-                OPTUNA_STUDY_TAG: spec.name, "kind": source.kind, "workers": str(min(workers, pending))}
+                OPTUNA_STUDY_TAG: spec.name, "kind": source.kind, "workers": str(active)}
         with parent_run(exp_id, spec.name, spec_hash(spec.raw), command_line(), tags) as run:
             log_json(spec.raw, "spec.json")
             summary.run_id = run.info.run_id
-            summary.interrupted = start_workers(spec, queue, source, options, min(workers, pending), overrides, log)
+            summary.interrupted = start_workers(spec, queue, source, options, active, overrides, log)
+            source.confirm(queue)  # learn the confirm stage's keys if other processes queued and trained it
             log_totals(summary.run_id, study_totals(exp_id, set(source.keys)))
     summary.wall_time_s = time.perf_counter() - started
+    source.confirm(queue)  # learn the confirm stage's keys if other processes queued and trained it
+    summary.total = len(source.trials)
     for key, state in source.key_status(queue).items():
         if key not in done_before:
             name = state if state in (*DONE_STATUSES, TrialStatus.FAILED, TrialStatus.INTERRUPTED) else "pending"

@@ -47,6 +47,7 @@ def run_worker(spec, queue: TrialQueue, source: TrialSource, options: WorkerOpti
     log = options.log
     prefix = f"[{options.label}] " if options.label else ""
     summary = WorkerSummary()
+    configure(options.tracking_uri)  # before asking whether work is left: the confirm stage reads MLflow
     if source.done(queue):
         log(prefix + source.idle_message(queue))
         return summary

@@ -4,15 +4,18 @@ number a sentence quotes appears character for character in a table."""
 from __future__ import annotations
 
 import math
+import re
+from pathlib import Path
 
 import pandas as pd
 
 METRIC_NAMES = {"final_val_accuracy": "val accuracy", "test_accuracy": "test accuracy",
-                "final_val_loss": "val loss", "test_loss": "test loss"}
+                "final_val_loss": "val loss", "test_loss": "test loss", "failed": "failure rate"}
 
 
 def is_accuracy(metric: str) -> bool:
-    return metric.endswith("accuracy")
+    """Shown in percent (an accuracy, or a share of trials such as the failure rate)."""
+    return metric.endswith("accuracy") or metric == "failed"
 
 
 def value(x: float, metric: str) -> str:
@@ -63,3 +66,36 @@ def markdown_table(table: pd.DataFrame) -> str:
     """Floats with 4 decimals, integers as integers (tabulate would upcast them)."""
     formats = [".4f" if pd.api.types.is_float_dtype(dtype) else "g" for dtype in table.dtypes]
     return table.to_markdown(index=False, floatfmt=formats)
+
+
+def effect(diff: float, low: float, high: float, metric: str) -> str:
+    """`+10.88 pp [+2.03, +19.73]`: a difference with its interval, as tables and sentences print it."""
+    return f"{delta(diff, metric)} {interval(low, high, metric, signed=True)}"
+
+
+def points(x: float) -> str:
+    """A non-negative size in percentage points (a standard deviation, a detectable difference)."""
+    return "n/a" if x is None or not math.isfinite(x) else f"{100 * x:.2f} pp"
+
+
+_SYSTEM_DIRS = {"work", "tmp", "home", "root", "Users", "var", "mnt", "srv"}
+_ABSOLUTE = re.compile(r"(?:(?<=sqlite:///)|(?<=file://)|(?<![\w.~/:-]))(/[^\s`'\"()\[\]<>|,;]+)")
+
+
+def without_machine_paths(text: str, root: Path | None = None) -> str:
+    """The text with every absolute file path made machine-independent: relative to `root` (default: the
+    working directory) when it lies inside it, else shortened to `…/` and its last part or two. A committed
+    report must not carry the paths of the machine that made it (they mean nothing elsewhere)."""
+    root = (root or Path.cwd()).resolve()
+
+    def shorten(match: re.Match[str]) -> str:
+        path = Path(match.group(1))
+        if len(path.parts) < 3:  # "/" or "/x": not a machine path worth hiding
+            return match.group(1)
+        try:
+            return str(path.relative_to(root))
+        except ValueError:
+            tail = path.parts[-2:] if len(path.parts) > 3 and path.parts[-2] not in _SYSTEM_DIRS else path.parts[-1:]
+            return "…/" + "/".join(tail)
+
+    return _ABSOLUTE.sub(shorten, text)

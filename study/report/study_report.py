@@ -11,17 +11,23 @@ from pathlib import Path
 
 import pandas as pd
 
+from study.analysis.chance import failure_rule
+from study.analysis.confirm import confirm_trials
 from study.analysis.levels import tidy_trials
+from study.analysis.reference import LESSON_FIRST_MODEL
 from study.analysis.runs import epoch_curves, parent_runs, trials_frame
 from study.analysis.study_analysis import analyse
 from study.config import TrialConfig
+from study.report.format import without_machine_paths
 from study.report.section import ReportContext, Section
 from study.report.sections.about import (FilesSection, HeaderSection, MethodsSection, ReproducibilitySection,
                                          SpecSection)
+from study.report.sections.claims import ClaimsSection
+from study.report.sections.decomposition import InteractionsSection
+from study.report.sections.effects import EffectsSection, ForestSection
 from study.report.sections.findings import FindingsSection
-from study.report.sections.lesson import LESSON_FIRST_MODEL, LessonComparisonSection, LessonFiguresSection
-from study.report.sections.results import (EffectsSection, InteractionsSection, LeaderboardSection, PathSection,
-                                           TrialsSection)
+from study.report.sections.lesson import LessonComparisonSection, LessonFiguresSection
+from study.report.sections.results import LeaderboardSection, PathSection, TrialsSection
 from study.spec.study_spec import StudySpec
 from study.tracking.store import configure
 
@@ -35,27 +41,36 @@ class NoTrialsYet:
 
 
 SECTIONS: list[Section] = [
-    HeaderSection(), NoTrialsYet(), FindingsSection(), TrialsSection(), LeaderboardSection(), EffectsSection(),
-    InteractionsSection(), PathSection(), LessonFiguresSection(), LessonComparisonSection(), MethodsSection(),
-    SpecSection(), FilesSection(), ReproducibilitySection(),
+    HeaderSection(), NoTrialsYet(), ForestSection(), FindingsSection(), ClaimsSection(), TrialsSection(),
+    LeaderboardSection(), EffectsSection(), InteractionsSection(), PathSection(), LessonFiguresSection(),
+    LessonComparisonSection(), MethodsSection(), SpecSection(), FilesSection(), ReproducibilitySection(),
 ]
 
 
-def write_report(spec: StudySpec, tracking_uri: str | None = None, out_root: Path = Path("reports")) -> Path:
-    """Rewrite reports/<study>/ from whatever finished trials the store holds."""
+def write_report(spec: StudySpec, tracking_uri: str | None = None, out_root: Path = Path("reports"),
+                 data_dir: str | None = None) -> Path:
+    """Rewrite reports/<study>/ from whatever finished trials the store holds (`data_dir`: where the
+    validation labels are, for the majority-class rate; default as for training)."""
     configure(tracking_uri)
-    ctx = build_context(spec, out_root / spec.name)
+    ctx = build_context(spec, out_root / spec.name, data_dir)
     readme = ctx.out / "README.md"
-    readme.write_text("\n".join(text for text in (section.render(ctx) for section in SECTIONS) if text))
+    text = "\n".join(text for text in (section.render(ctx) for section in SECTIONS) if text)
+    readme.write_text(without_machine_paths(text))
     return readme
 
 
-def build_context(spec: StudySpec, out: Path) -> ReportContext:
-    """Read the store once: every trial run, the finished ones as a tidy frame, their curves, the analysis."""
+def build_context(spec: StudySpec, out: Path, data_dir: str | None = None) -> ReportContext:
+    """Read the store once: every trial run, the finished ones as a tidy frame, their curves, the analysis.
+
+    The expected trials are the spec's, plus the confirm stage's once the main trials are done (the
+    same selection the workers made from the same results)."""
     fresh_output_dirs(out)
     all_runs = trials_frame(spec.name, include_unfinished=True)
     frame = trials_frame(spec.name)
     expected = spec.unique_trials()
+    if not frame.empty and spec.confirm is not None:
+        main = frame[frame["trial_key"].isin({t.key for t in expected})].reset_index(drop=True)
+        expected = expected + (confirm_trials(spec, tidy_trials(main, spec)) or [])
     if not frame.empty:
         frame = frame[frame["trial_key"].isin({t.key for t in expected})].reset_index(drop=True)
     tidy = tidy_trials(frame, spec)
@@ -65,10 +80,12 @@ def build_context(spec: StudySpec, out: Path) -> ReportContext:
     if not tidy.empty:
         ctx.curves = epoch_curves(tidy["run_id"])
         export(tidy, ctx.curves, out)
+        rule = failure_rule(spec.base, data_dir)
         if ctx.lesson:
-            ctx.result = analyse(spec, tidy, TrialConfig(**LESSON_FIRST_MODEL))
-        else:  # a study of your own: the path starts at its base config
-            ctx.result = analyse(spec, tidy, spec.base, source_name="the base config")
+            ctx.result = analyse(spec, tidy, TrialConfig(**LESSON_FIRST_MODEL), rule, ctx.curves)
+        else:  # a study of your own: the path starts at its base config; the lesson's claims are not its own
+            ctx.result = analyse(spec, tidy, spec.base, rule, ctx.curves, source_name="the base config")
+            ctx.result.claims = ctx.result.claims.iloc[0:0]
     return ctx
 
 

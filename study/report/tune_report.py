@@ -17,6 +17,7 @@ from study.analysis.runs import parent_runs
 from study.core.names import EPOCHS_ATTR, RUN_ID_ATTR
 from study.core.text import format_duration, redact
 from study.report.format import markdown_table as _markdown
+from study.report.format import without_machine_paths
 from study.report.sections.tuning import (ordered_trials as _ordered, history_section, importances_section, intermediate_values, param_map_section,
                                           pruning_section, retrain_section, value_text as _fmt)
 from study.spec.study_spec import spec_hash
@@ -56,7 +57,7 @@ def write_tune_report(spec: TuneSpec, storage, storage_url: str, tracking_uri: s
         ]
     sections.append(_spec_section(spec))
     readme = out / "README.md"
-    readme.write_text("\n".join(s for s in sections if s))
+    readme.write_text(without_machine_paths("\n".join(s for s in sections if s)))
     return readme
 
 

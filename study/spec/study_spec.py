@@ -11,13 +11,14 @@ from typing import Any
 from study.config import Hyperparameter, TrialConfig
 from study.config.factors import is_int
 from study.core.errors import SpecError
+from study.spec.confirm import ConfirmSpec, parse_confirm
 from study.spec.designs import DESIGNS, Design, Level, Trial, expand, unique
 from study.spec.fields import STUDY_WIDE_FIELDS, checked_field, config_error, parse_base
 from study.spec.hyperparameters import Fields, check_used, parse_hyperparameters, unknown_factor
 from study.spec.reading import (check_top_level, int_value, read_yaml, reject_unknown, seed_list, text_value)
 
 TOP_LEVEL_KEYS = ("name", "description", "seeds", "base", "design", "factors", "steps_per_execution",
-                  "sample_size", "sample_seed", "hyperparameters") + STUDY_WIDE_FIELDS
+                  "sample_size", "sample_seed", "hyperparameters", "confirm") + STUDY_WIDE_FIELDS
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class StudySpec:
     description: str = ""
     sample_size: int = 0
     sample_seed: int = 0
+    confirm: ConfirmSpec | None = None  # configs re-run on new seeds after the main trials (study.spec.confirm)
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
     hyperparameters: dict[str, Hyperparameter] = field(default_factory=dict)  # the spec's own (`hyperparameters:`)
 
@@ -66,17 +68,19 @@ def parse_spec(raw: Any, source: str = "<spec>", default_name: str = "study") ->
         raise SpecError(source, "design", f"{design!r} is not allowed; allowed values: {', '.join(DESIGNS)}")
     sample_size, sample_seed = _parse_sample(source, raw, design)
     fields = Fields(parse_hyperparameters(source, raw.get("hyperparameters")))
+    seeds = seed_list(source, "seeds", raw.get("seeds", [0]))
     spec = StudySpec(
         name=name,
         source=source,
         base=parse_base(source, raw, fields=fields),
-        seeds=seed_list(source, "seeds", raw.get("seeds", [0])),
+        seeds=seeds,
         design=design,
         factors=_parse_factors(source, raw.get("factors", {}), fields),
         steps_per_execution=int_value(source, "steps_per_execution", raw.get("steps_per_execution", 128), low=1),
         description=text_value(source, "description", raw.get("description", "")),
         sample_size=sample_size,
         sample_seed=sample_seed,
+        confirm=parse_confirm(source, raw.get("confirm"), seeds),
         raw=raw,
         hyperparameters=fields.declared,
     )

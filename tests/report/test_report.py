@@ -25,13 +25,14 @@ factors:
   schedule: [constant, warmup_cosine]
 """
 
-SECTIONS = ("## Findings", "## Trials, divergence and missing results", "## Leaderboard",
-            "## Effects of each factor", "## Interactions and importance", "### Importance ranking",
-            "### The 1 strongest interactions", "## Ablation path", "## The lesson's figures, from our code",
-            "### Initial weights: normal vs Xavier vs He, n = 256", "### Learning-rate schedules",
-            "## How the numbers are computed", "## Reproducibility")
-FIGURES = ("curves_init.png", "curves_schedule.png", "importance.png", "interaction_init_x_schedule.png",
-           "ablation_path.png", "init_weights_kde.png", "learning_rates.png")
+SECTIONS = ("## Every effect at a glance", "## Findings", "## The lesson's claims",
+            "## Trials, failures and missing results", "## Leaderboard", "## Effects of each factor",
+            "### Learning vs accuracy", "### No-ops", "### Power", "## Interactions and importance",
+            "### Importance ranking", "### The 1 strongest two-way interactions", "## Ablation path",
+            "## The lesson's figures, from our code", "### Initial weights: normal vs Xavier vs He, n = 256",
+            "### Learning-rate schedules", "## How the numbers are computed", "## Reproducibility")
+FIGURES = ("forest.png", "curves_init.png", "curves_schedule.png", "importance.png",
+           "interaction_init_x_schedule.png", "ablation_path.png", "init_weights_kde.png", "learning_rates.png")
 NUMBER = re.compile(r"[+-]?\d+\.\d+(?:e[+-]\d+)?(?: pp|%)?")
 
 
@@ -74,14 +75,16 @@ def test_report_has_every_section_and_figure(study):
     for heading in SECTIONS:
         assert heading in readme, heading
     assert "Trials: 8 of 8 finished" in readme
-    assert re.search(r"\| init +\| he vs normal +\| 4 +\| [+-]\d+\.\d\d pp \[", readme)
+    assert re.search(r"\| init +\| he vs normal +\| 2 blocks +\| [+-]\d+\.\d\d pp \[", readme)
+    assert readme.index("## Every effect at a glance") < readme.index("## Findings")  # the figure opens the report
     for name in FIGURES:
         assert_png(out / "figures" / name)
         assert f"(figures/{name})" in readme
     footer = readme[readme.index("## Reproducibility"):]
     for needle in ("hash `", "Keras backend: `tensorflow`", "keras 3.", "Machine(s):", "python -m study run",
-                   "python -m study report"):
+                   "python -m study report", "bit for bit", "311 of the 432"):
         assert needle in footer, needle
+    assert not re.search(r"(^|[^A-Za-z0-9_.])/(work|tmp|home|root)/", readme)  # no path of this machine
 
 
 @pytest.mark.integration
@@ -89,7 +92,7 @@ def test_summary_numbers_are_in_the_tables(study):
     out, _ = study
     readme = (out / "README.md").read_text()
     start = readme.index("## Findings")
-    end = readme.index("## Trials, divergence")
+    end = readme.index("## The lesson's claims")
     summary, rest = readme[start:end], readme[end:]
     quoted = NUMBER.findall(summary)
     assert len(quoted) >= 15
@@ -107,7 +110,7 @@ def test_tidy_exports(study):
     epochs = pd.read_parquet(out / "tables" / "epoch_metrics.parquet")
     assert len(epochs) == 8 * 2 * 5  # trials x epochs x (loss, accuracy, val_loss, val_accuracy, learning_rate)
     effects = pd.read_csv(out / "tables" / "effects_final_val_accuracy.csv")
-    assert list(effects["n_pairs"]) == [4, 4]
+    assert list(effects["pairs"]) == [4, 4] and list(effects["blocks"]) == [2, 2]
     assert (effects["ci_low"] <= effects["diff"]).all() and (effects["diff"] <= effects["ci_high"]).all()
     assert effects["p_holm"].between(0, 1).all()
 

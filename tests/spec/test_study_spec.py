@@ -66,6 +66,13 @@ def bad(**changes):
         (bad(name="my study!"), "name", ["letters, digits"]),
         (bad(backend="torch"), "backend", ["tensorflow, jax"]),
         ([1, 2], "<top level>", ["mapping"]),
+        (bad(confirm=[5]), "confirm", ["mapping", "top_k, seeds, path"]),
+        (bad(confirm={"top_k": 2}), "confirm.seeds", ["is required"]),
+        (bad(confirm={"seeds": [0, 5]}), "confirm.seeds", ["[0] repeat the study's seeds [0, 1]", "must be new"]),
+        (bad(confirm={"seeds": [5, 5]}), "confirm.seeds", ["duplicates"]),
+        (bad(confirm={"seeds": [5], "top_k": 0}), "confirm.top_k", ["integer >= 1"]),
+        (bad(confirm={"seeds": [5], "path": "yes"}), "confirm.path", ["boolean"]),
+        (bad(confirm={"seeds": [5], "best": 3}), "confirm.best", ["unknown key", "top_k, seeds, path"]),
     ],
 )
 def test_bad_spec_is_rejected_with_a_precise_message(raw, key, words):
@@ -86,20 +93,29 @@ def test_spec_file_errors_name_the_file(tmp_path):
         load_spec(broken)
 
 
-def test_lesson_grid_has_144_configs_times_3_seeds():
+def test_lesson_grid_has_192_configs_times_3_seeds_and_keeps_the_first_432_keys():
+    """Both warm-up variants: the 144 configs of the first grid (whose 432 keys test_layout pins) plus the 48
+    with warmup_cosine_corrected; a rerun trains only those 144 new trials (and the confirm stage)."""
+    from tests.test_layout import lesson_grid_v1_keys
+
     spec = load_spec("ablations/lesson_grid.yaml")
     trials = spec.unique_trials()
-    assert len({t.config.replace(seed=0) for t in trials}) == 144
-    assert len(trials) == 432
-    assert len({t.key for t in trials}) == 432
+    assert len({t.config.replace(seed=0) for t in trials}) == 192
+    assert len(trials) == 576 and len({t.key for t in trials}) == 576
+    assert set(lesson_grid_v1_keys()) <= {t.key for t in trials}
+    assert [lv.label for lv in spec.factors["schedule"]] == ["constant", "plateau", "warmup_cosine",
+                                                             "warmup_cosine_corrected"]
     # the adam level sets its own learning rate
     adam = [t.config for t in trials if t.config.optimizer == "adam"]
     assert {c.learning_rate for c in adam} == {0.001}
+    assert spec.confirm is not None and not set(spec.confirm.seeds) & set(spec.seeds)
 
 
 def test_shipped_specs_are_valid():
-    for name, n in [("lesson_baseline", 5), ("lesson_exercise", 2), ("quick", 24)]:
+    for name, n in [("lesson_baseline", 5), ("lesson_exercise", 6), ("quick", 24), ("lesson_regularisation", 36),
+                    ("lesson_optimizers", 60)]:
         assert len(load_spec(f"ablations/{name}.yaml").unique_trials()) == n
+    assert load_spec("ablations/lesson_exercise.yaml").base.validation == "holdout"
     baseline = load_spec("ablations/lesson_baseline.yaml").base
     assert (baseline.hidden_layers, baseline.units, baseline.activation, baseline.optimizer,
             baseline.learning_rate, baseline.batch_size, baseline.epochs) == (4, 32, "relu", "sgd", 0.01, 32, 5)

@@ -5,17 +5,17 @@ as strings), a `seed` column, a `status` column and metric columns. Nothing here
 touches MLflow or Keras, so every function is tested on synthetic data with
 planted effects.
 
-Choices (stated again in every report):
+Choices (stated again in every report's "How the numbers are computed"):
 - Per-config interval over seeds: Student t (3 seeds are too few for a bootstrap).
-- Main effect of a level: mean of paired differences to the reference level, one
-  pair per combination of the other factors' levels and seed; 95% t interval on
-  those differences; two-sided Wilcoxon signed-rank test (Pratt's treatment of
-  zero differences); Holm correction over every level-vs-reference comparison of
-  the metric; P(level > reference) = share of pairs where the level wins, ties
-  counting half (the probability of improvement of Bouthillier et al., 2021).
-- Interactions and importance: ANOVA (statsmodels OLS, type II sums of squares)
-  with all main effects and two-way interactions; share of variance = SS / total SS.
-- Ablation path (Fawcett & Hoos, 2016) read off the trials: greedy, one flip at a
+- Effects (blocks.py): the unit is the block, a combination of the other factors' levels; seeds are
+  averaged within a block first; t interval and t test over blocks, Holm over a table; a separate
+  seed-noise interval with the blocks held fixed; P(level > ref) over blocks with a Wilson interval.
+- Failures (failures.py): a trial that does not learn is its own outcome; effects on the failure rate
+  and among learners, by block.
+- No-ops (noop.py): counts of bit-identical pairs and of trials whose learning rate changed.
+- Decomposition (factorial.py): the saturated factorial, seed noise as the error term, Holm over terms;
+  importance by total effect.
+- Power (power.py, intervals.detectable_difference): the smallest difference detected with 80% power.
+- Ablation path (path.py, Fawcett & Hoos 2016) read off the trials: greedy, one flip at a
   time from the source config to the target config, best mean first.
 """
-

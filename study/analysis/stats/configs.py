@@ -22,6 +22,8 @@ def config_summary(frame: pd.DataFrame, factors: list[str], metrics: tuple[str, 
         row: dict[str, object] = dict(zip(columns if columns is not None else factors, key))
         row["n"] = int(len(group))
         row["diverged"] = int(group["status"].eq("diverged").sum()) if "status" in group else 0
+        if "failed" in group:  # trials that did not learn (study.analysis.stats.failures)
+            row["failed"] = int(group["failed"].sum())
         for metric in metrics:
             values = group[metric].astype(float)
             low, high = t_interval(values)
@@ -32,6 +34,9 @@ def config_summary(frame: pd.DataFrame, factors: list[str], metrics: tuple[str, 
             row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = low, high
         rows.append(row)
     table = pd.DataFrame(rows)
-    if metrics:
-        table = table.sort_values(f"{metrics[0]}_mean", ascending=False, na_position="last")
+    if metrics and not table.empty:
+        # ties (e.g. a no-op level: bit-identical configs) in a fixed order, whatever order the trials came in
+        names = columns if columns is not None else factors
+        table = table.iloc[sorted(range(len(table)), key=lambda i: tuple(str(table.iloc[i][n]) for n in names))]
+        table = table.sort_values(f"{metrics[0]}_mean", ascending=False, na_position="last", kind="mergesort")
     return table.reset_index(drop=True)

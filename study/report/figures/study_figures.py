@@ -40,15 +40,18 @@ def seed_band_curves(bands: dict[str, pd.DataFrame], factor: str, labels: list[s
 
 
 def importance_bars(ranking: pd.DataFrame, path: Path) -> Path:
-    """Share of variance per factor: main effect, plus the interactions it takes part in."""
+    """Total-effect share per factor, stacked: main effect, two-way terms, 3-way and higher terms."""
     table = ranking.iloc[::-1]
-    fig, ax = plt.subplots(figsize=(6, 0.45 * len(table) + 1.3))
+    fig, ax = plt.subplots(figsize=(6.4, 0.45 * len(table) + 1.3))
     y = np.arange(len(table))
-    ax.barh(y, 100 * table["main_share"], color="tab:blue", label="main effect")
-    ax.barh(y, 100 * table["interaction_share"], left=100 * table["main_share"], color="tab:blue", alpha=0.3,
-            label="two-way interactions it takes part in")
+    left = np.zeros(len(table))
+    for column, text, alpha in (("main_share", "main effect", 1.0), ("two_way_share", "two-way terms it is in", 0.55),
+                                ("higher_share", "3-way and higher terms it is in", 0.25)):
+        values = 100 * table[column].to_numpy(dtype=float)
+        ax.barh(y, values, left=left, color="tab:blue", alpha=alpha, label=text)
+        left += values
     ax.set_yticks(y, table["factor"])
-    ax.set_xlabel("% of the variance of the metric (ANOVA sum of squares / total)")
+    ax.set_xlabel("% of the variance of val accuracy (total effect: every term the factor is in)")
     ax.grid(axis="x", alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     return save(fig, path)

@@ -1,30 +1,36 @@
 """The plain-language summary: sentences built only from numbers the report's tables show.
 
 Every number goes through `study.report.format`, the same formatters the tables use,
-so a reader can find each quoted number in a table. A claim of an effect is made
-only when the Holm-corrected test supports it; otherwise the sentence says so.
+so a reader can find each quoted number in a table. A level is said to raise or lower
+accuracy only when its block verdict says so; a no-op is called a no-op, not "not significant".
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
-from study.analysis.stats.anova import strongest_interactions
+from study.analysis.leaderboard import CONFIRMED
 from study.analysis.stats.divergence import CHANCE_ACCURACY
 from study.analysis.study_analysis import PRIMARY, Analysis
 from study.report import format as fmt
 from study.report.section import ReportContext
+from study.report.sections.decomposition import order_shares
+
+FAILED = "failed"
 
 
 def summary_sentences(result: Analysis) -> list[str]:
-    """Sentences in order of weight: best config, factors by importance, path, interactions, divergence."""
+    """In order of weight: best config, trials that did not learn, factors by importance, decomposition,
+    claims, power, path, divergence."""
     if result.frame.empty:
         return []
-    out = [_best_config(result)]
+    out = [_best_config(result), _failures(result)]
     if result.factors:
         out += _effects(result)
-        out += _importance(result)
+        out += _decomposition(result)
+        out += _claims(result)
         out += _path(result)
+    out.append(_power(result))
     out.append(_divergence(result))
     return [s for s in out if s]
 
@@ -33,9 +39,9 @@ def summary_section(result: Analysis) -> str:
     sentences = summary_sentences(result)
     if not sentences:
         return ""
-    table_note = ("Each number below appears in a table further down (leaderboard, effects, ANOVA, ablation path). "
-                  "Intervals are 95%; pp = percentage points of accuracy; effects are paired differences to the "
-                  "factor's reference level, tested with Wilcoxon signed-rank and Holm-corrected.")
+    table_note = ("Each number below appears in a table further down. Intervals are 95%; pp = percentage points. "
+                  "Effects are level - reference with intervals over blocks (combinations of the other factors, "
+                  "seeds averaged first); per-config numbers are over seeds.")
     if result.seeds < 3:
         table_note += (f" Caution: {result.seeds} seed(s) only; intervals over seeds are wide or missing and "
                        "conclusions are provisional.")
@@ -51,8 +57,24 @@ def _best_config(result: Analysis) -> str:
     head = (f"The best configuration by mean val accuracy is `{_levels(best, result.factors)}`: " if result.factors
             else "The study's one configuration reaches ")
     interval = fmt.interval(best[f"{PRIMARY}_ci_low"], best[f"{PRIMARY}_ci_high"], PRIMARY)
-    return (f"{head}{fmt.value(best[f'{PRIMARY}_mean'], PRIMARY)} {interval} val accuracy over {int(best['n'])} "
-            f"seed(s), with test accuracy {fmt.value(best['test_accuracy_mean'], 'test_accuracy')}.")
+    seeds = f"over {int(best['n'])} seed(s)"
+    if best.get("stage") == CONFIRMED:
+        seeds = (f"over its {int(best['n'])} confirm seeds, which played no part in picking it (the main seeds "
+                 f"that picked it gave {fmt.value(best['selection_mean'], PRIMARY)})")
+    return (f"{head}{fmt.value(best[f'{PRIMARY}_mean'], PRIMARY)} {interval} val accuracy {seeds}, with test "
+            f"accuracy {fmt.value(best['test_accuracy_mean'], 'test_accuracy')}.")
+
+
+def _failures(result: Analysis) -> str:
+    failed = int(result.frame[FAILED].sum())
+    if not failed:
+        return (f"Every trial learned (none at or below {fmt.value(result.rule.threshold, PRIMARY)} val accuracy, "
+                "the majority-class rate plus the margin).")
+    return (f"{failed} of {len(result.frame)} trials did not learn (val accuracy at most "
+            f"{fmt.value(result.rule.threshold, PRIMARY)}, i.e. the majority-class rate "
+            f"{fmt.value(result.rule.majority_rate, PRIMARY)} plus {fmt.points(result.rule.margin)}, or a non-finite "
+            "loss): averages mix them with trials that learn, so each effect below is also given on the failure "
+            "rate and among learners.")
 
 
 def _factor_order(result: Analysis) -> list[str]:
@@ -66,48 +88,68 @@ def _effects(result: Analysis) -> list[str]:
     table = result.effects[PRIMARY]
     out = []
     for factor in _factor_order(result):
-        for _, row in table[table["factor"] == factor].iterrows():
-            out.append(_effect_sentence(row))
+        for index in table.index[table["factor"] == factor]:
+            out.append(_effect_sentence(table.loc[index], result.failures.loc[index],
+                                        result.learners[PRIMARY].loc[index], result))
     return out
 
 
-def _effect_sentence(row: pd.Series) -> str:
+def _effect_sentence(row: pd.Series, failure: pd.Series, learners: pd.Series, result: Analysis) -> str:
     lvl, ref = f"`{row['factor']}={row['level']}`", f"`{row['factor']}={row['reference']}`"
-    if row["n_pairs"] == 0:
+    if row["pairs"] == 0:
         return f"{lvl} vs {ref}: no paired trials finished yet, so no comparison."
-    size = fmt.delta(row["diff"], PRIMARY)
-    interval = fmt.interval(row["ci_low"], row["ci_high"], PRIMARY, signed=True)
-    evidence = (f"Holm-corrected Wilcoxon p = {fmt.p_value(row['p_holm'])}; it wins "
-                f"P = {fmt.probability(row['p_improvement'])} of {int(row['n_pairs'])} pairs")
+    if row["verdict"] in ("no-op", "mostly no-op"):
+        text = (f"{lvl} vs {ref}: the val accuracy is equal in {int(row['equal_values'])} of {int(row['pairs'])} "
+                f"pairs, and {int(row['equal_pairs'])} pairs are identical in every result, so the level changed "
+                "(almost) nothing and no test is reported")
+        noop = result.noops[(result.noops["factor"] == row["factor"]) & (result.noops["level"] == row["level"])]
+        if len(noop) and "level_lr_changed" in noop and pd.notna(noop["level_lr_changed"].iloc[0]):
+            text += (f"; the learning rate changed during training in {int(noop['level_lr_changed'].iloc[0])} of "
+                     f"{int(noop['level_trials'].iloc[0])} {row['level']} trials")
+        return text + "."
+    size = fmt.effect(row["diff"], row["ci_low"], row["ci_high"], PRIMARY)
+    unit = f"{int(row['blocks'])} {row['unit']}"
     if row["verdict"] in ("higher", "lower"):
         verb = "raises" if row["verdict"] == "higher" else "lowers"
-        return f"{lvl} {verb} val accuracy by {size} {interval} over {ref} ({evidence})."
-    if row["verdict"] == "test only":
-        return (f"{lvl} vs {ref}: {size} {interval} in val accuracy; the test finds a consistent shift ({evidence}) "
-                "but the interval of the mean difference includes 0: a few extreme pairs (diverged or stuck "
-                "trials) make its size uncertain.")
-    return (f"{lvl} vs {ref}: {size} {interval} in val accuracy, not significant after Holm correction "
-            f"({evidence}).")
+        text = f"{lvl} {verb} val accuracy by {size} over {ref}"
+    else:
+        text = f"{lvl} vs {ref}: {size} in val accuracy, not significant after Holm correction"
+    text += f" ({unit}; median {'block' if row['unit'] == 'blocks' else 'seed'} {fmt.delta(row['median'], PRIMARY)})"
+    if failure["pairs"] and (failure["diff"] != 0 or failure["ci_low"] != failure["ci_high"]):
+        text += (f"; on the share of trials that do not learn "
+                 f"{fmt.effect(failure['diff'], failure['ci_low'], failure['ci_high'], FAILED)}")
+    if learners["pairs"]:
+        among = fmt.effect(learners["diff"], learners["ci_low"], learners["ci_high"], PRIMARY)
+        text += f"; among trials that learn {among} ({int(learners['blocks'])} {learners['unit']})"
+    return text + "."
 
 
-def _importance(result: Analysis) -> list[str]:
+def _decomposition(result: Analysis) -> list[str]:
     if result.ranking.empty:
         return []
-    ranking = result.ranking
-    top = [f"`{r['factor']}` ({fmt.share(r['main_share'])})" for _, r in ranking.head(3).iterrows()]
-    text = "By the ANOVA, the factor whose main effect explains the most variance of val accuracy is " + top[0]
+    orders = order_shares(result)
+    parts = ", ".join(f"{fmt.share(share)} in {name}" for name, share in orders.items())
+    top = [f"`{r['factor']}` ({fmt.share(r['total_share'])})" for _, r in result.ranking.head(3).iterrows()]
+    text = (f"The saturated decomposition of val accuracy puts {parts}. Ranked by total effect (every term a factor "
+            f"takes part in), the most important factor is {top[0]}")
     if len(top) > 1:
         text += ", then " + " and ".join(top[1:])
-    table = result.anova.table
-    residual = table[table["kind"] == "residual"]["share"]
-    pairs = strongest_interactions(result.anova, k=1)
-    if pairs:
-        a, b = pairs[0]
-        share = table.set_index("term").loc[f"{a} x {b}", "share"]
-        text += f"; the strongest two-way interaction, `{a} x {b}`, explains {fmt.share(share)}"
-    if len(residual):
-        text += f"; the residual (seed noise and higher-order interactions) is {fmt.share(residual.iloc[0])}"
     return [text + "."]
+
+
+def _claims(result: Analysis) -> list[str]:
+    claims = result.claims
+    if claims.empty:
+        return []
+    tested = claims[claims["verdict"] != "not testable here"]
+    if tested.empty:
+        return ["None of the lesson's claims is testable in this study (see the claims table for why)."]
+    counts = tested["verdict"].value_counts()
+    order = ("supported", "contradicted", "no effect", "inconclusive")
+    summary = ", ".join(f"{int(counts[v])} {v}" for v in order if v in counts)
+    not_testable = int((claims["verdict"] == "not testable here").sum())
+    return [f"The lesson's claims, contrast by contrast: {summary}; {not_testable} not testable here (each with "
+            "its reason in the claims table)."]
 
 
 def _path(result: Analysis) -> list[str]:
@@ -115,8 +157,12 @@ def _path(result: Analysis) -> list[str]:
     if path.empty:
         return []
     start = path.iloc[0]
-    out = [f"{result.path_source_name[0].upper()}{result.path_source_name[1:]} (`{start['config']}`) reaches "
-           f"{fmt.value(start['mean'], PRIMARY)} {fmt.interval(start['ci_low'], start['ci_high'], PRIMARY)}."]
+    seeds = " on the confirm seeds" if result.path_seeds == "confirm" else ""
+    name = result.path_source_name
+    who = (f"The ablation path starts at {name}'s levels, where the study has them, else the reference level"
+           if result.path_source_note else f"{name[0].upper()}{name[1:]}")
+    out = [f"{who} (`{start['config']}`) reaches "
+           f"{fmt.value(start['mean'], PRIMARY)} {fmt.interval(start['ci_low'], start['ci_high'], PRIMARY)}{seeds}."]
     steps = path.iloc[1:]
     if steps.empty:
         out[-1] = out[-1][:-1] + ", and it is the best config: the ablation path is empty."
@@ -126,10 +172,22 @@ def _path(result: Analysis) -> list[str]:
     out.append(f"The greedy ablation path to the best config flips {len(steps)} factor(s) in this order: {flips}; "
                f"the largest step is `{biggest['flip']}` with {fmt.delta(biggest['gain'], PRIMARY)} "
                f"{fmt.interval(biggest['gain_ci_low'], biggest['gain_ci_high'], PRIMARY, signed=True)} "
-               f"(paired over {int(biggest['gain_pairs'])} seed(s)).")
+               f"(paired over {int(biggest['gain_pairs'])} seed(s){seeds}).")
     if result.path_note:
         out.append(f"The path stops early: {result.path_note}.")
     return out
+
+
+def _power(result: Analysis) -> str:
+    power = result.power
+    if not power or pd.isna(power.get("two_configs")):
+        return ""
+    text = (f"Power: two configs measured on {int(power['seeds'])} seeds each must differ by at least "
+            f"{fmt.points(power['two_configs'])} to be detected with 80% power (seed SD "
+            f"{fmt.points(power['top_sd'])} among the best configs)")
+    if "two_configs_confirm" in power:
+        text += f"; on the {int(power['confirm_seeds'])} confirm seeds, {fmt.points(power['two_configs_confirm'])}"
+    return text + "."
 
 
 def _divergence(result: Analysis) -> str:

@@ -12,7 +12,8 @@ import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
 from study.analysis.runs import trials_frame
-from study.analysis.stats.intervals import t_interval
+from study.analysis.stats.blocks import t_test_p
+from study.analysis.stats.intervals import t_interval, tost
 from study.core.text import format_duration
 from study.report import format as formatting
 from study.report.figures.pyplot import plt, save
@@ -22,6 +23,7 @@ from study.tuning.optuna_setup import arm_configs
 
 TOP = 10
 CONFIDENCE = 0.95
+EQUIVALENCE_MARGIN = 0.005  # 0.5 pp of test accuracy: the smallest difference between two configs worth acting on
 
 
 def history_section(spec: TuneSpec, trials: pd.DataFrame, curves: pd.DataFrame, out: Path) -> str:
@@ -74,22 +76,37 @@ def importances_section(spec: TuneSpec, study: optuna.Study, out: Path) -> str:
         return ("## Parameter importances\n\nOnly one field is searched, so its importance is 1 by definition; "
                 "see the parameter map below.\n")
     evaluators = {
-        "fANOVA": optuna.importance.FanovaImportanceEvaluator(seed=0),
-        "PED-ANOVA": optuna.importance.PedAnovaImportanceEvaluator(),
+        "fANOVA": lambda: optuna.importance.FanovaImportanceEvaluator(seed=0),
+        "PED-ANOVA": lambda: optuna.importance.PedAnovaImportanceEvaluator(),
     }
+    step, every = common_step_study(study)
+    studies = {"completed trials": study} | ({f"all trials at epoch {step}": every} if every is not None else {})
     results, problems = {}, []
-    for label, evaluator in evaluators.items():
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                results[label] = optuna.importance.get_param_importances(study, evaluator=evaluator)
-        except Exception as exc:  # noqa: BLE001 - too few or too uniform trials; say so instead of failing
-            problems.append(f"{label}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
-    text = ("## Parameter importances\n\nShare of the objective's variance over the completed trials explained by "
-            "each searched field, from Optuna's `FanovaImportanceEvaluator` (fANOVA on a random forest fitted to "
-            "the completed trials, seed 0) and, beside it, `PedAnovaImportanceEvaluator` (PED-ANOVA, Optuna's "
-            "default evaluator, which asks which fields set the top 10% of trials apart). With few trials both are "
-            "rough.\n\n")
+    for which, source in studies.items():
+        for label, evaluator in evaluators.items():
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    results[f"{label}, {which}"] = optuna.importance.get_param_importances(source,
+                                                                                           evaluator=evaluator())
+            except Exception as exc:  # noqa: BLE001 - too few or too uniform trials; say so instead of failing
+                problems.append(f"{label}, {which}: {type(exc).__name__}: "
+                                f"{str(exc).splitlines()[0] if str(exc) else ''}")
+    complete = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+    finished = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,
+                                                             optuna.trial.TrialState.PRUNED)))
+    text = ("## Parameter importances\n\nShare of the objective's variance explained by each searched field, from "
+            "Optuna's `FanovaImportanceEvaluator` (fANOVA on a random forest, seed 0) and, beside it, "
+            "`PedAnovaImportanceEvaluator` (PED-ANOVA, Optuna's default evaluator, which asks which fields set the "
+            "top 10% of trials apart). With few trials both are rough.\n\n"
+            f"**Pruning caveat:** Optuna fits them on the completed trials only, here {complete} of {finished}: the "
+            "pruner removed the trials that were behind, so those importances describe the survivors, not the "
+            "space that was searched.")
+    if every is not None:
+        text += (f" The `all trials at epoch {step}` columns fit the same evaluators on every finished trial, "
+                 f"completed or pruned, with its value after epoch {step} (the last epoch every trial reached, as "
+                 "reported to the pruner): the whole search, at an earlier point of training.")
+    text += "\n\n"
     if results:
         table = pd.DataFrame(results).reindex(list(spec.space)).reset_index(names="field")
         table.to_csv(out / "tables" / "importances.csv", index=False)
@@ -107,6 +124,23 @@ def importances_section(spec: TuneSpec, study: optuna.Study, out: Path) -> str:
     if problems:
         text += "\nNot computed: " + "; ".join(problems) + "\n"
     return text
+
+
+def common_step_study(study: optuna.Study) -> tuple[int, optuna.Study | None]:
+    """Every finished trial (completed or pruned) as a completed trial whose value is what it reported at the
+    last step all of them reached: importances over the whole search, not only the pruner's survivors."""
+    finished = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,
+                                                         optuna.trial.TrialState.PRUNED))
+    reached = [max(t.intermediate_values) for t in finished if t.intermediate_values]
+    if len(reached) < 2 or len(reached) < len(finished):
+        return 0, None
+    step = min(reached)
+    copy = optuna.create_study(direction=study.direction)
+    for trial in finished:
+        if step in trial.intermediate_values:
+            copy.add_trial(optuna.trial.create_trial(params=trial.params, distributions=trial.distributions,
+                                                     value=trial.intermediate_values[step]))
+    return step, copy if len(copy.trials) == len(finished) else None
 
 
 def param_map_section(spec: TuneSpec, trials: pd.DataFrame, out: Path) -> str:
@@ -201,11 +235,14 @@ def retrain_section(spec: TuneSpec, study: optuna.Study, out: Path) -> str:
     for short, what in (("test", "test accuracy"), ("val", "validation accuracy")):
         diff = complete[f"tuned {short}"] - complete[f"base {short}"]
         low, high = t_interval(diff, CONFIDENCE)  # paired: the interval of the per-seed differences
+        equivalence = tost(diff, EQUIVALENCE_MARGIN)
         intervals.append({"metric": what, "base mean": complete[f"base {short}"].mean(),
                           "base std": complete[f"base {short}"].std(), "tuned mean": complete[f"tuned {short}"].mean(),
                           "tuned std": complete[f"tuned {short}"].std(), "difference (tuned - base)": diff.mean(),
                           f"{CONFIDENCE:.0%} CI low": low, f"{CONFIDENCE:.0%} CI high": high,
-                          "n seeds": int(diff.notna().sum())})
+                          "p (t test)": t_test_p(diff.to_numpy()),
+                          "TOST p": equivalence["p_tost"], "90% CI low": equivalence["low"],
+                          "90% CI high": equivalence["high"], "n seeds": int(diff.notna().sum())})
     summary = pd.DataFrame(intervals)
     summary.to_csv(out / "tables" / "retrain_summary.csv", index=False)
     _retrain_figure(complete, out)
@@ -216,8 +253,12 @@ def retrain_section(spec: TuneSpec, study: optuna.Study, out: Path) -> str:
             f"with seeds {list(spec.retrain_seeds)} (the search used seed {spec.base.seed}), with everything else "
             "equal. A seed fixes initial weights and shuffling for both, so the comparison is paired by seed: the "
             f"interval is the {CONFIDENCE:.0%} Student-t interval of the mean per-seed difference "
-            f"(n - 1 = {len(complete) - 1} degrees of freedom). Test accuracy is the honest measure: the search "
-            "picked the tuned config on the validation set, so its validation advantage is biased upwards.\n\n"
+            f"(n - 1 = {len(complete) - 1} degrees of freedom), with its t test. A difference that is not "
+            "significant is not a match: equivalence is tested separately, by two one-sided t tests (TOST, "
+            f"Schuirmann 1987) against a margin of ±{100 * EQUIVALENCE_MARGIN:.1f} pp, the smallest difference in "
+            "accuracy we would act on; the two configs are equivalent when the 90% interval lies inside the margin "
+            "(TOST p < 0.05). Test accuracy is the honest measure: the search picked the tuned config on the "
+            "validation set, so its validation advantage is biased upwards.\n\n"
             + _markdown(summary) + f"\n\n**{verdict}**\n\nPer seed:\n\n" + _markdown(table)
             + "\n\n![retrain](figures/retrain.png)\n")
 
@@ -236,8 +277,15 @@ def _verdict(row: pd.Series, same: bool) -> str:
         return f"The tuned config beats the base on test accuracy: {interval}."
     if high < 0:
         return f"The tuned config is worse than the base on test accuracy: {interval}."
-    return (f"The tuned config matches the base on test accuracy within the interval: {interval} "
-            "(the interval includes 0).")
+    margin = f"±{100 * EQUIVALENCE_MARGIN:.1f} pp"
+    tost_text = (f"TOST p = {formatting.p_value(row['TOST p'])}, 90% CI "
+                 f"{formatting.interval(row['90% CI low'], row['90% CI high'], metric, signed=True)} pp")
+    if row["TOST p"] < 0.05:
+        return (f"The tuned config is equivalent to the base on test accuracy within {margin}: {interval}; "
+                f"{tost_text}, inside the margin.")
+    return (f"No difference detected on test accuracy ({interval}, the interval includes 0), but equivalence "
+            f"within {margin} is not shown either ({tost_text}, reaching past the margin): these seeds cannot tell "
+            "whether tuning helped.")
 
 
 def _retrain_figure(table: pd.DataFrame, out: Path) -> None:
