@@ -1,7 +1,8 @@
 """`study run` and `study tune` start the same way: verify the data, open the stores, start the workers.
 
 One worker runs in this process; more are `python -m study worker` processes on the
-same queue, exactly what a worker on another machine runs. The data is loaded and
+same queue, exactly what a worker on another machine runs; with `--ray` they are Ray
+actors running the same worker loop (study.execution.ray_workers). The data is loaded and
 verified before any queue, experiment or run is created, so bad data (exit 2) leaves
 nothing behind.
 """
@@ -18,6 +19,7 @@ from study.data.arrays import DatasetArrays
 from study.data.registry import load_dataset
 from study.execution.grid_source import GridSource
 from study.execution.processes import spawn_workers, threads_per_worker
+from study.execution.ray_cluster import RayCluster
 from study.execution.sources import TrialSource, WorkerOptions
 from study.execution.worker import run_worker
 from study.queue.storage import QueueSettings, default_storage_url
@@ -52,8 +54,13 @@ def verify_data(datasets: Iterable[str], data_dir: str | None, log: Callable[[st
 
 
 def start_workers(spec, queue: TrialQueue, source: TrialSource, options: WorkerOptions, workers: int,
-                  overrides: dict[str, str], log: Callable[[str], None]) -> bool:
-    """Train with `workers` workers (this process, or N worker processes); True if they were interrupted."""
+                  overrides: dict[str, str], log: Callable[[str], None], ray: RayCluster | None = None) -> bool:
+    """Train with `workers` workers (this process, or N worker processes; with `ray`, Ray actors: the
+    cluster's plan decides how many, at most `workers`); True if they were interrupted."""
+    if ray is not None:
+        from study.execution.ray_workers import run_on_ray  # imports Ray's module only when --ray is used
+
+        return run_on_ray(ray, spec, queue, source, options, workers, log)
     if workers == 1:
         return run_worker(spec, queue, source, options).interrupted
     log(f"starting {workers} worker processes ({options.threads or 'default'} thread(s) each)")
@@ -74,14 +81,17 @@ def run_study(
     threads: int | None = None,
     group_size: int | None = None,
     queue_settings: QueueSettings | None = None,
+    ray: RayCluster | None = None,
 ) -> RunSummary:
-    """Queue every pending trial of `spec`, train them with `workers` processes, return counts by status."""
+    """Queue every pending trial of `spec`, train them with `workers` processes (or Ray actors), return
+    counts by status."""
     overrides = overrides or {}
     spec = spec.with_overrides(**overrides)
     trials = spec.unique_trials()
     workers = max(1, min(workers, len(trials)))
-    threads = threads if threads is not None else threads_per_worker(workers)
-    if workers == 1:  # this process trains: its backend first (MNIST's web route imports Keras)
+    in_process = ray is None and workers == 1
+    threads = threads if threads is not None or ray is not None else threads_per_worker(workers)
+    if in_process:  # this process trains: its backend first (MNIST's web route imports Keras)
         select_backend(spec.base.backend, threads=threads)
     data = verify_data((t.config.dataset for t in trials), data_dir, log)
     uri = configure(tracking_uri)
@@ -104,8 +114,9 @@ def run_study(
     if pending:
         options = WorkerOptions(data_dir=data_dir, steps_per_execution=steps_per_execution, threads=threads,
                                 trial_figures=trial_figures, tracking_uri=uri, log=log, group_size=group_size,
-                                preloaded=data if workers == 1 else {})
-        summary.interrupted = start_workers(spec, queue, source, options, min(workers, pending), overrides, log)
+                                preloaded=data if in_process else {})
+        count = min(workers, pending) if ray is None else pending  # Ray: the cluster's plan decides, up to pending
+        summary.interrupted = start_workers(spec, queue, source, options, count, overrides, log, ray=ray)
     summary.wall_time_s = time.perf_counter() - started
     for key, state in source.key_status(queue).items():
         if key not in done_before:
