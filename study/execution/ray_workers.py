@@ -36,7 +36,7 @@ import mlflow
 from study.core.errors import InputError
 from study.core.names import WORKER_TAG
 from study.core.quiet import quiet_start
-from study.core.text import worker_id
+from study.core.text import format_duration, worker_id
 from study.execution.ray_cluster import NAMESPACE, RayCluster
 from study.execution.signals import StopFlag, say
 from study.execution.sources import TrialSource, WorkerOptions, WorkerSummary
@@ -170,6 +170,9 @@ class Driver:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
             self._close()
+        if not self.signals and all(slot.summary is None and slot.error is None for slot in self.slots):
+            self.log("every Ray worker is gone before the study's end; its trials stay in the queue: run the same "
+                     "command again to finish it")
         errors = [slot.error for slot in self.slots if slot.error is not None]
         if errors and len(errors) == len(self.slots) and isinstance(errors[0], InputError):
             raise errors[0]  # every worker hit the same bad input (e.g. no MNIST on the nodes): exit 2
@@ -222,11 +225,17 @@ class Driver:
             return
         except exceptions.RayTaskError as exc:  # the worker loop raised: report it, the others go on
             slot.error = exc.cause if isinstance(exc.cause, BaseException) else exc
+        for _ in range(2):  # an outstanding call may predate the last lines: ask once more after it
+            if slot.lines is None:
+                slot.lines = slot.actor.lines.remote()
+            self._print(slot, timeout=30)
+        if slot.error is not None:
+            message = str(slot.error).splitlines()[0] if str(slot.error) else ""
             self.log(f"Ray worker {slot.label} ({slot.worker or '?'}) stopped with an error: "
-                     f"{type(slot.error).__name__}: {str(slot.error).splitlines()[0] if str(slot.error) else ''}")
-        if slot.lines is None:
-            slot.lines = slot.actor.lines.remote()
-        self._print(slot, timeout=30)
+                     f"{type(slot.error).__name__}: {message}")
+        if slot.summary is not None and slot.summary.counts:
+            counts = ", ".join(f"{k} {v}" for k, v in sorted(slot.summary.counts.items()))
+            self.log(f"[{slot.label}] worker done: {counts}; {format_duration(slot.summary.wall_time_s)}")
         slot.work = None
         self.ray.kill(slot.actor, no_restart=True)  # done: free its CPUs (and GPUs) for the rest
 
