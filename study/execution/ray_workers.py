@@ -44,6 +44,7 @@ from study.execution.worker import run_worker
 from study.queue.storage import QueueSettings
 from study.queue.trial_queue import TrialQueue
 from study.tracking.runs import reap_runs
+from study.tuning.optuna_setup import open_queue
 
 POLL_S = 0.5  # how often the driver collects the workers' lines and looks for finished or dead ones
 LOG_HINT = "/tmp/ray/session_latest/logs/worker-*.out on each node"
@@ -61,6 +62,7 @@ class StudyWorker:
         self.label = label
         self._lines: list[str] = []
         self._lock = threading.Lock()
+        self._working = threading.Lock()  # one worker loop per process, even if a call is resubmitted
         self.stop_flag = StopFlag(self._log)  # never installed: `stop()` sets it, not a signal
 
     def _log(self, line: str) -> None:
@@ -84,14 +86,17 @@ class StudyWorker:
     def work(self, spec: Any, source: TrialSource, storage_url: str, options: WorkerOptions,
              argv: list[str]) -> WorkerSummary:
         """Join the queue at `storage_url` and train until no trial waits or runs (or `stop`)."""
+        with self._working:
+            return self._work(spec, source, storage_url, options, argv)
+
+    def _work(self, spec: Any, source: TrialSource, storage_url: str, options: WorkerOptions,
+              argv: list[str]) -> WorkerSummary:
         sys.argv = argv  # the MLflow parent run records the command that started this worker
         if options.data_dir and not Path(options.data_dir).is_dir():
             self._log(f"[{self.label}] --data-dir {options.data_dir} does not exist on this node; looking for the "
                       "data in STUDY_DATA_DIR, the cache, then the web (every array is checksum-verified)")
             options = replace(options, data_dir=None)
         if source.kind == "tune":
-            from study.tuning.optuna_setup import open_queue
-
             queue = open_queue(spec, storage_url)
         else:
             queue = TrialQueue.open(storage_url, spec.name, QueueSettings())  # adopts the study's stored settings
