@@ -11,11 +11,16 @@ DASHBOARD_PORT ?= 8080
 HOST ?= 127.0.0.1
 PORT ?= 5000
 DATA_DIR ?=
-WORKERS ?= 1
+WORKERS ?=
 ARGS ?=
 DATA_ARG := $(if $(DATA_DIR),--data-dir $(DATA_DIR),)
+WORKERS_ARG := $(if $(WORKERS),--workers $(WORKERS),)
+# RAY=local (a new Ray instance on this machine) or RAY=host:6379 (an existing cluster): the workers as Ray actors.
+RAY ?=
+RAY_ARG := $(if $(RAY),--ray $(RAY),)
+RAY_INSTALL := $(if $(RAY),install-ray,)
 
-.PHONY: install ablate worker status report ui tune dashboard test clean bench
+.PHONY: install install-ray ablate worker status report ui tune dashboard test clean bench
 
 install: $(VENV)/.installed
 
@@ -25,8 +30,14 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
-ablate: install  ## train every pending trial of STUDY with WORKERS local processes, then write its report
-	$(BIN)/python -m study run $(STUDY) --workers $(WORKERS) --tracking-uri $(TRACKING_URI) --storage $(STORAGE) $(DATA_ARG) $(ARGS)
+install-ray: $(VENV)/.installed-ray  ## the optional Ray extra (study run/tune --ray); CI installs it to run its tests
+
+$(VENV)/.installed-ray: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[test,ray]'
+	touch $@
+
+ablate: install $(RAY_INSTALL)  ## train every pending trial of STUDY with WORKERS local processes (or Ray workers: RAY=), then write its report
+	$(BIN)/python -m study run $(STUDY) $(WORKERS_ARG) $(RAY_ARG) --tracking-uri $(TRACKING_URI) --storage $(STORAGE) $(DATA_ARG) $(ARGS)
 
 worker: install  ## join STUDY's queue (STORAGE) from this machine and train until no trial is left
 	$(BIN)/python -m study worker $(STUDY) --tracking-uri $(TRACKING_URI) --storage $(STORAGE) $(DATA_ARG) $(ARGS)
@@ -40,8 +51,8 @@ report: install  ## rewrite reports/<study>/ from the MLflow store
 ui: install  ## MLflow UI on http://$(HOST):$(PORT) for our store
 	$(BIN)/python -m study ui --tracking-uri $(TRACKING_URI) --host $(HOST) --port $(PORT)
 
-tune: install  ## Optuna-tune TUNE with WORKERS local processes (resumes the same study), retrain base vs tuned, write reports/<study>/
-	$(BIN)/python -m study tune $(TUNE) --workers $(WORKERS) --storage $(STORAGE) --tracking-uri $(TRACKING_URI) $(DATA_ARG) $(ARGS)
+tune: install $(RAY_INSTALL)  ## Optuna-tune TUNE with WORKERS local processes or Ray workers (RAY=; resumes the same study), retrain base vs tuned, write reports/<study>/
+	$(BIN)/python -m study tune $(TUNE) $(WORKERS_ARG) $(RAY_ARG) --storage $(STORAGE) --tracking-uri $(TRACKING_URI) $(DATA_ARG) $(ARGS)
 
 dashboard: install  ## optuna-dashboard on http://$(HOST):$(DASHBOARD_PORT) for the Optuna storage
 	$(BIN)/optuna-dashboard $(STORAGE) --host $(HOST) --port $(DASHBOARD_PORT)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from study.cli.common import (attach_to_run, check_options, fail, overrides, queue_settings, verified_data,
                               worker_options)
+from study.cli.ray_cli import ray_cluster
 from study.cli.tune_commands import tune_queue, tune_spec
 from study.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, InputError
 from study.core.text import format_duration, redact
@@ -30,11 +31,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         check_options(args)
         spec = load_spec(args.spec).with_overrides(**overrides(args))
-        summary = run_study(spec, tracking_uri=args.tracking_uri, data_dir=args.data_dir,
-                            steps_per_execution=args.steps_per_execution, workers=args.workers,
-                            trial_figures=args.trial_figures, storage=args.storage, threads=args.threads,
-                            group_size=args.group_size, queue_settings=queue_settings(args),
-                            overrides=overrides(args))
+        with ray_cluster(args) as cluster:
+            summary = run_study(spec, tracking_uri=args.tracking_uri, data_dir=args.data_dir,
+                                steps_per_execution=args.steps_per_execution, workers=args.workers or 1,
+                                trial_figures=args.trial_figures, storage=args.storage, threads=args.threads,
+                                group_size=args.group_size, queue_settings=queue_settings(args),
+                                overrides=overrides(args), ray=cluster)
     except InputError as exc:
         return fail(exc)
     except KeyboardInterrupt:

@@ -22,9 +22,11 @@ def build_parser() -> argparse.ArgumentParser:
     _reports(run)
     _training(run)
     run.add_argument("--no-report", action="store_true", help="do not write the report at the end")
-    run.add_argument("--workers", type=int, default=1,
-                     help="worker processes on this machine, all taking trials from one queue (default 1)")
+    run.add_argument("--workers", type=int,
+                     help="worker processes on this machine, all taking trials from one queue (default 1); with "
+                          "--ray, Ray workers (default: as many as fit)")
     _queue_options(run)
+    _ray_options(run)
 
     worker = sub.add_parser("worker", help="join a study's queue from any machine and train trials until none is "
                                            "left (an ablation spec, or a tuning spec: then Optuna's sampler decides)")
@@ -58,10 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
     tune = sub.add_parser("tune", help="tune a base config with Optuna, retrain base vs tuned, write the report")
     tune.add_argument("spec", type=Path, help="tuning spec (YAML), e.g. ablations/tune_dropout_lr.yaml")
     _reports(tune)
-    tune.add_argument("--workers", type=int, default=1,
+    tune.add_argument("--workers", type=int,
                       help="worker processes on this machine, all tuning one Optuna study (default 1); more can "
-                           "join from other machines with `study worker SPEC --storage URL`")
+                           "join from other machines with `study worker SPEC --storage URL`; with --ray, Ray "
+                           "workers (default: as many as fit)")
     _queue_options(tune)
+    _ray_options(tune)
     tune.add_argument("--data-dir", help="directory with the MNIST IDX .gz files or mnist.npz (or STUDY_DATA_DIR)")
     tune.add_argument("--no-retrain", action="store_true", help="skip retraining base vs tuned with retrain_seeds")
     tune.add_argument("--no-report", action="store_true", help="do not write the report at the end")
@@ -103,3 +107,18 @@ def _queue_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--grace", type=int, default=30, metavar="S",
                         help="seconds without heartbeat before a trial is re-queued (used when the queue is "
                              "created; default 30)")
+
+
+def _ray_options(parser: argparse.ArgumentParser) -> None:
+    """The workers as Ray actors on a cluster (optional dependency: pip install -e '.[ray]')."""
+    group = parser.add_argument_group("Ray", "run the workers as Ray actors (README: On a Ray cluster)")
+    group.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                       help="run the workers on the Ray cluster at ADDRESS (as ray.init takes it: host:6379, "
+                            "ray://host:10001, auto); without ADDRESS, on a new local Ray instance")
+    group.add_argument("--cpus-per-worker", type=float, metavar="C",
+                       help="CPUs Ray reserves for each worker (default 1); also its math threads unless --threads")
+    group.add_argument("--gpus-per-worker", type=float, metavar="G",
+                       help="GPUs Ray gives each worker (default 0; Ray sets CUDA_VISIBLE_DEVICES per worker)")
+    group.add_argument("--max-restarts", type=int, metavar="R",
+                       help="how often Ray restarts a worker that died (default 3; -1: always); its trials go back "
+                            "to the queue by heartbeat either way")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import ExitStack
 
 from study.cli.common import attach_to_run, check_options, fail, queue_settings, verified_data
+from study.cli.ray_cli import ray_cluster
 from study.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, InputError
 from study.core.text import format_duration
 from study.execution.tune_launch import resolve_base_from, run_tuning
@@ -31,18 +33,23 @@ def tune_queue(spec: TuneSpec, args: argparse.Namespace):
 def tune(args: argparse.Namespace) -> int:
     """Everything that can be wrong with the input is checked before the first trial: spec,
     options, base_from, storage URL, resume compatibility, data."""
+    ray = ExitStack()  # with --ray: connected (and the stores checked) before load_tune creates the queue
     try:
         check_options(args)
+        cluster = None if args.report_only else ray.enter_context(ray_cluster(args))
         spec = tune_spec(args)
         data = None if args.report_only else verified_data(spec, args, print)  # before the queue exists
         queue = tune_queue(spec, args)
     except InputError as exc:
+        ray.close()
         return fail(exc)
     code = EXIT_OK
     if not args.report_only:
         try:
-            summary = run_tuning(spec, queue, tracking_uri=args.tracking_uri, data_dir=args.data_dir,
-                                 retrain=not args.no_retrain, workers=args.workers, threads=args.threads, data=data)
+            with ray:
+                summary = run_tuning(spec, queue, tracking_uri=args.tracking_uri, data_dir=args.data_dir,
+                                     retrain=not args.no_retrain, workers=args.workers or 1, threads=args.threads,
+                                     data=data, ray=cluster)
         except InputError as exc:
             return fail(exc)
         except KeyboardInterrupt:

@@ -1,7 +1,8 @@
 """`study run` and `study tune` start the same way: verify the data, open the stores, start the workers.
 
 One worker runs in this process; more are `python -m study worker` processes on the
-same queue, exactly what a worker on another machine runs. The data is loaded and
+same queue, exactly what a worker on another machine runs; with `--ray` they are Ray
+actors running the same worker loop (study.execution.ray_workers). The data is loaded and
 verified before any queue, experiment or run is created, so bad data (exit 2) leaves
 nothing behind.
 """
@@ -22,6 +23,7 @@ from study.data.arrays import DatasetArrays
 from study.data.registry import load_dataset
 from study.execution.grid_source import GridSource
 from study.execution.processes import spawn_workers, threads_per_worker
+from study.execution.ray_cluster import RayCluster
 from study.execution.sources import TrialSource, WorkerOptions
 from study.execution.worker import run_worker
 from study.queue.storage import QueueSettings, default_storage_url
@@ -72,12 +74,17 @@ def verify_models(configs: list, spec, log: Callable[[str], None]) -> None:
 
 
 def start_workers(spec, queue: TrialQueue, source: TrialSource, options: WorkerOptions, workers: int,
-                  overrides: dict[str, str], log: Callable[[str], None]) -> bool:
-    """Train with `workers` workers (this process, or N worker processes); True if they were interrupted.
+                  overrides: dict[str, str], log: Callable[[str], None], ray: RayCluster | None = None) -> bool:
+    """Train with `workers` workers (this process, or N worker processes; with `ray`, Ray actors: the
+    cluster's plan decides how many, at most `workers`); True if they were interrupted.
 
     Called inside the invocation's MLflow run: this process's worker records into it, worker
-    processes nest their own runs under it.
+    processes (and Ray actors) nest their own runs under it.
     """
+    if ray is not None:
+        from study.execution.ray_workers import run_on_ray  # imports Ray's module only when --ray is used
+
+        return run_on_ray(ray, spec, queue, source, options, workers, log)
     if workers == 1:
         return run_worker(spec, queue, source, options).interrupted
     log(f"starting {workers} worker processes ({options.threads or 'default'} thread(s) each)")
@@ -99,14 +106,17 @@ def run_study(
     threads: int | None = None,
     group_size: int | None = None,
     queue_settings: QueueSettings | None = None,
+    ray: RayCluster | None = None,
 ) -> RunSummary:
-    """Queue every pending trial of `spec`, train them with `workers` processes, return counts by status."""
+    """Queue every pending trial of `spec`, train them with `workers` processes (or Ray actors), return
+    counts by status."""
     overrides = overrides or {}
     spec = spec.with_overrides(**overrides)
     trials = spec.unique_trials()
     workers = max(1, min(workers, len(trials)))
-    threads = threads if threads is not None else threads_per_worker(workers)
-    if workers == 1:  # this process trains: its backend first (MNIST's web route imports Keras)
+    in_process = ray is None and workers == 1
+    threads = threads if threads is not None or ray is not None else threads_per_worker(workers)
+    if in_process:  # this process trains: its backend first (MNIST's web route imports Keras)
         select_backend(spec.base.backend, threads=threads)
     data = verify_data((t.config.dataset for t in trials), data_dir, log)
     verify_models([t.config for t in trials], spec, log)
@@ -134,14 +144,17 @@ def run_study(
     if pending:
         options = WorkerOptions(data_dir=data_dir, steps_per_execution=steps_per_execution, threads=threads,
                                 trial_figures=trial_figures, tracking_uri=uri, log=log, group_size=group_size,
-                                preloaded=data if workers == 1 else {})
-        active = min(workers, pending) if source.confirm_known else workers  # the confirm stage brings more work
+                                preloaded=data if in_process else {})
+        if ray is not None:
+            active = pending  # Ray: the cluster's plan decides how many actors, up to the trials left
+        else:  # the confirm stage brings more work once the main trials are done
+            active = min(workers, pending) if source.confirm_known else workers
         tags = {"data_source": ", ".join(d.source for d in data.values()), "spec_file": spec.source,
                 OPTUNA_STUDY_TAG: spec.name, "kind": source.kind, "workers": str(active)}
         with parent_run(exp_id, spec.name, spec_hash(spec.raw), command_line(), tags) as run:
             log_json(spec.raw, "spec.json")
             summary.run_id = run.info.run_id
-            summary.interrupted = start_workers(spec, queue, source, options, active, overrides, log)
+            summary.interrupted = start_workers(spec, queue, source, options, active, overrides, log, ray=ray)
             source.confirm(queue)  # learn the confirm stage's keys if other processes queued and trained it
             log_totals(summary.run_id, study_totals(exp_id, set(source.keys)))
     summary.wall_time_s = time.perf_counter() - started

@@ -20,6 +20,7 @@ from study.data.arrays import DatasetArrays
 from study.data.splits import SplitCache
 from study.execution.launch import start_workers, verify_data, verify_models
 from study.execution.processes import threads_per_worker
+from study.execution.ray_cluster import RayCluster
 from study.execution.signals import raise_interrupted
 from study.execution.sources import WorkerOptions
 from study.execution.tracked import run_tracked
@@ -73,7 +74,8 @@ def resolve_base_from(spec: TuneSpec, tracking_uri: str | None) -> TuneSpec:
 
 def run_tuning(spec: TuneSpec, queue: TrialQueue, tracking_uri: str | None = None, data_dir: str | None = None,
                retrain: bool = True, log: Callable[[str], None] = print, *, workers: int = 1,
-               threads: int | None = None, data: dict[str, DatasetArrays] | None = None) -> TuneSummary:
+               threads: int | None = None, data: dict[str, DatasetArrays] | None = None,
+               ray: RayCluster | None = None) -> TuneSummary:
     """Run the study up to `n_trials` counted trials in total with `workers` workers, then retrain base vs
     tuned. Raises KeyboardInterrupt if the workers were stopped (their trials are re-queued).
     `data`: the datasets the caller already verified (the CLI does, before it opens the queue)."""
@@ -81,8 +83,8 @@ def run_tuning(spec: TuneSpec, queue: TrialQueue, tracking_uri: str | None = Non
     done = counted_trials(study)
     remaining = max(0, spec.n_trials - done)
     workers = max(1, min(workers, remaining or 1))
-    threads = threads if threads is not None else threads_per_worker(workers)
-    select_backend(spec.base.backend, threads=threads if workers == 1 else None)
+    threads = threads if threads is not None or ray is not None else threads_per_worker(workers)
+    select_backend(spec.base.backend, threads=threads if workers == 1 and ray is None else None)
     data = data or verify_data([spec.base.dataset], data_dir, log)
     verify_models(search_corners(spec), spec, log)
     uri = configure(tracking_uri)
@@ -106,8 +108,9 @@ def run_tuning(spec: TuneSpec, queue: TrialQueue, tracking_uri: str | None = Non
             log_json(spec.raw, "spec.json")
             if remaining:
                 options = WorkerOptions(data_dir=data_dir, threads=threads, tracking_uri=uri, log=log,
-                                        preloaded=data if workers == 1 else {})
-                interrupted = start_workers(spec, queue, TuneSource(spec), options, workers, {}, log)
+                                        preloaded=data if workers == 1 and ray is None else {})
+                count = workers if ray is None else remaining  # Ray: the cluster's plan decides, up to remaining
+                interrupted = start_workers(spec, queue, TuneSource(spec), options, count, {}, log, ray=ray)
                 summary.counts = invocation_counts(queue, first_new)
                 if interrupted:
                     raise Interrupted()

@@ -98,8 +98,9 @@ def start_cli(*args: str, cwd: Path) -> tuple[subprocess.Popen, Path]:
 
 
 def freeze_worker_mid_trial(proc: subprocess.Popen, log: Path, storage_url: str, study: str, tracking_uri: str,
-                            epochs: int, timeout_s: float = 300) -> tuple[int, object]:
-    """SIGSTOP a worker while it is training a trial (its run open, fewer than `epochs` epochs logged).
+                            epochs: int, timeout_s: float = 300, pids: set[int] | None = None) -> tuple[int, object]:
+    """SIGSTOP a worker (one of `pids`, if given) while it is training a trial (its run open, fewer
+    than `epochs` epochs logged).
 
     Stopped, it cannot move on: whatever we send next lands mid-trial. Returns (pid, trial).
     """
@@ -119,6 +120,8 @@ def freeze_worker_mid_trial(proc: subprocess.Popen, log: Path, storage_url: str,
             if RUN_ID_ATTR not in trial.user_attrs or WORKER_ATTR not in trial.user_attrs:
                 continue
             pid = int(trial.user_attrs[WORKER_ATTR].rpartition(":")[2])
+            if pids is not None and pid not in pids:
+                continue
             client = client or mlflow.MlflowClient(tracking_uri=tracking_uri)
             os.kill(pid, signal.SIGSTOP)
             now = queue.trial(trial.number)

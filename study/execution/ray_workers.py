@@ -1,0 +1,284 @@
+"""The study's workers as Ray actors (`study run|tune SPEC --ray [ADDRESS]`).
+
+Each actor runs the same worker loop (study.execution.worker.run_worker) against the same
+queue and MLflow store as a local worker or `study worker` on another machine; Ray only
+places the actors (CPUs, GPUs per worker) and restarts dead ones (`max_restarts`).
+Exactly-once stays the queue's job: a dead actor's trials go back to the queue when their
+heartbeat is stale, exactly as with any other worker, and a restarted actor simply joins
+the queue again.
+
+The spec travels as an object (its parsed content, `raw` included), never as a path: the
+file need not exist on the other nodes. Each node needs the project installed (the same
+code: a worker refuses a trial whose config hashes differently) and finds MNIST itself
+(`--data-dir` if that folder exists there, else STUDY_DATA_DIR, the cache, the web).
+
+This command (the driver) prints the workers' lines as they come (each actor keeps them
+until asked; they are the same study-wide `[i/N] ... | ETA` lines local workers print)
+and passes Ctrl-C on: the first asks every actor to stop (the trials in progress are
+recorded interrupted and re-queued), a second kills them (their trials come back by
+heartbeat). Each actor also prints its lines to its own Ray log file.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import mlflow
+
+from study.core.errors import InputError
+from study.core.names import WORKER_TAG
+from study.core.quiet import quiet_start
+from study.core.text import format_duration, worker_id
+from study.execution.ray_cluster import NAMESPACE, RayCluster
+from study.execution.signals import StopFlag, say
+from study.execution.sources import TrialSource, WorkerOptions, WorkerSummary
+from study.execution.worker import run_worker
+from study.queue.storage import QueueSettings
+from study.queue.trial_queue import TrialQueue
+from study.tracking.runs import reap_runs
+from study.tuning.optuna_setup import open_queue
+
+POLL_S = 0.5  # how often the driver collects the workers' lines and looks for finished or dead ones
+LOG_HINT = "/tmp/ray/session_latest/logs/worker-*.out on each node"
+
+
+class StudyWorker:
+    """One worker process as a Ray actor (made remote in `run_on_ray`; Ray may be absent at import).
+
+    Threaded (max_concurrency > 1): `work` trains in one thread while `lines`, `stop` and
+    `info` answer in others, so the driver can collect progress and stop a busy worker.
+    """
+
+    def __init__(self, label: str) -> None:
+        quiet_start()  # before TensorFlow or JAX is imported in this process
+        self.label = label
+        self._lines: list[str] = []
+        self._lock = threading.Lock()
+        self._working = threading.Lock()  # one worker loop per process, even if a call is resubmitted
+        self.stop_flag = StopFlag(self._log)  # never installed: `stop()` sets it, not a signal
+
+    def _log(self, line: str) -> None:
+        print(line, flush=True)  # Ray's log file of this worker
+        with self._lock:
+            self._lines.append(line)
+
+    def info(self) -> dict[str, Any]:
+        return {"worker": worker_id(), "pid": os.getpid()}
+
+    def lines(self) -> list[str]:
+        with self._lock:
+            out, self._lines = self._lines, []
+        return out
+
+    def stop(self) -> None:
+        if not self.stop_flag.is_set():
+            self.stop_flag.event.set()
+            self._log(f"[{self.label}] stopping: the trials in progress are recorded as interrupted and re-queued")
+
+    def work(self, spec: Any, source: TrialSource, storage_url: str, options: WorkerOptions,
+             argv: list[str]) -> WorkerSummary:
+        """Join the queue at `storage_url` and train until no trial waits or runs (or `stop`)."""
+        with self._working:
+            return self._work(spec, source, storage_url, options, argv)
+
+    def _work(self, spec: Any, source: TrialSource, storage_url: str, options: WorkerOptions,
+              argv: list[str]) -> WorkerSummary:
+        sys.argv = argv  # the MLflow parent run records the command that started this worker
+        if options.data_dir and not Path(options.data_dir).is_dir():
+            self._log(f"[{self.label}] --data-dir {options.data_dir} does not exist on this node; looking for the "
+                      "data in STUDY_DATA_DIR, the cache, then the web (every array is checksum-verified)")
+            options = replace(options, data_dir=None)
+        if source.kind == "tune":
+            queue = open_queue(spec, storage_url)
+        else:
+            queue = TrialQueue.open(storage_url, spec.name, QueueSettings())  # adopts the study's stored settings
+        return run_worker(spec, queue, source, replace(options, log=self._log), stop=self.stop_flag)
+
+
+@dataclass
+class Slot:
+    """One actor as the driver sees it: its pending calls, who it is, how often it died."""
+
+    label: str
+    actor: Any
+    work: Any = None  # ObjectRef of the running `work` call (None once finished)
+    info: Any = None  # ObjectRef of `info` for the current process
+    lines: Any = None  # ObjectRef of an outstanding `lines` call
+    worker: str | None = None  # host:pid of the current process
+    restarts: int = 0
+    dead: list[str] = field(default_factory=list)  # host:pid of its processes that died
+    summary: WorkerSummary | None = None
+    error: BaseException | None = None
+
+
+class Driver:
+    """Starts the actors, relays their lines, restarts their work after Ray restarts them, stops them."""
+
+    def __init__(self, cluster: RayCluster, spec: Any, queue: TrialQueue, source: TrialSource,
+                 options: WorkerOptions, log: Callable[[str], None]) -> None:
+        self.ray = cluster.connect()
+        self.plan = cluster.plan
+        self.cluster = cluster
+        self.spec, self.queue, self.source, self.log = spec, queue, source, log
+        threads = options.threads or self.plan.threads
+        self.options = replace(options, threads=threads, log=say, preloaded={})  # what travels to each actor
+        self.signals: list[int] = []
+        self.slots: list[Slot] = []
+
+    def start(self, count: int) -> None:
+        remote = self.ray.remote(StudyWorker)
+        tag = f"{self.spec.name}:{os.getpid()}:{time.time_ns() % 10**6}"
+        gpus = f", {self.plan.gpus:g} GPU(s)" if self.plan.gpus else ""
+        self.log(f"starting {count} Ray worker(s) ({self.plan.cpus:g} CPU(s){gpus} and {self.options.threads} "
+                 f"thread(s) each; Ray restarts a dead one up to {self.plan.max_restarts} time(s); their logs: "
+                 f"{LOG_HINT})")
+        for i in range(count):
+            label = f"w{i + 1}"
+            actor = remote.options(name=f"{tag}:{label}", namespace=NAMESPACE, num_cpus=self.plan.cpus,
+                                   num_gpus=self.plan.gpus, max_restarts=self.plan.max_restarts,
+                                   max_concurrency=4).remote(label)
+            slot = Slot(label, actor)
+            self.slots.append(slot)
+            self._submit(slot)
+
+    def _submit(self, slot: Slot) -> None:
+        options = replace(self.options, label=slot.label)
+        slot.work = slot.actor.work.remote(self.spec, self.source, self.queue.url, options, list(sys.argv))
+        slot.info = slot.actor.info.remote()
+        slot.worker = None
+
+    def run(self) -> bool:
+        """Relay lines until every actor's work returned or it died for good; True if interrupted."""
+        previous = {s: signal.signal(s, lambda signum, frame: self.signals.append(signum))
+                    for s in (signal.SIGINT, signal.SIGTERM)}
+        acted = 0
+        try:
+            while any(slot.work is not None for slot in self.slots):
+                refs = [slot.work for slot in self.slots if slot.work is not None]
+                ready, _ = self.ray.wait(refs, num_returns=len(refs), timeout=POLL_S)
+                if len(self.signals) > acted:
+                    acted = len(self.signals)
+                    self._stop(at_once=acted > 1)
+                self._relay()
+                for slot in self.slots:
+                    if slot.work is not None and slot.work in ready:
+                        self._finished(slot)
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            self._close()
+        if not self.signals and all(slot.summary is None and slot.error is None for slot in self.slots):
+            self.log("every Ray worker is gone before the study's end; its trials stay in the queue: run the same "
+                     "command again to finish it")
+        errors = [slot.error for slot in self.slots if slot.error is not None]
+        if errors and len(errors) == len(self.slots) and isinstance(errors[0], InputError):
+            raise errors[0]  # every worker hit the same bad input (e.g. no MNIST on the nodes): exit 2
+        return bool(self.signals) or any(s.summary is not None and s.summary.interrupted for s in self.slots)
+
+    def _relay(self) -> None:
+        """Print the lines each actor has gathered; learn who each actor's process is."""
+        for slot in self.slots:
+            if slot.info is not None and self.ray.wait([slot.info], timeout=0)[0]:
+                try:
+                    slot.worker = self.ray.get(slot.info)["worker"]
+                except self.ray.exceptions.RayError:
+                    pass
+                slot.info = None
+            if slot.work is None:
+                continue
+            if slot.lines is None:
+                slot.lines = slot.actor.lines.remote()
+            elif self.ray.wait([slot.lines], timeout=0)[0]:
+                self._print(slot)
+
+    def _print(self, slot: Slot, timeout: float | None = None) -> None:
+        try:
+            for line in self.ray.get(slot.lines, timeout=timeout):
+                self.log(line)
+        except self.ray.exceptions.RayError:
+            pass  # the actor died; its lines are in its Ray log file
+        slot.lines = None
+
+    def _finished(self, slot: Slot) -> None:
+        exceptions = self.ray.exceptions
+        try:
+            slot.summary = self.ray.get(slot.work)
+        except exceptions.RayActorError as exc:  # the process died (killed, crashed, node lost)
+            slot.lines = None
+            who = slot.worker or "its process"
+            if slot.worker:
+                slot.dead.append(slot.worker)
+            reason = _reason(exc)
+            if isinstance(exc, exceptions.ActorDiedError) or self.signals:
+                self.log(f"Ray worker {slot.label} ({who}) died and is not restarted ({reason}); its trials go back "
+                         "to the queue once their heartbeat is stale, and the other workers finish them")
+                slot.work = None
+                return
+            slot.restarts += 1
+            self.log(f"Ray worker {slot.label} ({who}) died ({reason}); Ray restarts it (restart {slot.restarts} of "
+                     f"{self.plan.max_restarts}) and it joins the queue again; its trials go back to the queue once "
+                     "their heartbeat is stale")
+            self._submit(slot)
+            return
+        except exceptions.RayTaskError as exc:  # the worker loop raised: report it, the others go on
+            slot.error = exc.cause if isinstance(exc.cause, BaseException) else exc
+        for _ in range(2):  # an outstanding call may predate the last lines: ask once more after it
+            if slot.lines is None:
+                slot.lines = slot.actor.lines.remote()
+            self._print(slot, timeout=30)
+        if slot.error is not None:
+            message = str(slot.error).splitlines()[0] if str(slot.error) else ""
+            self.log(f"Ray worker {slot.label} ({slot.worker or '?'}) stopped with an error: "
+                     f"{type(slot.error).__name__}: {message}")
+        if slot.summary is not None and slot.summary.counts:
+            counts = ", ".join(f"{k} {v}" for k, v in sorted(slot.summary.counts.items()))
+            self.log(f"[{slot.label}] worker done: {counts}; {format_duration(slot.summary.wall_time_s)}")
+        slot.work = None
+        self.ray.kill(slot.actor, no_restart=True)  # done: free its CPUs (and GPUs) for the rest
+
+    def _stop(self, at_once: bool) -> None:
+        """Ctrl-C or SIGTERM on this command: ask every actor to stop; a second time, kill them."""
+        alive = [slot for slot in self.slots if slot.work is not None]
+        if not at_once:
+            self.log("stopping the Ray workers; the trials in progress are recorded as interrupted and re-queued "
+                     "(signal again to stop at once)")
+            for slot in alive:
+                slot.actor.stop.remote()
+            return
+        self.log("stopping the Ray workers at once; their trials go back to the queue by heartbeat")
+        for slot in alive:
+            self.ray.kill(slot.actor, no_restart=True)
+
+    def _close(self) -> None:
+        """Kill what is left; close the MLflow runs of dead actors' processes (they cannot close them)."""
+        for slot in self.slots:
+            try:
+                self.ray.kill(slot.actor, no_restart=True)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+        dead = [worker for slot in self.slots for worker in slot.dead]
+        experiment = mlflow.get_experiment_by_name(self.spec.name) if dead else None
+        for worker in dead if experiment is not None else []:
+            reap_runs(experiment.experiment_id, f"tags.{WORKER_TAG} = '{worker}'",
+                      "its Ray worker died (killed, crashed or its node was lost); re-queued")
+
+
+def _reason(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
+
+
+def run_on_ray(cluster: RayCluster, spec: Any, queue: TrialQueue, source: TrialSource, options: WorkerOptions,
+               limit: int, log: Callable[[str], None]) -> bool:
+    """Train with Ray actors (the plan's number, or as many as fit, at most `limit`); True if interrupted."""
+    driver = Driver(cluster, spec, queue, source, options, log)
+    driver.start(cluster.worker_count(limit))
+    return driver.run()
