@@ -72,17 +72,26 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--executors", default="keras,fused")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--no-confirm", action="store_true",
+                        help="train the grid without its confirm stage (the executors' timing is about the grid)")
     args = parser.parse_args()
     spec = load_spec(args.spec)
+    workdir = Path(tempfile.mkdtemp(prefix="grid-executors-"))
+    if args.no_confirm and "confirm" in spec.raw:
+        import yaml
+
+        raw = {k: v for k, v in spec.raw.items() if k != "confirm"}
+        args.spec = workdir / args.spec.name
+        args.spec.write_text(yaml.safe_dump(raw, sort_keys=False))
+        spec = load_spec(args.spec)
     import mlflow
 
     from study.analysis.equivalence import effects_agree, per_config, verdict
     from study.analysis.levels import tidy_trials
     from study.analysis.runs import trials_frame
     from study.analysis.stats.divergence import impute_diverged
-    from study.analysis.stats.effects import main_effects
+    from study.analysis.stats.blocks import block_effects
 
-    workdir = Path(tempfile.mkdtemp(prefix="grid-executors-"))
     gflops = matmul_gflops()
     results, frames = {}, {}
     for executor in args.executors.split(","):
@@ -101,8 +110,8 @@ def main() -> int:
     if {"keras", "fused"} <= set(frames):
         configs = per_config(frames["keras"], frames["fused"], levels)
         factor_levels = {f: [lv.label for lv in spec.factors[f]] for f in spec.factors}
-        effects = effects_agree(main_effects(frames["keras"], factor_levels, "final_val_accuracy"),
-                                main_effects(frames["fused"], factor_levels, "final_val_accuracy"))
+        effects = effects_agree(block_effects(frames["keras"], factor_levels, "final_val_accuracy"),
+                                block_effects(frames["fused"], factor_levels, "final_val_accuracy"))
         equivalence = verdict(configs, effects)
         args.out.mkdir(parents=True, exist_ok=True)
         stamp = f"{dt.date.today():%Y-%m-%d}-{socket.gethostname()}"
