@@ -14,6 +14,13 @@ class BackendError(RuntimeError):
     pass
 
 
+def name_backend(name: str) -> None:
+    """Only set KERAS_BACKEND (nothing imported): enough for code that may import Keras before
+    select_backend runs (MNIST's web route), and cheap, so checking the data comes first."""
+    if "keras" not in sys.modules:
+        os.environ["KERAS_BACKEND"] = name
+
+
 def select_backend(name: str, threads: int | None = None) -> None:
     """Set KERAS_BACKEND for this process; fail if Keras already runs another backend.
 
