@@ -18,7 +18,7 @@ from study.execution.sources import WorkerOptions
 from study.queue.storage import QueueSettings
 from study.tracking.store import experiment_id
 from study.tracking.summary import attach_report, latest_invocation_run
-from study.training.backend import select_backend
+from study.training.backend import name_backend, select_backend
 
 
 def fail(exc: Exception) -> int:
@@ -58,12 +58,14 @@ def worker_options(args: argparse.Namespace, **more) -> WorkerOptions:
 def verified_data(spec, args: argparse.Namespace, log: Callable[[str], None] = lambda line: None
                   ) -> dict[str, DatasetArrays]:
     """Every dataset `spec` (a study or tuning spec) trains on, loaded and verified before any store is
-    opened: bad data exits 2 and leaves no queue, experiment or run behind. The backend is chosen
-    first (MNIST's web route imports Keras)."""
-    select_backend(spec.base.backend, threads=getattr(args, "threads", None))
+    opened: bad data exits 2 and leaves no queue, experiment or run behind. The backend is named
+    first (MNIST's web route imports Keras), and imported after the data passed."""
+    name_backend(spec.base.backend)
     trials = getattr(spec, "unique_trials", None)
     datasets = {t.config.dataset for t in trials()} if trials is not None else {spec.base.dataset}
-    return verify_data(datasets, args.data_dir, log)
+    data = verify_data(datasets, args.data_dir, log)
+    select_backend(spec.base.backend, threads=getattr(args, "threads", None))
+    return data
 
 
 def attach_to_run(study_name: str, readme: Path, run_id: str | None) -> None:

@@ -41,18 +41,33 @@ def sqlite_file(url: str) -> Path | None:
 LOCK_KEY = int.from_bytes(hashlib.sha256(b"hparam-study schema").digest()[:8], "big", signed=True)
 
 
+_held: set[str] = set()  # databases whose lock this process holds: taking it again inside is a no-op
+
+
 @contextmanager
 def schema_lock(url: str, what: str) -> Iterator[None]:
-    """Hold the database's schema lock (see module doc); `what` names the store in errors."""
+    """Hold the database's schema lock (see module doc); `what` names the store in errors.
+
+    Reentrant within a process (a tuning study is created, and its first points enqueued,
+    under the lock that also covers opening its storage)."""
     path = sqlite_file(url)
+    key = str(path.resolve()) if path is not None else url
+    if key in _held:
+        yield
+        return
     if path is not None:
-        with _file_lock(path, what, url):
-            yield
+        lock = _file_lock(path, what, url)
     elif url.startswith(("postgresql", "postgres")):
-        with _advisory_lock(url, what):
-            yield
+        lock = _advisory_lock(url, what)
     else:
         yield
+        return
+    with lock:
+        _held.add(key)
+        try:
+            yield
+        finally:
+            _held.discard(key)
 
 
 @contextmanager

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from study.core.errors import DataError
+from study.core.quiet import native_banners_filtered
 from study.data.arrays import DatasetArrays
 
 # sha256 of the raw uint8 payload (IDX body without header) of each official array.
@@ -145,7 +146,8 @@ def _verified(arrays: dict[str, np.ndarray], source: str, uri: str, files: dict[
 
 def load_from_keras() -> Mnist:
     """The web route: Keras downloads (and hash-checks) mnist.npz itself."""
-    import keras
+    with native_banners_filtered():  # the first import of Keras imports TensorFlow (study.core.quiet)
+        import keras
 
     (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
     arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}

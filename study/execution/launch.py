@@ -33,7 +33,7 @@ from study.tracking.environment import command_line
 from study.tracking.runs import done_keys, log_json, parent_run, reap_dead_local_runs
 from study.tracking.store import configure, experiment_id
 from study.tracking.summary import log_totals, study_totals
-from study.training.backend import select_backend
+from study.training.backend import name_backend, select_backend
 from study.training.model_check import check_models
 
 
@@ -116,9 +116,10 @@ def run_study(
     workers = max(1, min(workers, len(trials)))
     in_process = ray is None and workers == 1
     threads = threads if threads is not None or ray is not None else threads_per_worker(workers)
-    if in_process:  # this process trains: its backend first (MNIST's web route imports Keras)
+    name_backend(spec.base.backend)  # MNIST's web route imports Keras
+    data = verify_data((t.config.dataset for t in trials), data_dir, log)  # first: bad data exits 2 at once
+    if in_process:  # this process trains
         select_backend(spec.base.backend, threads=threads)
-    data = verify_data((t.config.dataset for t in trials), data_dir, log)
     verify_models([t.config for t in trials], spec, log)
     uri = configure(tracking_uri)
     url = storage or default_storage_url(uri)

@@ -14,6 +14,13 @@ class BackendError(RuntimeError):
     pass
 
 
+def name_backend(name: str) -> None:
+    """Only set KERAS_BACKEND (nothing imported): enough for code that may import Keras before
+    select_backend runs (MNIST's web route), and cheap, so checking the data comes first."""
+    if "keras" not in sys.modules:
+        os.environ["KERAS_BACKEND"] = name
+
+
 def select_backend(name: str, threads: int | None = None) -> None:
     """Set KERAS_BACKEND for this process; fail if Keras already runs another backend.
 
@@ -29,7 +36,8 @@ def select_backend(name: str, threads: int | None = None) -> None:
         if current != name:
             raise BackendError(f"Keras is already running the {current} backend in this process; "
                                f"start a new process for {name}")
-        return
+        if _configured:  # else Keras came in early (MNIST's web route): its threads and caches are set below
+            return
     os.environ["KERAS_BACKEND"] = name
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with native_banners_filtered():  # TensorFlow's oneDNN banner ignores every log setting (study.core.quiet)
@@ -46,6 +54,10 @@ def select_backend(name: str, threads: int | None = None) -> None:
 
             tf.config.threading.set_intra_op_parallelism_threads(threads)
             tf.config.threading.set_inter_op_parallelism_threads(threads)
+    _configured.append(name)
+
+
+_configured: list[str] = []  # backends select_backend has set up in this process
 
 
 def import_tensorflow(required: bool) -> None:

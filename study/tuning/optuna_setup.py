@@ -17,6 +17,7 @@ import optuna
 from optuna.trial import TrialState
 
 from study.core.errors import SpecError
+from study.core.store_lock import schema_lock
 from study.queue.storage import QueueSettings
 from study.queue.trial_queue import TrialQueue
 from study.spec.tune_spec import Param, TuneSpec
@@ -30,10 +31,12 @@ IDENTITY_ATTRS = ("base_config", "search_space", "metric")
 def open_queue(spec: TuneSpec, url: str, settings: QueueSettings | None = None) -> TrialQueue:
     """The tuning study as a queue any worker can join (study.engine: heartbeats, SQLite
     serialised): created, or loaded to resume; a different search under the same name is refused."""
-    queue = TrialQueue.open(url, spec.name, settings or QueueSettings(), direction=spec.direction,
-                            sampler=make_sampler(spec), pruner=make_pruner(spec))
-    assert queue is not None  # created if missing
-    prepare_study(spec, queue.study)
+    # Under the store's lock: two commands starting one study together enqueue its first points once.
+    with schema_lock(url, "storage"):
+        queue = TrialQueue.open(url, spec.name, settings or QueueSettings(), direction=spec.direction,
+                                sampler=make_sampler(spec), pruner=make_pruner(spec))
+        assert queue is not None  # created if missing
+        prepare_study(spec, queue.study)
     return queue
 
 

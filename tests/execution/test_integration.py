@@ -12,6 +12,7 @@ import mlflow
 import pytest
 
 from tests.conftest import ROOT, run_cli, write_spec
+from tests.execution.test_quiet import assert_quiet
 
 TINY = """
 name: tiny_{backend}
@@ -57,6 +58,7 @@ def test_tiny_study_end_to_end_and_resume(backend, tmp_path, data_dir):
     first = run_cli(*args, *(["--trial-figures"] if figures else []), cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
     assert "[4/4]" in first.stdout and "completed 4" in first.stdout
+    assert_quiet(first)  # no TensorFlow/absl/XLA banner, retracing warning or MLflow table note
 
     runs = trial_runs(uri, f"tiny_{backend}")
     assert len(runs) == 4

@@ -119,12 +119,20 @@ def test_mlflow_ui_shows_the_study_as_a_person_browses_it(studied):
             search = wait_until("the chart search box", lambda: browser.find_elements(
                 "xpath", "//input[contains(@placeholder, 'Search metric charts')]"))[0]
             search.send_keys("val_accuracy")
-            title = wait_until("the val_accuracy chart", lambda: [e for e in browser.find_elements(
-                "xpath", "//*[text()='val_accuracy']") if e.is_displayed()])[0]
-            card = title.find_element("xpath", "./ancestor::*[.//*[name()='svg' and contains(@class, 'main-svg')]][1]")
+
+            def chart():
+                """The card of the chart titled val_accuracy, once its plot is drawn (React renders it late)."""
+                titles = [e for e in browser.find_elements("xpath", "//*[text()='val_accuracy']") if e.is_displayed()]
+                return titles and titles[0].find_element(
+                    "xpath", "./ancestor::*[.//*[name()='svg' and contains(@class, 'main-svg')]][1]")
+
+            card = wait_until("the val_accuracy chart", chart)
             wait_until("the chart's epoch axis", lambda: "Step" in card.text and "(val_accuracy)" in card.text)
-            ticks = [t.text for t in card.find_elements("xpath", ".//*[name()='g' and contains(@class, 'xtick')]")]
-            assert {"0", "1", "2"} <= set(ticks), ticks  # steps are epochs 0..2
+
+            def ticks() -> set[str]:
+                return {t.text for t in card.find_elements("xpath", ".//*[name()='g' and contains(@class, 'xtick')]")}
+
+            wait_until(f"epochs 0, 1, 2 on the x axis (ticks so far: {ticks()})", lambda: {"0", "1", "2"} <= ticks())
             browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", card)
             screenshot(browser, "mlflow-3-trial-val-accuracy-over-epochs")
 
