@@ -20,7 +20,7 @@ RAY ?=
 RAY_ARG := $(if $(RAY),--ray $(RAY),)
 RAY_INSTALL := $(if $(RAY),install-ray,)
 
-.PHONY: install install-ray ablate worker status report ui tune dashboard test clean bench
+.PHONY: install install-ray ablate worker status report ui tune dashboard test clean bench bench-grid
 
 install: $(VENV)/.installed
 
@@ -65,3 +65,6 @@ clean:  ## remove generated stores (not reports)
 
 bench: install  ## throughput benchmark (naive lesson code vs our runner); writes benchmarks/results/
 	$(BIN)/python benchmarks/bench.py $(if $(DATA_DIR),--data-dir $(DATA_DIR),) $(ARGS)
+
+bench-grid: install  ## the lesson grid end to end with each executor (keras, fused), their wall times and equivalence
+	$(BIN)/python benchmarks/grid_executors.py --no-confirm --workers $(if $(filter-out 1,$(WORKERS)),$(WORKERS),2) $(if $(DATA_DIR),--data-dir $(DATA_DIR),) $(ARGS)
