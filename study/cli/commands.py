@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         check_options(args)
         spec = load_spec(args.spec).with_overrides(**overrides(args))
-        with ray_cluster(args) as cluster:
+        with ray_cluster(args, spec.ray) as cluster:
             summary = run_study(spec, tracking_uri=args.tracking_uri, data_dir=args.data_dir,
                                 steps_per_execution=args.steps_per_execution, workers=args.workers or 1,
                                 trial_figures=args.trial_figures, storage=args.storage, threads=args.threads,

@@ -15,10 +15,11 @@ from study.spec.confirm import ConfirmSpec, parse_confirm
 from study.spec.designs import DESIGNS, Design, Level, Trial, expand, unique
 from study.spec.fields import STUDY_WIDE_FIELDS, checked_field, config_error, parse_base
 from study.spec.hyperparameters import Fields, check_used, parse_hyperparameters, unknown_factor
+from study.spec.ray_resources import RayResources, parse_ray_resources
 from study.spec.reading import (check_top_level, int_value, read_yaml, reject_unknown, seed_list, text_value)
 
 TOP_LEVEL_KEYS = ("name", "description", "seeds", "base", "design", "factors", "steps_per_execution",
-                  "sample_size", "sample_seed", "hyperparameters", "confirm") + STUDY_WIDE_FIELDS
+                  "sample_size", "sample_seed", "hyperparameters", "confirm", "ray") + STUDY_WIDE_FIELDS
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class StudySpec:
     confirm: ConfirmSpec | None = None  # configs re-run on new seeds after the main trials (study.spec.confirm)
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
     hyperparameters: dict[str, Hyperparameter] = field(default_factory=dict)  # the spec's own (`hyperparameters:`)
+    ray: RayResources = RayResources()  # each Ray worker's resources under --ray (study.spec.ray_resources)
 
     def trials(self) -> list[Trial]:
         """Every trial of the design, one per (config, seed), seeds outermost (duplicates included)."""
@@ -83,6 +85,7 @@ def parse_spec(raw: Any, source: str = "<spec>", default_name: str = "study") ->
         confirm=parse_confirm(source, raw.get("confirm"), seeds),
         raw=raw,
         hyperparameters=fields.declared,
+        ray=parse_ray_resources(source, raw.get("ray")),
     )
     _check_every_config(spec)
     check_used(source, fields.declared, {t.config.model for t in spec.trials()})

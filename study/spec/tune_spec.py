@@ -18,12 +18,13 @@ from study.config import FACTORS, Factor, Hyperparameter, TrialConfig, searchabl
 from study.core.errors import SpecError
 from study.spec.fields import STUDY_WIDE_FIELDS, checked_field, config_error, parse_base
 from study.spec.hyperparameters import Fields, check_used, parse_hyperparameters
+from study.spec.ray_resources import RayResources, parse_ray_resources
 from study.spec.reading import check_top_level, finite_number, int_value, read_yaml, reject_unknown, seed_list
 
 TOP_LEVEL_KEYS = (
     "name", "description", "base", "base_from", "search_space", "n_trials", "timeout", "sampler", "pruner",
     "metric", "direction", "seed", "retrain_seeds", "enqueue_base", "enqueue", "steps_per_execution",
-    "hyperparameters",
+    "hyperparameters", "ray",
 ) + STUDY_WIDE_FIELDS
 
 # Numeric config fields that can be searched (bools are not numeric; the seed is not a hyperparameter).
@@ -110,6 +111,7 @@ class TuneSpec:
     base_overrides: dict[str, Any] = field(default_factory=dict)  # fields set in the spec itself
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
     hyperparameters: dict[str, Hyperparameter] = field(default_factory=dict)  # the spec's own (`hyperparameters:`)
+    ray: RayResources = RayResources()  # each Ray worker's resources under --ray (study.spec.ray_resources)
 
     def config_for(self, params: dict[str, Any]) -> TrialConfig:
         """The trial config for searched values `params` (the rest comes from base)."""
@@ -188,6 +190,7 @@ def parse_tune_spec(raw: Any, source: str = "<spec>", default_name: str = "tune"
         base_overrides=overrides,
         raw=raw,
         hyperparameters=fields.declared,
+        ray=parse_ray_resources(source, raw.get("ray")),
     )
     if base_from is None:  # else the model comes from the ablation study
         check_used(source, fields.declared, {spec.base.model})
