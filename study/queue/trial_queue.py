@@ -23,7 +23,7 @@ The queue knows nothing about Keras or MLflow; study.execution drives it.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -179,19 +179,23 @@ class TrialQueue:
         group = self.claim_group(1)
         return group[0] if group else None
 
-    def claim_group(self, max_size: int) -> list[Claim]:
+    def claim_group(self, max_size: int, prefer: Callable[[str | None], bool] | None = None) -> list[Claim]:
         """Take the oldest waiting trial, then up to `max_size - 1` more waiting trials of its group.
+        With `prefer`, the oldest waiting trial whose group it accepts comes first (a worker that already
+        compiled a group's program takes its next group of that program before a new one).
 
         Each take is atomic (one worker wins each trial); what another worker takes meanwhile
         is simply not in our group. Empty when no trial is left to take.
         """
         snapshot = self.trials()
+        waiting = [t for t in snapshot if t.state == TrialState.WAITING]
+        if prefer is not None:
+            first = [t for t in waiting if prefer(t.user_attrs.get(GROUP_ATTR))]
+            waiting = first + [t for t in waiting if not prefer(t.user_attrs.get(GROUP_ATTR))]
         claims: list[Claim] = []
-        for frozen in snapshot:
+        for frozen in waiting:
             if len(claims) >= max_size:
                 break
-            if frozen.state != TrialState.WAITING:
-                continue
             if claims and (claims[0].group is None or frozen.user_attrs.get(GROUP_ATTR) != claims[0].group):
                 continue
             claim = self._take_checked(frozen, snapshot)

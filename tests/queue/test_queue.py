@@ -181,3 +181,19 @@ def test_a_group_is_taken_together_and_comes_back_whole_when_its_worker_dies(tmp
     again = other.claim_group(10)
     assert sorted(c.key for c in again) == ["k0", "k2", "k4"], "the whole group came back"
     assert all(not queue.holds(c) for c in group), "the dead worker's claims are lost"
+
+
+def test_a_worker_takes_a_group_of_a_program_it_compiled_before_an_older_one(tmp_path):
+    """Groups "<program>|seed=<s>": preferring known programs takes the oldest such group, else the oldest."""
+    from study.training.executors.registry import program_of
+
+    url = f"sqlite:///{tmp_path / 'q.db'}"
+    queue = TrialQueue.open(url, "p", FAST)
+    groups = ["A|seed=0", "B|seed=0", "A|seed=1", "B|seed=1"]
+    queue.enqueue([QueueItem(key=f"k{i}", config={"i": i}, group=g) for i, g in enumerate(groups)])
+    assert program_of("A|seed=1") == "A" and program_of("alone") == "alone" and program_of(None) is None
+    knows_b = [c.key for c in queue.claim_group(10, prefer=lambda g: program_of(g) == "B")]
+    assert knows_b == ["k1"], "B's oldest group before the older A group"
+    assert [c.key for c in queue.claim_group(10, prefer=lambda g: program_of(g) == "B")] == ["k3"]
+    assert [c.key for c in queue.claim_group(10, prefer=lambda g: program_of(g) == "B")] == ["k0"], \
+        "no B left: the oldest group"

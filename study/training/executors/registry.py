@@ -27,9 +27,18 @@ def alone(config: TrialConfig) -> str | None:
     return None
 
 
+SEED_PART = "|seed="  # a fused group is "<program>|seed=<seed>": one compiled program serves every seed
+
+
 def fused_group(config: TrialConfig) -> str:
     """One structure, data, training length and seed: the trials one fused program trains on shared batches."""
-    return f"{structure_group(config)}|seed={config.seed}"
+    return f"{structure_group(config)}{SEED_PART}{config.seed}"
+
+
+def program_of(group: str | None) -> str | None:
+    """The compiled program a queued group needs (its structure, data and length; the seed aside), so a
+    worker can prefer groups whose program it has already traced and compiled (a few seconds each)."""
+    return group.rpartition(SEED_PART)[0] or group if group else None
 
 
 EXECUTORS: dict[str, ExecutorEntry] = {

@@ -152,6 +152,7 @@ class FusedExecutor:
         *_, x_test, y_test, valid_test = data
         test_loss, test_acc = _evaluate(program, best[0], best[1], x_test, y_test, valid_test)
         model = program.model
+        kept = jax.device_get(best) if settings.save_model else best  # one transfer, then plain slices per trial
         results = []
         for k, config in enumerate(configs):
             final = summarize_history(history[k])
@@ -159,7 +160,7 @@ class FusedExecutor:
             if has_best[k] and "best_epoch" in final:
                 final["test_loss"], final["test_accuracy"] = float(test_loss[k]), float(test_acc[k])
                 if settings.save_model:
-                    model_path = self._save(model, best, k, batch.workdir / f"trial-{positions[k]}")
+                    model_path = self._save(model, kept, k, batch.workdir / f"trial-{positions[k]}")
             final["params"] = float(model.count_params())
             diverged = controllers[k].diverged or any(not math.isfinite(v) for v in history[k]["loss"])
             results.append(TrialResult(config=config, history=history[k], final=final, wall_time_s=seconds_each,
