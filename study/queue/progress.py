@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from optuna.trial import FrozenTrial, TrialState
 
-from study.core.names import KEY_ATTR, RECOVERED_ATTR, STATUS_ATTR
+from study.core.names import GROUP_ATTR, KEY_ATTR, RECOVERED_ATTR, STATUS_ATTR, WORKER_ATTR
 from study.core.status import TrialStatus
 from study.queue.trial_queue import TrialQueue, WorkerRecord
 
@@ -81,15 +81,27 @@ def collect(queue: TrialQueue, keys: list[str], now: float | None = None) -> Stu
     status.keys.update(key_states(trials, keys).values())
     status.attempts.update(attempt_kind(t) for t in trials if t.state == TrialState.FAIL)
     status.alive, status.gone = split_workers(queue, now)
-    durations = [(t.datetime_complete - t.datetime_start).total_seconds() for t in trials
-                 if t.state == TrialState.COMPLETE and t.datetime_start and t.datetime_complete
-                 and not t.user_attrs.get(RECOVERED_ATTR)]
-    if durations:
-        status.mean_trial_s = sum(durations) / len(durations)
+    timed = [t for t in trials if t.state == TrialState.COMPLETE and t.datetime_start and t.datetime_complete
+             and not t.user_attrs.get(RECOVERED_ATTR)]
+    if timed:
+        status.mean_trial_s = seconds_per_trial(timed)
         remaining = status.keys["waiting"] + status.keys["running"] / 2 + status.keys["not queued"]
         remaining += status.keys["interrupted"] + status.keys["lost"]
         status.eta_s = status.mean_trial_s * remaining / max(1, len(status.alive))
     return status
+
+
+def seconds_per_trial(completed: list[FrozenTrial]) -> float:
+    """A worker's time per trial. Trials trained together (one group, one worker) each span the whole
+    group's time, so a group counts once: its span over its size (else a fused grid's ETA is 12x long)."""
+    spans: dict[tuple, list[FrozenTrial]] = {}
+    for trial in completed:
+        group = trial.user_attrs.get(GROUP_ATTR)
+        together = (group, trial.user_attrs.get(WORKER_ATTR)) if group is not None else ("", trial.number)
+        spans.setdefault(together, []).append(trial)
+    seconds = sum((max(t.datetime_complete for t in members) - min(t.datetime_start for t in members)).total_seconds()
+                  for members in spans.values())
+    return seconds / len(completed)
 
 
 def split_workers(queue: TrialQueue, now: float) -> tuple[list[WorkerRecord], list[WorkerRecord]]:

@@ -197,3 +197,27 @@ def test_a_worker_takes_a_group_of_a_program_it_compiled_before_an_older_one(tmp
     assert [c.key for c in queue.claim_group(10, prefer=lambda g: program_of(g) == "B")] == ["k3"]
     assert [c.key for c in queue.claim_group(10, prefer=lambda g: program_of(g) == "B")] == ["k0"], \
         "no B left: the oldest group"
+
+
+def test_a_group_trained_together_counts_its_time_once_in_the_eta(tmp_path):
+    """12 trials of one group, each spanning the group's 12 s, cost 1 s each; lone trials their own span."""
+    import datetime as dt
+
+    from optuna.trial import create_trial
+
+    from study.core.names import GROUP_ATTR, WORKER_ATTR
+    from study.queue.progress import seconds_per_trial
+
+    start = dt.datetime(2026, 1, 1)
+
+    def done(offset: float, seconds: float, **attrs):
+        trial = create_trial(state=TrialState.COMPLETE, value=0.5, user_attrs=attrs)
+        trial.datetime_start = start + dt.timedelta(seconds=offset)
+        trial.datetime_complete = trial.datetime_start + dt.timedelta(seconds=seconds)
+        return trial
+
+    group = [done(0.01 * i, 12.0 - 0.01 * i, **{GROUP_ATTR: "A|seed=0", WORKER_ATTR: "w1"}) for i in range(12)]
+    assert abs(seconds_per_trial(group) - 1.0) < 1e-9
+    alone = [done(0, 3.0), done(5, 5.0)]
+    alone[1].number = 1
+    assert abs(seconds_per_trial(alone) - 4.0) < 1e-9
