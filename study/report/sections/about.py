@@ -21,8 +21,7 @@ def _header(spec: StudySpec, expected: list, all_runs: pd.DataFrame, frame: pd.D
     lines = [
         f"# Study `{spec.name}`",
         "",
-        spec.description.strip(),
-        "",
+        *([spec.description.strip(), ""] if spec.description.strip() else []),
         "## Summary",
         "",
         f"- Spec: `{spec.source}` (hash `{spec_hash(spec.raw)}`), design `{spec.design}`, factors {factor_text}, "
