@@ -5,11 +5,14 @@ from __future__ import annotations
 import sys
 
 from study.cli.parser import build_parser
+from study.core.affinity import pin_from_env
 from study.core.quiet import is_verbose, keep_logs, quiet_start
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "worker":
+        pin_from_env()  # before any math library starts its threads (study.core.affinity)
     if args.verbose or is_verbose():
         keep_logs()
     else:

@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Callable
 
+from study.core.affinity import CPUS_ENV, format_cpus, worker_cpu_sets
 from study.execution.signals import say
 from study.execution.sources import WorkerOptions
 from study.queue.storage import STORAGE_ENV
@@ -72,7 +73,11 @@ def spawn_workers(spec_source: str, storage_url: str, tracking_uri: str, count: 
     command = worker_command(spec_source, options, overrides)
     env = worker_env(storage_url, tracking_uri, parent_run_id)
     sys.stdout.flush()  # our lines first, then the workers' (they share stdout)
-    procs = [subprocess.Popen(command + ["--label", f"w{i + 1}"], start_new_session=True, env=env)
+    cpu_sets = worker_cpu_sets(count, options.threads)
+    if cpu_sets:
+        log("each worker on its own CPU(s): " + "; ".join(f"w{i + 1} {format_cpus(c)}" for i, c in enumerate(cpu_sets)))
+    procs = [subprocess.Popen(command + ["--label", f"w{i + 1}"], start_new_session=True,
+                              env={**env, CPUS_ENV: format_cpus(cpu_sets[i])} if cpu_sets else env)
              for i in range(count)]
     signals: list[int] = []
 
