@@ -19,6 +19,7 @@ from typing import Any
 
 import mlflow
 from mlflow.entities import Metric, Param, RunStatus, RunTag
+from mlflow.exceptions import MlflowException
 
 from study.config import TrialConfig
 from study.core.names import (ERROR_TAG, KEY_TAG, LEVEL_TAG_PREFIX, PARENT_ROLE, ROLE_TAG, STATUS_TAG,
@@ -92,8 +93,17 @@ class TrialRun:
         return cls(run.info.run_id)
 
     def log_data(self, data: DatasetArrays, inputs: list[SplitInput]) -> None:
-        """The trial's splits as dataset inputs (the Dataset column of MLflow's runs table)."""
-        self.client.log_inputs(self.run_id, datasets=dataset_inputs(data, inputs))
+        """The trial's splits as dataset inputs (the Dataset column of MLflow's runs table).
+
+        MLflow looks a dataset up, then inserts it if missing: two workers logging the same new
+        dataset at once (PostgreSQL, the first trials of a study) collide on its unique key. The
+        loser tries once more, when the row exists and only the link to its run is written."""
+        datasets = dataset_inputs(data, inputs)
+        try:
+            self.client.log_inputs(self.run_id, datasets=datasets)
+        except MlflowException:
+            time.sleep(0.5)
+            self.client.log_inputs(self.run_id, datasets=datasets)
 
     def log_epoch(self, metrics: dict[str, float], epoch: int) -> None:
         stamp = _now_ms()

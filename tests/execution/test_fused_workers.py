@@ -59,8 +59,11 @@ def test_a_fused_group_killed_mid_epoch_goes_back_whole_and_is_trained_once(tmp_
         assert dead.state == TrialState.FAIL and STATUS_ATTR not in dead.user_attrs, "failed by its heartbeat"
         retries = [t for t in queue.trials() if t.system_attrs.get("failed_trial") == trial.number]
         assert [t.state for t in retries] == [TrialState.COMPLETE], "re-queued once, finished by the other worker"
+        if RUN_ID_ATTR not in dead.user_attrs:  # frozen while its group's runs were being opened: none yet
+            continue
         killed = next(r for r in runs if r.info.run_id == dead.user_attrs[RUN_ID_ATTR])
         assert killed.info.status == "KILLED" and killed.data.tags["trial_status"] == "interrupted"
+    assert RUN_ID_ATTR in victim.user_attrs, "the victim was frozen with its run open"
 
 
 def test_ctrl_c_interrupts_the_whole_group_and_the_same_command_finishes_it(tmp_path, data_dir):

@@ -1,0 +1,31 @@
+"""A trial's dataset inputs survive the race two workers run when they log the same new dataset at once."""
+
+from __future__ import annotations
+
+import mlflow
+from mlflow.exceptions import MlflowException
+
+from study.config import TrialConfig
+from study.data.splits import SplitCache
+from study.tracking.runs import TrialRun
+
+
+def test_a_collision_on_a_new_dataset_is_retried_and_the_run_keeps_its_inputs(tmp_path, monkeypatch):
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp_id = mlflow.create_experiment("inputs")
+    run = TrialRun.start(exp_id, TrialConfig(dataset="digits"), {}, "inputs")
+    real = run.client.log_inputs
+    calls = []
+
+    def collides_once(*args, **kwargs):  # what PostgreSQL raises when another worker inserted the dataset first
+        calls.append(1)
+        if len(calls) == 1:
+            raise MlflowException("duplicate key value violates unique constraint \"dataset_pk\"")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(run.client, "log_inputs", collides_once)
+    splits = SplitCache()
+    run.log_data(splits.dataset("digits"), splits.inputs("digits", "holdout", None))
+    inputs = mlflow.MlflowClient().get_run(run.run_id).inputs.dataset_inputs
+    assert len(calls) == 2 and {tag.value for i in inputs for tag in i.tags if tag.key == "mlflow.data.context"} == \
+        {"training", "validation", "test"}
