@@ -189,9 +189,8 @@ class TrialQueue:
         """
         snapshot = self.trials()
         waiting = [t for t in snapshot if t.state == TrialState.WAITING]
-        if prefer is not None:
-            first = [t for t in waiting if prefer(t.user_attrs.get(GROUP_ATTR))]
-            waiting = first + [t for t in waiting if not prefer(t.user_attrs.get(GROUP_ATTR))]
+        if prefer is not None:  # stable: oldest first within the preferred, then within the rest
+            waiting.sort(key=lambda t: not prefer(t.user_attrs.get(GROUP_ATTR)))
         claims: list[Claim] = []
         for frozen in waiting:
             if len(claims) >= max_size:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 
 import pytest
 from optuna.trial import TrialState
@@ -12,8 +11,8 @@ from optuna.trial import TrialState
 from study.core.names import GROUP_ATTR, RUN_ID_ATTR, STATUS_ATTR, WORKER_ATTR
 from study.queue.trial_queue import TrialQueue
 from tests.conftest import run_cli, write_spec
-from tests.execution.test_workers import (assert_each_trial_once, freeze_worker_mid_trial, start_cli, stores,
-                                          trial_runs)
+from tests.execution.test_workers import (assert_each_trial_once, ctrl_c_while_frozen, freeze_worker_mid_trial,
+                                          start_cli, stores, trial_runs)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -75,10 +74,7 @@ def test_ctrl_c_interrupts_the_whole_group_and_the_same_command_finishes_it(tmp_
     try:
         pid, victim = freeze_worker_mid_trial(run, log, storage, "fused12", tracking, epochs=2)
         held = group_of(TrialQueue.open(storage, "fused12", readonly=True), victim)
-        run.send_signal(signal.SIGINT)  # one process: the worker is the command itself
-        time.sleep(0.3)
-        os.kill(pid, signal.SIGCONT)
-        run.wait(timeout=300)
+        ctrl_c_while_frozen(run, pid, settle_s=0.3)  # one process: the worker is the command itself
     finally:
         run.kill()
     output = log.read_text()

@@ -23,7 +23,8 @@ from study.core.names import RUN_ID_ATTR, STATUS_ATTR, WORKER_ATTR
 from study.queue.trial_queue import TrialQueue
 from tests.conftest import run_cli, write_spec
 from tests.execution.test_workers import (GRID6, TUNE8, assert_each_trial_once, assert_tuning_results_once,
-                                          freeze_worker_mid_trial, start_cli, stores, trial_runs)
+                                          ctrl_c_while_frozen, freeze_worker_mid_trial, start_cli, stores,
+                                          trial_runs)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -153,10 +154,7 @@ def test_ctrl_c_stops_the_actors_requeues_their_trials_and_the_same_command_fini
     try:
         actors = study_actors("grid6", 2)
         pid, victim = freeze_worker_mid_trial(run, log, storage, "grid6", tracking, epochs=2, pids=set(actors))
-        run.send_signal(signal.SIGINT)
-        time.sleep(1.0)
-        os.kill(pid, signal.SIGCONT)
-        run.wait(timeout=300)
+        ctrl_c_while_frozen(run, pid, settle_s=1.0)
     finally:
         run.kill()
     output = log.read_text()

@@ -133,6 +133,15 @@ def freeze_worker_mid_trial(proc: subprocess.Popen, log: Path, storage_url: str,
     raise AssertionError("no worker was seen mid-trial")
 
 
+def ctrl_c_while_frozen(run: subprocess.Popen, pid: int, settle_s: float) -> None:
+    """Ctrl-C the command while worker `pid` is frozen mid-trial (the signal lands mid-trial), let the
+    command pass it on for `settle_s`, then let the worker go on and wait for the command to end."""
+    run.send_signal(signal.SIGINT)
+    time.sleep(settle_s)
+    os.kill(pid, signal.SIGCONT)
+    run.wait(timeout=300)
+
+
 def kill_a_worker_mid_trial(args: tuple[str, ...], tmp_path: Path, storage: str, study: str,
                             tracking: str) -> tuple[str, object]:
     """Start `python -m study ARGS` (fast heartbeats), SIGKILL one worker mid-trial, wait for the
@@ -208,10 +217,7 @@ def test_sigint_requeues_the_trial_in_progress_and_the_same_command_completes_th
     run, log = start_cli(*command, cwd=tmp_path)
     try:
         pid, victim = freeze_worker_mid_trial(run, log, storage, "grid6", tracking, epochs=2)
-        run.send_signal(signal.SIGINT)  # like Ctrl-C: the parent passes it on to its workers
-        time.sleep(0.5)
-        os.kill(pid, signal.SIGCONT)
-        run.wait(timeout=300)
+        ctrl_c_while_frozen(run, pid, settle_s=0.5)  # the parent passes it on to its workers
     finally:
         run.kill()
     output = log.read_text()
