@@ -147,3 +147,6 @@ def _loop(source: TrialSource, ctx: TrainingContext, beacon: Beacon, summary: Wo
         beacon.update(done=beacon.record.done + len(claims))
         for line in source.describe(queue, list(zip(claims, verdicts))):
             log(prefix + line)
+    # Stopped between trials (the signal came after the last batch of a group, or while idle):
+    # nothing is half-done, but unless the study happens to be finished the command must say interrupted.
+    summary.interrupted = not source.done(queue)

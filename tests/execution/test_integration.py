@@ -13,6 +13,7 @@ import pytest
 
 from tests.conftest import ROOT, run_cli, write_spec
 from tests.execution.test_quiet import assert_quiet
+from tests.execution.test_workers import ctrl_c_while_frozen, freeze_worker_mid_trial, start_cli
 
 TINY = """
 name: tiny_{backend}
@@ -107,23 +108,18 @@ def test_invalid_spec_exits_2_and_writes_nothing(tmp_path, data_dir):
 def test_ctrl_c_marks_the_trial_interrupted_and_rerun_completes(tmp_path, data_dir):
     spec = write_spec(tmp_path / "slow.yaml", SLOW)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "study", "run", str(spec), "--data-dir", str(data_dir),
-                             "--tracking-uri", uri, "--no-report"], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    # Touch the store only once the run has created it (its "study slow:" line comes after that).
-    for line in proc.stdout:
-        if line.startswith("study slow:"):
-            break
-    deadline = time.time() + 180
-    while time.time() < deadline:  # wait until the first trial has logged an epoch
-        time.sleep(1)
-        runs = trial_runs(uri, "slow")
-        if runs and mlflow.MlflowClient().get_metric_history(runs[0].info.run_id, "loss"):
-            break
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err[-2000:]
+    proc, log = start_cli("run", str(spec), "--data-dir", str(data_dir), "--tracking-uri", uri, "--no-report",
+                          cwd=tmp_path)
+    try:
+        # Frozen with at most 3 of its 8 epochs logged, the trial is surely mid-training when the signal lands.
+        pid, _ = freeze_worker_mid_trial(proc, log, f"sqlite:///{tmp_path / 'optuna.db'}", "slow", uri, epochs=4)
+        assert pid == proc.pid  # one worker, in the command's own process
+        ctrl_c_while_frozen(proc, pid, settle_s=0.5)
+    finally:
+        proc.kill()
+    output = log.read_text()
+    assert proc.returncode == 130, output[-2000:]
+    assert "interrupted: the trials in progress are recorded as interrupted" in output
     runs = trial_runs(uri, "slow")
     assert len(runs) == 1
     assert runs[0].info.status == "KILLED" and runs[0].data.tags["trial_status"] == "interrupted"
