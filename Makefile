@@ -20,7 +20,7 @@ RAY ?=
 RAY_ARG := $(if $(RAY),--ray $(RAY),)
 RAY_INSTALL := $(if $(RAY),install-ray,)
 
-.PHONY: install install-ray ablate worker status report ui tune dashboard test clean bench bench-grid
+.PHONY: install install-ray ablate worker status report ui tune dashboard test test-fast clean bench bench-grid
 
 install: $(VENV)/.installed
 
@@ -59,6 +59,9 @@ dashboard: install  ## optuna-dashboard on http://$(HOST):$(DASHBOARD_PORT) for 
 
 test: install  ## the whole test suite (unit + integration on the real stack)
 	$(BIN)/python -m pytest $(ARGS)
+
+test-fast: install  ## the tests not marked slow (unit + the tiny real-stack studies): quick feedback
+	$(BIN)/python -m pytest -m "not slow" $(ARGS)
 
 clean:  ## remove generated stores (not reports)
 	rm -rf mlflow.db optuna.db optuna.db-shm optuna.db-wal mlflow.db.lock optuna.db.lock mlartifacts .pytest_cache

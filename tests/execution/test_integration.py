@@ -105,6 +105,7 @@ def test_invalid_spec_exits_2_and_writes_nothing(tmp_path, data_dir):
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_ctrl_c_marks_the_trial_interrupted_and_rerun_completes(tmp_path, data_dir):
     spec = write_spec(tmp_path / "slow.yaml", SLOW)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

@@ -39,6 +39,7 @@ def closed_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_no_password_in_output_tags_queue_or_report(tmp_path, data_dir, postgres_db):
     tracking, storage = with_password(postgres_db("mlflow")), with_password(postgres_db("optuna"))
     spec = write_spec(tmp_path / "secret.yaml", SPEC)

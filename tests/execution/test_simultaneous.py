@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import write_spec
 from tests.execution.test_workers import assert_each_trial_once, start_cli
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # three commands train one real grid at once
 
 GRID4 = """
 name: together

@@ -24,7 +24,7 @@ from study.queue.trial_queue import TrialQueue
 from study.spec.study_spec import load_spec
 from tests.conftest import ROOT, run_cli, write_spec
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # several processes train real grids
 
 GRID16 = """
 name: grid16

@@ -17,6 +17,7 @@ CASES = [(name, backend) for name in EXECUTORS for backend in ("tensorflow", "ja
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 @pytest.mark.parametrize("executor, backend", CASES)
 def test_executor_passes_the_conformance_suite(executor, backend, data_dir):
     out = subprocess.run([sys.executable, str(ROOT / "tests" / "executors" / "conformance.py"), executor, backend,
