@@ -71,7 +71,11 @@ class StudyWorker:
             self._lines.append(line)
 
     def info(self) -> dict[str, Any]:
-        return {"worker": worker_id(), "pid": os.getpid()}
+        """Who this actor's process is and where Ray placed it (printed once per process by the driver)."""
+        import ray
+
+        return {"worker": worker_id(), "pid": os.getpid(), "node_id": ray.get_runtime_context().get_node_id(),
+                "node_ip": ray.util.get_node_ip_address()}
 
     def lines(self) -> list[str]:
         with self._lock:
@@ -188,7 +192,10 @@ class Driver:
         for slot in self.slots:
             if slot.info is not None and self.ray.wait([slot.info], timeout=0)[0]:
                 try:
-                    slot.worker = self.ray.get(slot.info)["worker"]
+                    info = self.ray.get(slot.info)
+                    slot.worker = info["worker"]
+                    self.log(f"Ray worker {slot.label} is {slot.worker} on node {info['node_ip']} "
+                             f"(id {info['node_id'][:12]})")
                 except self.ray.exceptions.RayError:
                     pass
                 slot.info = None

@@ -186,8 +186,11 @@ def test_tuning_on_ray_actors_gives_exactly_n_trials(tmp_path, data_dir, ray_add
     assert len({t.user_attrs[WORKER_ATTR] for t in results}) == 2, "both actors tuned"
 
 
-def test_a_cluster_of_two_nodes_refuses_sqlite_stores_before_creating_anything(tmp_path, data_dir, ray_address):
-    """Two raylets on this machine stand for two machines: a SQLite file is not shared between them."""
+def test_a_two_node_cluster_refuses_sqlite_and_trains_on_postgresql_with_a_worker_on_each_node(
+        tmp_path, data_dir, ray_address, postgres_db):
+    """Two raylets on this machine stand for two machines (1 CPU each): a SQLite file is not shared between
+    them, so it is refused before anything is created; on PostgreSQL the grid trains with one actor per
+    node, every trial recorded once."""
     from ray.cluster_utils import Cluster
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False,
@@ -197,13 +200,24 @@ def test_a_cluster_of_two_nodes_refuses_sqlite_stores_before_creating_anything(t
         cluster.wait_for_nodes()
         spec = write_spec(tmp_path / "grid6.yaml", GRID6)
         tracking, storage = stores(tmp_path)
+        refused = run_cli("run", str(spec), "--ray", cluster.address, "--tracking-uri", tracking, "--storage",
+                          storage, "--data-dir", str(data_dir), "--no-report", cwd=tmp_path)
+        assert refused.returncode == 2, refused.stdout[-3000:] + refused.stderr[-3000:]
+        assert "error: --storage sqlite:///" in refused.stderr and "use PostgreSQL for --storage" in refused.stderr
+        assert not list(tmp_path.glob("*.db")), "nothing was created"
+
+        tracking, storage = postgres_db("mlflow"), postgres_db("optuna")
         result = run_cli("run", str(spec), "--ray", cluster.address, "--tracking-uri", tracking, "--storage",
                          storage, "--data-dir", str(data_dir), "--no-report", cwd=tmp_path)
     finally:
         cluster.shutdown()
-    assert result.returncode == 2, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "error: --storage sqlite:///" in result.stderr and "use PostgreSQL for --storage" in result.stderr
-    assert not list(tmp_path.glob("*.db")), "nothing was created"
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert "starting 2 Ray worker(s) (1 CPU(s)" in output, "as many as fit: one per 1-CPU node"
+    nodes = {line.rpartition("(id ")[2] for line in output.splitlines() if line.startswith("Ray worker w")}
+    assert len(nodes) == 2, f"the two actors ran on the two nodes: {output[-3000:]}"
+    runs, _ = assert_each_trial_once(spec, tracking, storage)
+    assert len(runs) == 6 and {r.info.status for r in runs} == {"FINISHED"}
 
 
 def test_ray_options_without_ray_are_refused(tmp_path):
