@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
-
 import mlflow
 import pytest
 
-from tests.conftest import ROOT, run_cli, write_spec
+from tests.conftest import run_cli, write_spec
 from tests.execution.test_quiet import assert_quiet
 from tests.execution.test_workers import ctrl_c_while_frozen, freeze_worker_mid_trial, start_cli
 
