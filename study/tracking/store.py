@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 
 import mlflow
 
 from study.core.errors import StorageError
-from study.core.store_lock import schema_lock
+from study.core.store_lock import schema_lock, sqlite_file
 from study.core.text import first_line, redact
 
 TRACKING_ENV = "MLFLOW_TRACKING_URI"
@@ -30,7 +31,8 @@ def configure(tracking_uri: str | None) -> str:
 
     A fresh database store gets its tables and migrations here, under the schema lock
     (study.core.store_lock), so commands started at the same moment never migrate it twice;
-    a store that cannot be opened is a StorageError (exit 2) that names it without its password.
+    a SQLite store is put in WAL mode (see `_use_wal`); a store that cannot be opened is a
+    StorageError (exit 2) that names it without its password.
     """
     # With a tracking server MLflow prints a URL per ended run; our progress lines say enough.
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
@@ -39,12 +41,35 @@ def configure(tracking_uri: str | None) -> str:
     try:
         with schema_lock(uri, "MLflow tracking URI"):
             mlflow.MlflowClient(uri)  # builds (and caches) the store: creates or migrates its schema
+            _use_wal(uri)
     except StorageError:
         raise
     except Exception as exc:  # noqa: BLE001 - MLflow and the drivers raise many kinds; all mean "cannot open"
         raise StorageError(f"MLflow tracking URI {redact(uri)}: cannot open: {type(exc).__name__}: "
                            f"{redact(first_line(exc))}") from exc
     return uri
+
+
+def _use_wal(uri: str) -> None:
+    """Put a SQLite tracking store in WAL mode (it stays so: the mode is kept in the file).
+
+    In SQLite's default rollback journal a writer that commits locks readers out, and MLflow
+    waits 20 s for a lock before it fails: `status`, the MLflow UI or the report reading while
+    workers log their epochs could fail with "database is locked" (a worker stopped in the middle
+    of a commit, by a debugger or a frozen machine, made it certain). In WAL mode readers never
+    wait for writers; writers still take turns, as before.
+    """
+    path = sqlite_file(uri)
+    if path is None:
+        return
+    try:
+        connection = sqlite3.connect(path, timeout=20)  # as long as MLflow itself waits for a lock
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+        finally:
+            connection.close()
+    except sqlite3.Error:
+        return  # a read-only copy of a store, say: it still works, in the default journal mode
 
 
 def shown(uri: str) -> str:
