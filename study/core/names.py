@@ -29,7 +29,10 @@ KEY_ATTR = "trial_key"
 CONFIG_ATTR = "config"
 LEVELS_ATTR = "levels"
 GROUP_ATTR = "group"  # trials with the same value can be trained together (one executor call)
-IDENTITY_ATTRS = (KEY_ATTR, CONFIG_ATTR, LEVELS_ATTR, GROUP_ATTR)  # what every attempt of a trial carries
+# A copy queued again although the queue has the key complete (its MLflow run is lost): the number of
+# the newest completed attempt it replaces, which must not make the copy a duplicate.
+RETRAINS_ATTR = "retrains"
+IDENTITY_ATTRS = (KEY_ATTR, CONFIG_ATTR, LEVELS_ATTR, GROUP_ATTR, RETRAINS_ATTR)  # kept by every attempt of a trial
 STATUS_ATTR = "trial_status"
 WORKER_ATTR = "worker"
 RUN_ID_ATTR = "mlflow_run_id"

@@ -129,10 +129,9 @@ def run_study(
     if reaped:
         log(f"marked {reaped} run(s) left RUNNING by a dead process on this host as interrupted")
     source = GridSource(spec)
-    before = source.key_status(queue)
     missing = source.enqueue(queue, mlflow_done=done_keys(exp_id))
     missing += source.confirm(queue)  # the confirm stage, if every main trial was already done
-    before = {**source.key_status(queue), **before}
+    before = source.key_status(queue)  # after queueing: a key queued again (its MLflow run lost) is not done
     trials = source.trials
     done_before = {k for k, state in before.items() if state in DONE_STATUSES}
     summary = RunSummary(study=spec.name, total=len(trials), skipped=len(done_before))

@@ -15,7 +15,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from study.core.names import GROUP_ATTR, KEY_ATTR, RECOVERED_ATTR, STATUS_ATTR, WORKER_ATTR
 from study.core.status import TrialStatus
-from study.queue.trial_queue import TrialQueue, WorkerRecord
+from study.queue.trial_queue import TrialQueue, WorkerRecord, replaced_attempts
 
 # Why an attempt ended FAIL (user attr `trial_status`); no attr = its worker died (heartbeat went stale).
 ATTEMPT_KINDS = ("interrupted", "failed", "duplicate", "lost")
@@ -48,18 +48,23 @@ def attempt_kind(trial: FrozenTrial) -> str:
 
 
 def key_states(trials: list[FrozenTrial], keys: list[str]) -> dict[str, str]:
-    """Each key's state: done if any attempt completed, else running, waiting, or how its last attempt ended."""
+    """Each key's state: done if any attempt completed, else running, waiting, or how its last attempt ended.
+
+    A completed attempt that a later copy replaces (`retrains`: its MLflow run was lost, so the
+    key was queued again) no longer makes the key done."""
     by_key: dict[str, list[FrozenTrial]] = {}
     for trial in trials:
         key = trial.user_attrs.get(KEY_ATTR)
         if key is not None:
             by_key.setdefault(key, []).append(trial)
+    replaced = replaced_attempts(trials)
     out = {}
     for key in keys:
         attempts = by_key.get(key, [])
+        completed = [t for t in attempts if t.state == TrialState.COMPLETE and t.number > replaced.get(key, -1)]
         states = {t.state for t in attempts}
-        if TrialState.COMPLETE in states:
-            done = next(t for t in attempts if t.state == TrialState.COMPLETE)
+        if completed:
+            done = completed[0]
             out[key] = "diverged" if done.user_attrs.get(STATUS_ATTR) == "diverged" else "completed"
         elif TrialState.RUNNING in states:
             out[key] = "running"

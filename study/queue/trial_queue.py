@@ -32,7 +32,7 @@ from optuna.exceptions import DuplicatedStudyError, UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
 from study.core.names import (CONFIG_ATTR, DUPLICATE_ATTR, GROUP_ATTR, IDENTITY_ATTRS, KEY_ATTR, LEVELS_ATTR,
-                              STATUS_ATTR)
+                              RETRAINS_ATTR, STATUS_ATTR)
 from study.core.status import TrialStatus
 from study.queue.storage import QueueSettings, open_storage
 
@@ -133,8 +133,11 @@ class TrialQueue:
 
     def live_keys(self) -> set[str]:
         """Keys that are waiting, running or complete: everything that must not be enqueued again."""
-        states = (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE)
-        return {t.user_attrs[KEY_ATTR] for t in self.trials(states) if KEY_ATTR in t.user_attrs}
+        trials = [t for t in self.trials() if KEY_ATTR in t.user_attrs]
+        replaced = replaced_attempts(trials)  # carried by copies in any state, failed ones too
+        return {t.user_attrs[KEY_ATTR] for t in trials
+                if t.state in (TrialState.WAITING, TrialState.RUNNING)
+                or (t.state == TrialState.COMPLETE and t.number > replaced.get(t.user_attrs[KEY_ATTR], -1))}
 
     def has_work(self) -> bool:
         """True while any trial waits or runs (a running one may still go stale and come back)."""
@@ -152,8 +155,12 @@ class TrialQueue:
 
     def enqueue(self, items: Iterable[QueueItem], again: Iterable[str] = ()) -> int:
         """Enqueue the items whose key is not already waiting, running or complete (or is in
-        `again`: complete here but known to be lost elsewhere); return how many were added."""
-        live = self.live_keys() - set(again)
+        `again`: complete here but known to be lost elsewhere, so the copy records which completed
+        attempt it replaces); return how many were added."""
+        forced = set(again)
+        live = self.live_keys() - forced
+        replaced = {t.user_attrs[KEY_ATTR]: t.number for t in self.trials((TrialState.COMPLETE,))
+                    if t.user_attrs.get(KEY_ATTR) in forced}  # numbers ascend: the newest wins
         added = 0
         for item in items:
             if item.key in live:
@@ -161,6 +168,8 @@ class TrialQueue:
             attrs = {KEY_ATTR: item.key, CONFIG_ATTR: item.config, LEVELS_ATTR: item.levels}
             if item.group is not None:
                 attrs[GROUP_ATTR] = item.group
+            if item.key in replaced:
+                attrs[RETRAINS_ATTR] = replaced[item.key]
             self.study.enqueue_trial({}, user_attrs=attrs)
             live.add(item.key)
             added += 1
@@ -284,14 +293,19 @@ class TrialQueue:
         start it. A sibling that someone else runs wins if its number is lower: of two
         attempts taken at the same moment exactly one has the lower number. A sibling
         enqueued after `siblings` was read has a higher number, so its taker yields to us.
+        A sibling that already completed (its taker looked before our copy was enqueued) wins
+        whatever its number: the key is trained. Only the completed attempts that a copy queued
+        again replaces (`retrains`, see `enqueue`; carried by its retries) do not count.
         """
         for sibling in siblings:
             if sibling.state == TrialState.WAITING:
                 taken = self._take(sibling)
                 if taken is not None:
                     self._tell(taken, TrialState.FAIL, None, {STATUS_ATTR: TrialStatus.DUPLICATE.value, DUPLICATE_ATTR: claim.number})
+        replaced = max(claim.user_attrs.get(RETRAINS_ATTR, -1), replaced_attempts(siblings).get(claim.key, -1))
         for sibling in (self.trial(s.number) for s in siblings):
-            if sibling.state == TrialState.RUNNING and sibling.number < claim.number:
+            trained = sibling.state == TrialState.COMPLETE and sibling.number > replaced
+            if trained or (sibling.state == TrialState.RUNNING and sibling.number < claim.number):
                 self._tell(claim, TrialState.FAIL, None, {STATUS_ATTR: TrialStatus.DUPLICATE.value, DUPLICATE_ATTR: sibling.number})
                 return True
         return False
@@ -306,6 +320,17 @@ class TrialQueue:
                 return False  # failed as stale meanwhile: the trial is someone else's now
             raise exc
         return True
+
+
+def replaced_attempts(trials: Iterable[FrozenTrial]) -> dict[str, int]:
+    """Per key, the newest completed attempt a later copy replaces (`retrains`, see TrialQueue.enqueue):
+    completed attempts up to that number no longer make the key done."""
+    replaced: dict[str, int] = {}
+    for trial in trials:
+        if RETRAINS_ATTR in trial.user_attrs and KEY_ATTR in trial.user_attrs:
+            key = trial.user_attrs[KEY_ATTR]
+            replaced[key] = max(replaced.get(key, -1), trial.user_attrs[RETRAINS_ATTR])
+    return replaced
 
 
 def _wait_for_settings(storage: optuna.storages.RDBStorage, study: optuna.Study,

@@ -86,6 +86,28 @@ def test_tiny_study_end_to_end_and_resume(backend, tmp_path, data_dir):
 
 
 @pytest.mark.integration
+def test_a_trial_whose_mlflow_run_was_deleted_is_trained_again_once(tmp_path, data_dir):
+    """MLflow is the record: a key the queue calls complete but MLflow has no finished run of is trained
+    again by the next run (not dropped as a duplicate of its old attempt), then counted done."""
+    spec = write_spec(tmp_path / "tiny.yaml", TINY.format(backend="tensorflow").replace("tiny_tensorflow", "lost"))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    args = ["run", str(spec), "--data-dir", str(data_dir), "--tracking-uri", uri, "--no-report"]
+    assert run_cli(*args, cwd=tmp_path).returncode == 0
+    deleted = trial_runs(uri, "lost")[0]
+    mlflow.MlflowClient().delete_run(deleted.info.run_id)
+
+    again = run_cli(*args, cwd=tmp_path)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "3 already done, 1 to run" in again.stdout and "completed 1" in again.stdout
+    runs = trial_runs(uri, "lost")
+    assert len(runs) == 4 and {r.info.status for r in runs} == {"FINISHED"}
+    assert len({r.data.tags["trial_key"] for r in runs}) == 4, "each key once: the lost one trained again"
+    assert deleted.info.run_id not in {r.info.run_id for r in runs}
+    third = run_cli(*args, cwd=tmp_path)
+    assert "4 already done, 0 to run" in third.stdout, third.stdout[-2000:]
+
+
+@pytest.mark.integration
 def test_invalid_spec_exits_2_and_writes_nothing(tmp_path, data_dir):
     spec = write_spec(tmp_path / "bad.yaml", TINY.format(backend="tensorflow").replace("sigmoid", "tanh"))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

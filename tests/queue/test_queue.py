@@ -14,7 +14,7 @@ from collections import Counter
 import pytest
 from optuna.trial import TrialState
 
-from study.core.names import CONFIG_ATTR, DUPLICATE_ATTR, KEY_ATTR, STATUS_ATTR
+from study.core.names import CONFIG_ATTR, DUPLICATE_ATTR, KEY_ATTR, RETRAINS_ATTR, STATUS_ATTR
 from study.queue.progress import collect, key_states
 from study.queue.storage import QueueSettings, default_storage_url
 from study.queue.trial_queue import QueueItem, TrialQueue, WorkerRecord
@@ -74,6 +74,21 @@ def test_duplicates_from_racing_enqueuers_are_dropped_not_run(storage_url):
     assert all(t.user_attrs[STATUS_ATTR] == "duplicate" and DUPLICATE_ATTR in t.user_attrs for t in dropped)
 
 
+def test_a_duplicate_found_after_its_twin_finished_is_dropped_not_run(tmp_path):
+    """The interleaving CI once hit: worker A takes k000 before a racing enqueuer adds its twin, and
+    completes it; worker B then sees only the twin waiting, takes it, and must yield to the finished one."""
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    first = TrialQueue.open(url, "q", FAST)
+    first.enqueue(items(1))
+    original = first.claim()  # no twin yet: nothing to check against
+    first.study.enqueue_trial({}, user_attrs={KEY_ATTR: original.key, CONFIG_ATTR: original.user_attrs[CONFIG_ATTR]})
+    assert first.complete(original, 1.0, {})
+    second = TrialQueue.open(url, "q", FAST)
+    assert second.claim() is None, "the key is trained: its twin must not run"
+    twin = next(t for t in second.trials() if t.number != original.number)
+    assert twin.state == TrialState.FAIL and twin.user_attrs[DUPLICATE_ATTR] == original.number
+
+
 def test_enqueue_is_idempotent_and_requeues_failed_keys(tmp_path):
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     queue = TrialQueue.open(url, "q", FAST)
@@ -83,6 +98,27 @@ def test_enqueue_is_idempotent_and_requeues_failed_keys(tmp_path):
     queue.fail(claim, {STATUS_ATTR: "failed"})
     assert queue.enqueue(items(3)) == 1, "a failed key is queued again by the next run"
     assert queue.enqueue(items(3), again={"k001"}) == 1, "a key lost elsewhere can be forced back in"
+
+
+def test_a_key_queued_again_replaces_its_completed_attempt_until_it_completes_itself(tmp_path):
+    """`again` (MLflow lost the key's run): the copy is trained, not dropped as a duplicate of the
+    completed attempt it replaces, and the key is not done until the copy completes, even after a failure."""
+    queue = TrialQueue.open(f"sqlite:///{tmp_path / 'optuna.db'}", "q", FAST)
+    queue.enqueue(items(1))
+    original = queue.claim()
+    assert queue.complete(original, 1.0, {})
+    assert queue.enqueue(items(1), again={original.key}) == 1
+    assert key_states(queue.trials(), [original.key]) == {original.key: "waiting"}
+    copy = queue.claim()
+    assert copy is not None and copy.user_attrs[RETRAINS_ATTR] == original.number, "not dropped as a duplicate"
+    assert queue.fail(copy, {STATUS_ATTR: "failed"})
+    assert key_states(queue.trials(), [original.key]) == {original.key: "failed"}
+    assert queue.enqueue(items(1)) == 1, "a failed copy is queued again by the next run, without being forced"
+    retry = queue.claim()
+    assert retry is not None, "the replaced attempt still does not count"
+    assert queue.complete(retry, 1.0, {})
+    assert key_states(queue.trials(), [original.key]) == {original.key: "completed"}
+    assert queue.enqueue(items(1)) == 0
 
 
 def test_interrupted_trial_is_requeued_with_its_identity(tmp_path):
