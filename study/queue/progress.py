@@ -15,7 +15,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from study.core.names import GROUP_ATTR, KEY_ATTR, RECOVERED_ATTR, STATUS_ATTR, WORKER_ATTR
 from study.core.status import TrialStatus
-from study.queue.trial_queue import TrialQueue, WorkerRecord, replaced_attempts
+from study.queue.trial_queue import TrialQueue, WorkerRecord, replaced_attempts, trained
 
 # Why an attempt ended FAIL (user attr `trial_status`); no attr = its worker died (heartbeat went stale).
 ATTEMPT_KINDS = ("interrupted", "failed", "duplicate", "lost")
@@ -61,7 +61,7 @@ def key_states(trials: list[FrozenTrial], keys: list[str]) -> dict[str, str]:
     out = {}
     for key in keys:
         attempts = by_key.get(key, [])
-        completed = [t for t in attempts if t.state == TrialState.COMPLETE and t.number > replaced.get(key, -1)]
+        completed = [t for t in attempts if trained(t, replaced)]
         states = {t.state for t in attempts}
         if completed:
             done = completed[0]

@@ -133,11 +133,7 @@ class TrialQueue:
 
     def live_keys(self) -> set[str]:
         """Keys that are waiting, running or complete: everything that must not be enqueued again."""
-        trials = [t for t in self.trials() if KEY_ATTR in t.user_attrs]
-        replaced = replaced_attempts(trials)  # carried by copies in any state, failed ones too
-        return {t.user_attrs[KEY_ATTR] for t in trials
-                if t.state in (TrialState.WAITING, TrialState.RUNNING)
-                or (t.state == TrialState.COMPLETE and t.number > replaced.get(t.user_attrs[KEY_ATTR], -1))}
+        return live_keys(self.trials())
 
     def has_work(self) -> bool:
         """True while any trial waits or runs (a running one may still go stale and come back)."""
@@ -157,10 +153,10 @@ class TrialQueue:
         """Enqueue the items whose key is not already waiting, running or complete (or is in
         `again`: complete here but known to be lost elsewhere, so the copy records which completed
         attempt it replaces); return how many were added."""
-        forced = set(again)
-        live = self.live_keys() - forced
-        replaced = {t.user_attrs[KEY_ATTR]: t.number for t in self.trials((TrialState.COMPLETE,))
-                    if t.user_attrs.get(KEY_ATTR) in forced}  # numbers ascend: the newest wins
+        trials, forced = self.trials(), set(again)
+        live = live_keys(trials) - forced
+        replaced = {t.user_attrs[KEY_ATTR]: t.number for t in trials  # numbers ascend: the newest wins
+                    if t.state == TrialState.COMPLETE and t.user_attrs.get(KEY_ATTR) in forced}
         added = 0
         for item in items:
             if item.key in live:
@@ -302,10 +298,9 @@ class TrialQueue:
                 taken = self._take(sibling)
                 if taken is not None:
                     self._tell(taken, TrialState.FAIL, None, {STATUS_ATTR: TrialStatus.DUPLICATE.value, DUPLICATE_ATTR: claim.number})
-        replaced = max(claim.user_attrs.get(RETRAINS_ATTR, -1), replaced_attempts(siblings).get(claim.key, -1))
+        replaced = replaced_attempts([*siblings, self.trial(claim.number)])
         for sibling in (self.trial(s.number) for s in siblings):
-            trained = sibling.state == TrialState.COMPLETE and sibling.number > replaced
-            if trained or (sibling.state == TrialState.RUNNING and sibling.number < claim.number):
+            if trained(sibling, replaced) or (sibling.state == TrialState.RUNNING and sibling.number < claim.number):
                 self._tell(claim, TrialState.FAIL, None, {STATUS_ATTR: TrialStatus.DUPLICATE.value, DUPLICATE_ATTR: sibling.number})
                 return True
         return False
@@ -331,6 +326,19 @@ def replaced_attempts(trials: Iterable[FrozenTrial]) -> dict[str, int]:
             key = trial.user_attrs[KEY_ATTR]
             replaced[key] = max(replaced.get(key, -1), trial.user_attrs[RETRAINS_ATTR])
     return replaced
+
+
+def trained(trial: FrozenTrial, replaced: dict[str, int]) -> bool:
+    """A completed attempt that no later copy replaces: its key is done (`replaced`: replaced_attempts)."""
+    return trial.state == TrialState.COMPLETE and trial.number > replaced.get(trial.user_attrs.get(KEY_ATTR), -1)
+
+
+def live_keys(trials: list[FrozenTrial]) -> set[str]:
+    """Keys with an attempt waiting, running or trained (see TrialQueue.live_keys)."""
+    keyed = [t for t in trials if KEY_ATTR in t.user_attrs]
+    replaced = replaced_attempts(keyed)  # carried by copies in any state, failed ones too
+    return {t.user_attrs[KEY_ATTR] for t in keyed
+            if t.state in (TrialState.WAITING, TrialState.RUNNING) or trained(t, replaced)}
 
 
 def _wait_for_settings(storage: optuna.storages.RDBStorage, study: optuna.Study,
