@@ -64,7 +64,7 @@ test-fast: install  ## the tests not marked slow (unit + the tiny real-stack stu
 	$(BIN)/python -m pytest -m "not slow" $(ARGS)
 
 clean:  ## remove generated stores (not reports)
-	rm -rf mlflow.db optuna.db optuna.db-shm optuna.db-wal mlflow.db.lock optuna.db.lock mlartifacts .pytest_cache
+	rm -rf mlflow.db mlflow.db-shm mlflow.db-wal optuna.db optuna.db-shm optuna.db-wal mlflow.db.lock optuna.db.lock mlartifacts .pytest_cache
 
 bench: install  ## throughput benchmark (naive lesson code vs our runner); writes benchmarks/results/
 	$(BIN)/python benchmarks/bench.py $(if $(DATA_DIR),--data-dir $(DATA_DIR),) $(ARGS)
