@@ -32,8 +32,11 @@ def failure_rule(config: TrialConfig, data_dir: str | None = None) -> FailureRul
         labels = validation_labels(config, data_dir)
         counts = np.bincount(labels.astype(int))
         return FailureRule(float(counts.max() / counts.sum()),
-                           source=f"the most frequent class of the {len(labels):,} validation labels")
+                           source=f"the most frequent class of the {len(labels):,} validation labels",
+                           validation_size=int(len(labels)))
     except Exception as exc:  # noqa: BLE001 - no data here: the report still works with 1 / classes
-        classes = dataset_info(config.dataset).num_classes
-        return FailureRule(1.0 / classes, source=f"1 / {classes} classes (the validation labels could not be "
-                                                 f"read: {type(exc).__name__})")
+        info = dataset_info(config.dataset)
+        size = info.holdout_size if config.validation == "holdout" else 0
+        return FailureRule(1.0 / info.num_classes, validation_size=size,
+                           source=f"1 / {info.num_classes} classes (the validation labels could not be "
+                                  f"read: {type(exc).__name__})")

@@ -1,66 +1,52 @@
-"""The lesson's claims, one row each: the within-condition contrast that tests it, its numbers, a verdict.
+"""The lesson's claims, each read twice: in the lesson's own condition and over the whole grid.
 
-Each claim names the contrast that tests it *where the lesson makes it* (ReLU vs sigmoid under the
-lesson's SGD with a sane initialisation, Xavier vs He within each activation, ...), measured by blocks
-(see study.analysis.stats.blocks). Verdicts:
-- `supported`: the 95% interval lies on the claimed side of zero;
-- `contradicted`: it lies on the other side;
-- `no effect`: the claim says a level helps, but the interval lies inside +-margin (equivalent to zero);
-- `inconclusive`: the interval covers zero and reaches past the margin;
-- `not testable here`: the study lacks the contrast or its precondition (why is given).
-Claims the study cannot touch at all (it does not vary the factor) are rows too, so a reader sees
-what this study does not say.
+Each claim names a contrast (ReLU vs sigmoid, Xavier vs N(0, 1) within sigmoid, ...) and, where the
+claim itself states one, a condition (`stated`: e.g. activation=sigmoid for "Xavier suits sigmoid").
+Every claim is read in two scopes, so no claim is conditioned in one row and unconditioned in another:
+- **lesson's condition**: every other factor at the lesson's first model's level (4x32 ReLU, Xavier, no
+  batch norm, no dropout, SGD, constant rate; the stated condition overrides it), one block, so the unit
+  is the seed;
+- **whole grid**: only the stated condition; the other factors vary and the unit is the block. Here the
+  contrast is also measured within each level of every other factor (its moderators): when two of those
+  sub-effects' 95% intervals lie on opposite sides of zero, the claim **depends on** that moderator, and
+  the row lists where it holds and where it reverses (more seeds cannot turn that into one verdict).
+Verdicts (study.analysis.claims.verdict): `supported`, `contradicted`, `no effect` (within +-margin),
+`inconclusive`, `depends on <moderator>`, `not testable here` (with the reason). Claims the study cannot
+touch (it does not vary the factor) are rows too, so a reader sees what this study does not say.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-
 import pandas as pd
 
+from study.analysis.claim_checks import (Check, dropout_levels, labels_of, optimizer_levels, plain_levels,
+                                         schedule_notes)
+from study.analysis.reference import LESSON_FIRST_MODEL
 from study.analysis.stats.blocks import within
 from study.analysis.stats.failures import FAILED, LEARNED
-from study.analysis.stats.intervals import level_column, t_interval
-from study.analysis.stats.noop import LR_CHANGED
+from study.analysis.stats.intervals import level_column
 
 ACCURACY_MARGIN = 0.005  # 0.5 pp: a change smaller than this is no change worth a sentence
 RATE_MARGIN = 0.05  # 5 percentage points of failure rate
-OVERFIT_MIN = 0.01  # train accuracy must exceed val accuracy by 1 pp for dropout to have something to do
 PRIMARY = "final_val_accuracy"
 MEASURES = {PRIMARY: "val accuracy", "test_accuracy": "test accuracy", FAILED: "share of trials that do not learn"}
-
-
-@dataclass(frozen=True)
-class Check:
-    """One contrast: `level` vs `reference` of `factor` (labels found by config field values) inside `where`."""
-
-    claim: str
-    factor: str
-    field: str
-    level: object
-    reference: object
-    where: dict[str, tuple[str, tuple]] = field(default_factory=dict)  # factor -> (config field, allowed values)
-    metric: str = PRIMARY
-    learners_only: bool = False
-    expected: int = 1  # +1: level higher; -1: level lower; 0: no difference
+LESSON, GRID = "lesson's condition", "whole grid"
+COLUMNS = ["claim", "scope", "contrast", "condition", "measure", "diff", "ci_low", "ci_high", "unit", "n", "verdict",
+           "moderator", "holds", "reverses", "why"]
 
 
 def lesson_checks() -> list[Check]:
     relu_claim = "ReLU trains deep nets better than sigmoid, whose gradients vanish"
     init_claim = "Plain N(0, 1) initialisation fails; Xavier/He fix it"
     match_claim = "Xavier suits sigmoid, He suits ReLU"
-    sane = {"init": ("init", ("xavier", "he")), "batch_norm": ("batch_norm", (False,))}
-    under = {name: {**sane, "optimizer": ("optimizer", (name,))} for name in ("sgd", "adam")}
     checks = [
-        Check(relu_claim, "activation", "activation", "relu", "sigmoid", under["sgd"]),
-        Check(relu_claim, "activation", "activation", "relu", "sigmoid", under["sgd"], metric=FAILED, expected=-1),
-        Check(relu_claim, "activation", "activation", "relu", "sigmoid", under["adam"]),
+        Check(relu_claim, "activation", "activation", "relu", "sigmoid"),
+        Check(relu_claim, "activation", "activation", "relu", "sigmoid", metric=FAILED, expected=-1),
     ]
     for activation in ("sigmoid", "relu"):
         for init in ("xavier", "he"):
-            within = {"activation": ("activation", (activation,))}
-            checks.append(Check(init_claim, "init", "init", init, "normal", within))
+            checks.append(Check(init_claim, "init", "init", init, "normal", {"activation": ("activation", (activation,))}))
     checks += [
         Check(match_claim, "init", "init", "xavier", "he", {"activation": ("activation", ("sigmoid",))}),
         Check(match_claim, "init", "init", "he", "xavier", {"activation": ("activation", ("relu",))}),
@@ -77,79 +63,156 @@ def lesson_checks() -> list[Check]:
     return checks
 
 
-def lesson_claims(frame: pd.DataFrame, factor_levels: dict[str, list[str]]) -> pd.DataFrame:
-    """The claims table (see the module docstring) for a study's main trials (with `failed`/`learned`)."""
-    rows = [evaluate(check, frame, factor_levels) for check in lesson_checks()]
-    return pd.DataFrame(rows)
+def lesson_claims(frame: pd.DataFrame, factor_levels: dict[str, list[str]],
+                  lesson_levels: dict[str, str] | None = None) -> pd.DataFrame:
+    """The claims table (see the module docstring) for a study's main trials (with `failed`/`learned`);
+    `lesson_levels`: the lesson's first model's level of each factor (found from the trials' config values
+    when not given)."""
+    lesson_levels = lesson_levels if lesson_levels is not None else first_model_levels(frame, factor_levels)
+    rows = [row for check in lesson_checks() for row in evaluate(check, frame, factor_levels, lesson_levels)]
+    return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def labels_of(frame: pd.DataFrame, factor: str, field_name: str, values: tuple) -> list[str]:
-    """The factor's level labels whose trials have `field_name` in `values` ("*": any non-reference value)."""
-    column = level_column(factor)
-    if column not in frame or field_name not in frame:
-        return []
-    hits = frame[frame[field_name].isin(values)] if values != ("*",) else frame
-    return list(dict.fromkeys(hits[column].astype(str)))
+def first_model_levels(frame: pd.DataFrame, factor_levels: dict[str, list[str]]) -> dict[str, str]:
+    """Per factor, the first level whose defining values (the config fields constant within the level but not
+    across the study) all match the lesson's first model; factors with no such level are left out."""
+    out = {}
+    varying = [c for c in LESSON_FIRST_MODEL if c in frame and frame[c].astype(str).nunique() > 1]
+    for factor, labels in factor_levels.items():
+        column = level_column(factor)
+        for label in labels:
+            trials = frame[frame[column] == label]
+            defining = [c for c in varying if trials[c].astype(str).nunique() == 1]
+            if trials.empty or not defining:
+                continue
+            if all(str(trials[c].iloc[0]) == str(LESSON_FIRST_MODEL[c]) for c in defining):
+                out[factor] = label
+                break
+    return out
 
 
-def evaluate(check: Check, frame: pd.DataFrame, factor_levels: dict[str, list[str]]) -> dict:
-    row = {"claim": check.claim, "contrast": "", "measure": _measure(check), "diff": math.nan, "ci_low": math.nan,
-           "ci_high": math.nan, "unit": "", "n": 0, "verdict": "not testable here", "why": ""}
+def _text(value: object) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _base_row(check: Check) -> dict:
+    return {"claim": check.claim, "scope": "", "contrast": "", "condition": "", "measure": _measure(check),
+            "diff": math.nan, "ci_low": math.nan, "ci_high": math.nan, "unit": "", "n": 0,
+            "verdict": "not testable here", "moderator": "", "holds": "", "reverses": "", "why": ""}
+
+
+def evaluate(check: Check, frame: pd.DataFrame, factor_levels: dict[str, list[str]],
+             lesson_levels: dict[str, str]) -> list[dict]:
+    """The claim's rows: one `not testable here` row, or its lesson's-condition and whole-grid readings."""
+    row = _base_row(check)
     if check.factor not in factor_levels:
-        row["contrast"] = _nominal(check)
-        row["why"] = f"this study does not vary `{check.factor}`"
-        return row
-    special = {"optimizer": _optimizer_levels, "dropout": _dropout_levels}.get(check.factor)
+        return [{**row, "contrast": _nominal(check), "why": f"this study does not vary `{check.factor}`"}]
+    special = {"optimizer": optimizer_levels, "dropout": dropout_levels}.get(check.factor)
     levels, note, testable = (special(check, frame, factor_levels) if special
-                              else _plain_levels(check, frame, factor_levels[check.factor]))
+                              else plain_levels(check, frame, factor_levels[check.factor]))
     if levels is None:
-        row["contrast"] = _nominal(check)
-        row["why"] = note
-        return row
+        return [{**row, "contrast": _nominal(check), "why": note}]
     level, reference = levels
-    where, dropped = {}, []
-    for name, (field_name, allowed) in check.where.items():
+    row["contrast"] = f"{check.factor}: {level} vs {reference}"
+    stated, fixed = {}, {}
+    for name, (field_name, allowed) in check.stated.items():
         if name in factor_levels:
-            where[name] = [lv for lv in labels_of(frame, name, field_name, allowed) if lv in factor_levels[name]]
+            stated[name] = [lv for lv in labels_of(frame, name, field_name, allowed) if lv in factor_levels[name]]
+            if not stated[name]:
+                return [{**row, "why": "the condition's levels were not run"}]
         elif field_name in frame and not frame[field_name].isin(allowed).any():
-            fixed = ", ".join(sorted({str(v).lower() if isinstance(v, bool) else str(v) for v in frame[field_name]}))
-            row["contrast"] = f"{check.factor}: {level} vs {reference}, within {name}=" + "/".join(
-                str(v).lower() if isinstance(v, bool) else str(v) for v in allowed)
-            row["why"] = f"the condition is not in this study: it runs `{field_name}` = {fixed} only"
-            return row
-        else:
-            dropped.append(name)
-    fixed = {n: sorted({str(v).lower() if isinstance(v, bool) else str(v) for v in frame[check.where[n][0]]})
-             for n in dropped if check.where[n][0] in frame}
-    condition = ", ".join(f"{n}={'/'.join(v)}" for n, v in {**where, **fixed}.items())
-    row["contrast"] = f"{check.factor}: {level} vs {reference}" + (f", within {condition}" if condition else "")
-    if any(not v for v in where.values()):
-        row["why"] = "the condition's levels were not run"
-        return row
-    effect = within(frame, factor_levels, check.factor, level, reference, check.metric, where,
-                    keep=LEARNED if check.learners_only else None)
-    row.update(diff=effect["diff"], ci_low=effect["ci_low"], ci_high=effect["ci_high"], unit=effect["unit"],
-               n=int(effect["blocks"]))
+            runs = ", ".join(sorted({_text(v) for v in frame[field_name]}))
+            return [{**row, "condition": f"{name}={'/'.join(_text(v) for v in allowed)}",
+                     "why": f"the condition is not in this study: it runs `{field_name}` = {runs} only"}]
+        elif field_name in frame:
+            fixed[name] = sorted({_text(v) for v in frame[field_name]})
     notes = [note] if note else []
-    if dropped:
-        notes.append("the study fixes " + ", ".join(f"`{n}`" for n in dropped))
+    if fixed:
+        notes.append("the study fixes " + ", ".join(f"`{n}`" for n in fixed))
     if check.factor == "schedule":
-        schedule_notes, acted = _schedule_notes(frame, level)
-        notes += schedule_notes
+        extra, acted = schedule_notes(frame, level)
+        notes += extra
         testable = testable and acted
-    if not testable:
-        row["why"] = "; ".join(notes)
-        return row
-    row["verdict"] = verdict(check.expected, effect["ci_low"], effect["ci_high"],
-                             RATE_MARGIN if check.metric == FAILED else ACCURACY_MARGIN)
-    row["why"] = "; ".join(notes)
-    return row
+    keep = LEARNED if check.learners_only else None
+    lesson_where = {**stated, **{f: [lesson_levels[f]] for f in factor_levels
+                                 if f != check.factor and f in lesson_levels and f not in stated}}
+    readings = [(LESSON, lesson_where), (GRID, stated)]
+    if lesson_where == stated:  # the study varies nothing else: one reading is both
+        readings = [(f"{LESSON} = {GRID}", stated)]
+    rows = []
+    for scope, where in readings:
+        effect = within(frame, factor_levels, check.factor, level, reference, check.metric, where, keep=keep)
+        shown = {**row, "scope": scope, "condition": _condition(where, fixed),
+                 "diff": effect["diff"], "ci_low": effect["ci_low"], "ci_high": effect["ci_high"],
+                 "unit": effect["unit"], "n": int(effect["blocks"]), "why": "; ".join(notes)}
+        nothing = _nothing_to_rescue(check, frame, reference, where)
+        if nothing:
+            shown["why"] = "; ".join(filter(None, [shown["why"], nothing]))
+        elif testable:
+            shown["verdict"] = verdict(check.expected, effect["ci_low"], effect["ci_high"], _margin(check))
+            if scope == GRID:
+                shown.update(_depends(check, frame, factor_levels, level, reference, where, keep))
+                more = shown.pop("why_more", "")
+                if more:
+                    shown["why"] = "; ".join(filter(None, [shown["why"], f"the sign also changes across {more}"]))
+        rows.append(shown)
+    return rows
+
+
+def _nothing_to_rescue(check: Check, frame: pd.DataFrame, reference: str, where: dict[str, list[str]]) -> str:
+    """A claim that a level prevents failures needs failures at the reference level to prevent."""
+    if check.metric != FAILED or check.expected >= 0:
+        return ""
+    data = frame[frame[level_column(check.factor)] == reference]
+    for name, allowed in where.items():
+        data = data[data[level_column(name)].isin(allowed)]
+    if data.empty or data[FAILED].sum() > 0:
+        return ""
+    return (f"no trial fails at {check.factor}={reference} here (0 of {len(data)}): nothing for "
+            f"{check.factor} to make robust")
+
+
+def _depends(check: Check, frame: pd.DataFrame, factor_levels: dict[str, list[str]], level: str, reference: str,
+             where: dict[str, list[str]], keep: str | None) -> dict:
+    """`depends on <moderator>` when the contrast's sub-effects within the moderator's levels lie on both sides
+    of zero (each sub-effect's own 95% interval); the moderator with the widest spread is named."""
+    found = []
+    for moderator, levels in factor_levels.items():
+        if moderator == check.factor or moderator in where:
+            continue
+        subs = {m: within(frame, factor_levels, check.factor, level, reference, check.metric,
+                          {**where, moderator: [m]}, keep=keep) for m in levels}
+        up = [m for m, e in subs.items() if e["ci_low"] > 0]
+        down = [m for m, e in subs.items() if e["ci_high"] < 0]
+        if up and down:
+            effects = [e["diff"] for e in subs.values() if math.isfinite(e["diff"])]
+            found.append((max(effects) - min(effects), moderator, up, down, subs))
+    if not found:
+        return {}
+    _, moderator, up, down, subs = max(found, key=lambda item: item[0])
+    holds, reverses = (up, down) if check.expected >= 0 else (down, up)
+
+    def where_text(levels: list[str]) -> str:
+        return "; ".join(f"{moderator}={m}: {100 * subs[m]['diff']:+.2f} pp [{100 * subs[m]['ci_low']:+.2f}, "
+                         f"{100 * subs[m]['ci_high']:+.2f}]" for m in levels)
+    others = [m for _, m, *_ in found if m != moderator]
+    return {"verdict": f"depends on {moderator}", "moderator": moderator, "holds": where_text(holds),
+            "reverses": where_text(reverses),
+            **({"why_more": ", ".join(others)} if others else {})}
+
+
+def _condition(where: dict[str, list[str]], fixed: dict[str, list[str]]) -> str:
+    return ", ".join(f"{n}={'/'.join(v)}" for n, v in {**fixed, **where}.items())
+
+
+def _margin(check: Check) -> float:
+    return RATE_MARGIN if check.metric == FAILED else ACCURACY_MARGIN
 
 
 def _nominal(check: Check) -> str:
     """The contrast as the claim names it, for a study that cannot run it."""
     def text(value: object) -> str:
-        return "the largest rate" if value == "*" else str(value).lower() if isinstance(value, bool) else str(value)
+        return "the largest rate" if value == "*" else _text(value)
     return f"{check.field}: {text(check.level)} vs {text(check.reference)}"
 
 
@@ -170,78 +233,3 @@ def verdict(expected: int, low: float, high: float, margin: float) -> str:
 def _measure(check: Check) -> str:
     measure = MEASURES.get(check.metric, check.metric)
     return measure + (" among trials that learn" if check.learners_only else "")
-
-
-def _plain_levels(check: Check, frame: pd.DataFrame, labels: list[str]) -> tuple[tuple[str, str] | None, str, bool]:
-    level = labels_of(frame, check.factor, check.field, (check.level,))
-    reference = labels_of(frame, check.factor, check.field, (check.reference,))
-    if not level or not reference:
-        missing = check.level if not level else check.reference
-        if check.factor == "schedule" and check.level == "warmup_cosine_corrected" and not level:
-            return None, ("only the lesson's warm-up formula ran; its first epoch trains at learning rate 0, so "
-                          "it measures a lost epoch, not warm-up (add `warmup_cosine_corrected`)"), False
-        if str(missing) in labels:
-            return None, f"no trial with {check.field} = {missing} has finished yet", False
-        return None, f"this study does not run {check.field} = {missing}", False
-    return (level[0], reference[0]), "", True
-
-
-def _dropout_levels(check: Check, frame: pd.DataFrame, factor_levels: dict[str, list[str]]):  # noqa: ANN202
-    """The largest dropout vs none, testable only when there is overfitting to regularise."""
-    reference = labels_of(frame, "dropout", "dropout", (0.0,))
-    others = frame[~frame[level_column("dropout")].isin(reference)]
-    if not reference or others.empty:
-        return None, "no dropout-free level to compare with", False
-    level = str(others.sort_values("dropout")[level_column("dropout")].iloc[-1])
-    plain = frame[frame[level_column("dropout")].isin(reference) & frame[LEARNED]]
-    if "last_accuracy" not in plain or plain.empty:
-        return (level, reference[0]), "no training accuracy recorded", False
-    gap = (plain["last_accuracy"] - plain[PRIMARY]).astype(float)
-    low, high = t_interval(gap)
-    text = (f"without dropout, last-epoch train accuracy minus val accuracy is {100 * gap.mean():+.2f} pp "
-            f"[{100 * low:+.2f}, {100 * high:+.2f}] over {len(gap)} trials")
-    if gap.mean() < OVERFIT_MIN:
-        return (level, reference[0]), f"nothing to regularise: {text} (no overfitting at this size)", False
-    return (level, reference[0]), f"overfitting to regularise: {text}", True
-
-
-def _optimizer_levels(check: Check, frame: pd.DataFrame, factor_levels: dict[str, list[str]]):  # noqa: ANN202
-    """Each optimizer at its own best learning rate when the study sweeps one per optimizer (Melis et al. 2018);
-    with one untuned rate each, the numbers are shown but the claim is not testable."""
-    column = level_column("optimizer")
-    rates = frame.groupby("optimizer")["learning_rate"].unique() if "optimizer" in frame else pd.Series(dtype=object)
-    if not {"adam", "sgd"} <= set(rates.index):
-        return None, "the study does not run both Adam and SGD", False
-    best = {}
-    for name in ("adam", "sgd"):
-        labels = labels_of(frame, "optimizer", "optimizer", (name,))
-        means = frame[frame[column].isin(labels)].groupby(column)[PRIMARY].mean()
-        best[name] = str(means.idxmax())
-    swept = all(len(rates[name]) >= 2 for name in ("adam", "sgd"))
-    lrs = ", ".join(f"{name} {', '.join(f'{lr:g}' for lr in sorted(rates[name]))}" for name in ("sgd", "adam"))
-    if not swept:
-        return (best["adam"], best["sgd"]), (f"one untuned learning rate per optimizer ({lrs}): this compares "
-                                             "two learning-rate choices, not two optimizers (Melis et al. 2018)"), False
-    return (best["adam"], best["sgd"]), (f"each optimizer at its best learning rate by mean val accuracy (swept: "
-                                         f"{lrs}); compared on test accuracy, which played no part in the choice"), True
-
-
-def _schedule_notes(frame: pd.DataFrame, level: str) -> tuple[list[str], bool]:
-    """What a schedule claim's reader needs (the budget; whether plateau fired) and whether the schedule acted
-    in at least half of its trials (a plateau that never fired tests nothing)."""
-    notes, acted = [], True
-    column = level_column("schedule")
-    epochs = int(frame["epochs"].max()) if "epochs" in frame else 0
-    if level.startswith("warmup") and "warmup_epochs" in frame:
-        warm = int(frame.loc[frame[column] == level, "warmup_epochs"].max())
-        notes.append(f"{epochs} epochs, {warm} of them warm-up")
-    if level == "plateau" and LR_CHANGED in frame:
-        trials = frame[(frame[column] == level) & frame[LR_CHANGED].notna()]
-        changed = int(trials[LR_CHANGED].astype(bool).sum())
-        acted = changed >= 0.5 * len(trials)
-        if acted:
-            notes.append(f"the learning rate changed in {changed} of {len(trials)} plateau trials")
-        else:
-            notes.append(f"the learning rate changed in only {changed} of {len(trials)} plateau trials within "
-                         f"{epochs} epochs: mostly the constant schedule under another name")
-    return notes, acted

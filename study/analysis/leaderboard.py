@@ -26,20 +26,24 @@ METRICS = ("final_val_accuracy", "test_accuracy", "final_val_loss")
 CONFIRMED, MAIN = "confirmed", "main"
 
 
-def leaderboard(frame: pd.DataFrame, factors: list[str] | None = None, columns: list[str] | None = None) -> pd.DataFrame:
+def leaderboard(frame: pd.DataFrame, factors: list[str] | None = None, columns: list[str] | None = None,
+                validation_size: int = 0) -> pd.DataFrame:
     """Per config: n, mean, std and interval over seeds of val/test accuracy and val loss, best first.
 
-    Configs are told apart by their factor levels (`factors`) or by raw config `columns`.
+    Configs are told apart by their factor levels (`factors`) or by raw config `columns`. With
+    `validation_size`, the val accuracy's interval also carries the validation split's sampling error.
     """
-    return config_summary(impute_diverged(frame), factors or [], METRICS, columns=columns)
+    return config_summary(impute_diverged(frame), factors or [], METRICS, columns=columns,
+                          validation_size=validation_size)
 
 
 def ranked_leaderboard(frame: pd.DataFrame, main_seeds: tuple[int, ...], confirm: ConfirmSpec | None,
-                       factors: list[str] | None = None, columns: list[str] | None = None) -> pd.DataFrame:
+                       factors: list[str] | None = None, columns: list[str] | None = None,
+                       validation_size: int = 0) -> pd.DataFrame:
     """The leaderboard with its `stage`: the confirmed top-k first (their numbers over the confirm seeds,
     ranked by that mean; `selection_mean` is their mean over the main seeds that picked them), then every
     other config over the main seeds."""
-    main = leaderboard(frame[frame["seed"].isin(main_seeds)], factors, columns)
+    main = leaderboard(frame[frame["seed"].isin(main_seeds)], factors, columns, validation_size)
     main.insert(0, "stage", MAIN)
     main["selection_mean"] = main[f"{RANKED_BY}_mean"]
     if confirm is None or main.empty:
@@ -49,7 +53,7 @@ def ranked_leaderboard(frame: pd.DataFrame, main_seeds: tuple[int, ...], confirm
         return main
     keys = columns if columns is not None else list(factors or [])
     top = main.head(confirm.top_k)
-    confirmed = leaderboard(fresh, factors, columns)
+    confirmed = leaderboard(fresh, factors, columns, validation_size)
     confirmed = confirmed.merge(top[keys + ["selection_mean"]], on=keys, how="inner")
     if confirmed.empty:
         return main

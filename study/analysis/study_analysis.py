@@ -18,11 +18,16 @@ from study.analysis.claims import lesson_claims
 from study.analysis.confirm import path_source
 from study.analysis.leaderboard import METRICS as EFFECT_METRICS
 from study.analysis.leaderboard import ranked_leaderboard
+from study.analysis.leaderboard import CONFIRMED
 from study.analysis.stats.blocks import block_effects
+from study.analysis.stats.conditional import (conditional_effects, sign_changes, strongest_higher_order,
+                                              term_cells, term_contrasts)
 from study.analysis.stats.divergence import impute_diverged
 from study.analysis.stats.factorial import Decomposition, decompose, grouped_terms, total_effects
-from study.analysis.stats.failures import (FailureRule, failing_configs, failure_effects, failures_by_level,
-                                           learner_effects, mark_failures)
+from study.analysis.stats.failures import (FailureRule, best_config_mean, failing_configs, failure_effects,
+                                           failures_by_level, learner_effects, learner_sensitivity, mark_failures)
+from study.analysis.stats.region import Region, default_region, region_frame, spec_region
+from study.analysis.stats.top_group import TopGroup, top_group
 from study.analysis.stats.intervals import level_column
 from study.analysis.stats.noop import learning_rate_changes, noop_table
 from study.analysis.stats.path import ablation_path, path_configs, path_rows
@@ -58,6 +63,17 @@ class Analysis:
     path_source_note: str = ""
     path_source_name: str = "the lesson's first model"  # where the path starts (a study of your own: its base)
     path_seeds: str = "main"  # `confirm` when the path's numbers come from the confirm seeds
+    conditional: pd.DataFrame = field(default_factory=pd.DataFrame)  # every contrast within each moderator level
+    sign_changes: pd.DataFrame = field(default_factory=pd.DataFrame)  # (contrast, moderator) pairs that reverse
+    higher_term: pd.Series | None = None  # the strongest term of order >= 3
+    higher_contrasts: pd.DataFrame = field(default_factory=pd.DataFrame)  # its members' effects in its cells
+    higher_cells: pd.DataFrame = field(default_factory=pd.DataFrame)
+    region: Region | None = None
+    region_effects: pd.DataFrame = field(default_factory=pd.DataFrame)
+    region_decomposition: Decomposition = field(default_factory=lambda: Decomposition(pd.DataFrame()))
+    region_ranking: pd.DataFrame = field(default_factory=pd.DataFrame)
+    top: TopGroup | None = None
+    sensitivity: pd.DataFrame = field(default_factory=pd.DataFrame)  # effects among learners per learner threshold
 
     @property
     def factors(self) -> list[str]:
@@ -72,14 +88,17 @@ def analyse(spec: StudySpec, tidy: pd.DataFrame, source: TrialConfig, rule: Fail
             curves: pd.DataFrame | None = None, source_name: str = "the lesson's first model") -> Analysis:
     """All tables of the report from the tidy trial frame; `source` (`source_name`) starts the ablation path;
     `rule` says which trials did not learn; `curves` (per-epoch metrics) feed the no-op detection."""
-    everything = mark_failures(impute_diverged(tidy), rule)
+    imputed = impute_diverged(tidy)
+    factor_levels = _factor_levels(spec, imputed[imputed["seed"].isin(spec.seeds)])
+    factors = list(factor_levels)
+    rule = rule.with_best(best_config_mean(mark_failures(imputed[imputed["seed"].isin(spec.seeds)], rule), factors))
+    everything = mark_failures(imputed, rule)
     if curves is not None and not curves.empty:
         everything = everything.merge(learning_rate_changes(curves), left_on="run_id", right_index=True, how="left")
     main = everything[everything["seed"].isin(spec.seeds)].reset_index(drop=True)
     fresh = everything[~everything["seed"].isin(spec.seeds)].reset_index(drop=True)
-    factor_levels = _factor_levels(spec, main)
-    factors = list(factor_levels)
-    result = Analysis(spec, main, factor_levels, ranked_leaderboard(everything, spec.seeds, spec.confirm, factors),
+    board = ranked_leaderboard(everything, spec.seeds, spec.confirm, factors, validation_size=rule.validation_size)
+    result = Analysis(spec, main, factor_levels, board,
                       {m: block_effects(main, factor_levels, m) for m in EFFECT_METRICS}, rule, confirm_frame=fresh,
                       path_source_name=source_name)
     result.learners = {m: learner_effects(main, factor_levels, m) for m in (PRIMARY, "test_accuracy")}
@@ -93,7 +112,7 @@ def analyse(spec: StudySpec, tidy: pd.DataFrame, source: TrialConfig, rule: Fail
         result.power["confirm_seeds"] = len(spec.confirm.seeds)
         result.power["two_configs_confirm"] = two_config_detectable(noise["top_sd"], len(spec.confirm.seeds))
     if factors:
-        result.claims = lesson_claims(main, factor_levels)
+        result.claims = lesson_claims(main, factor_levels, path_source(spec, factor_levels, source)[0])
         if spec.design == "full_factorial":
             result.decomposition = decompose(main, factors, PRIMARY)
         else:
@@ -104,9 +123,13 @@ def analyse(spec: StudySpec, tidy: pd.DataFrame, source: TrialConfig, rule: Fail
         result.terms = grouped_terms(result.decomposition)
         result.ranking = total_effects(result.decomposition)
         _path(result, source)
+        _conditional(result)
+        _region(result)
+        result.sensitivity = learner_sensitivity(main, factor_levels, rule)
     else:
         result.decomposition = Decomposition(pd.DataFrame(), note="this study has no factor with two or more "
                                                                   "levels, so there is nothing to decompose")
+    _top_group(result)
     return result
 
 
@@ -125,6 +148,49 @@ def _path(result: Analysis, source: TrialConfig) -> None:
     confirmed = path_rows(result.confirm_frame, factors, configs, PRIMARY)
     if (confirmed["n"] > 0).all():
         result.path, result.path_seeds = confirmed, "confirm"
+
+
+def _conditional(result: Analysis) -> None:
+    """Each contrast within each level of every other factor, and the strongest higher-order term's cells."""
+    result.conditional = conditional_effects(result.frame, result.factor_levels, PRIMARY)
+    result.sign_changes = sign_changes(result.conditional)
+    result.higher_term = strongest_higher_order(result.decomposition.terms)
+    if result.higher_term is not None:
+        members = tuple(result.higher_term["factors"])
+        result.higher_contrasts = term_contrasts(result.frame, result.factor_levels, members, PRIMARY)
+        result.higher_cells = term_cells(result.frame, members, PRIMARY)
+
+
+def _region(result: Analysis) -> None:
+    """The region near the top (the spec's `region:` or found from the data), its effects and importance."""
+    filters = getattr(result.spec, "region", None) or {}
+    margin = filters.get("margin_pp")
+    named = {f: [str(v) for v in lv] for f, lv in filters.items() if f != "margin_pp" and f in result.factor_levels}
+    if named:
+        region = spec_region(named, result.frame, result.factor_levels, PRIMARY)
+    else:
+        region = default_region(result.frame, result.factor_levels, PRIMARY,
+                                **({"margin": margin / 100} if margin is not None else {}))
+    result.region = region
+    inside = region_frame(result.frame, region)
+    varying = region.varying
+    if not varying or inside.empty:
+        return
+    result.region_effects = block_effects(inside, varying, PRIMARY)
+    if result.spec.design == "full_factorial":
+        result.region_decomposition = decompose(inside, list(varying), PRIMARY)
+        result.region_ranking = total_effects(result.region_decomposition)
+
+
+def _top_group(result: Analysis) -> None:
+    """Among the confirmed configs on their confirm seeds when the confirm stage ran, else among every config."""
+    factors = result.factors
+    confirmed = result.configs[result.configs["stage"] == CONFIRMED] if "stage" in result.configs else pd.DataFrame()
+    if not confirmed.empty and not result.confirm_frame.empty:
+        candidates = [tuple(str(row[f]) for f in factors) for _, row in confirmed.iterrows()]
+        result.top = top_group(result.confirm_frame, factors, PRIMARY, candidates, seeds="confirm")
+    elif not result.frame.empty:
+        result.top = top_group(result.frame, factors, PRIMARY, seeds="main")
 
 
 def _factor_levels(spec: StudySpec, frame: pd.DataFrame) -> dict[str, list[str]]:

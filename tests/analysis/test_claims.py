@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from study.analysis.claims import lesson_claims, verdict
+from study.analysis.claims import GRID as GRID_SCOPE, LESSON, lesson_claims, verdict
 from study.analysis.stats.failures import FailureRule, mark_failures
 from tests.synthetic import MAJORITY
 
@@ -39,10 +39,10 @@ def lesson_like(rng: np.random.Generator, overfit: float = -0.01, seeds: int = 3
     return mark_failures(pd.DataFrame(rows), FailureRule(MAJORITY))
 
 
-def claim(table: pd.DataFrame, text: str, contrast: str = "", measure: str = "") -> pd.Series:
-    hits = table[table["claim"].str.startswith(text) & table["contrast"].str.contains(contrast, regex=False)
-                 & table["measure"].str.startswith(measure)]
-    assert len(hits) == 1, (text, contrast, measure, table[["claim", "contrast", "measure"]])
+def claim(table: pd.DataFrame, text: str, scope: str = "", contrast: str = "", measure: str = "") -> pd.Series:
+    hits = table[table["claim"].str.startswith(text) & table["scope"].str.startswith(scope)
+                 & table["contrast"].str.contains(contrast, regex=False) & table["measure"].str.startswith(measure)]
+    assert len(hits) == 1, (text, scope, contrast, measure, table[["claim", "scope", "contrast", "measure"]])
     return hits.iloc[0]
 
 
@@ -51,38 +51,52 @@ def claims():
     return lesson_claims(lesson_like(np.random.default_rng(40)), GRID)
 
 
-def test_relu_claim_holds_under_sgd_and_is_contradicted_under_adam(claims):
-    sgd = claim(claims, "ReLU", "optimizer=sgd", "val accuracy")
-    assert sgd["verdict"] == "supported" and sgd["ci_low"] <= 0.05 <= sgd["ci_high"]
-    assert "init=xavier/he" in sgd["contrast"] and "batch_norm=false" in sgd["contrast"]
-    adam = claim(claims, "ReLU", "optimizer=adam")
-    assert adam["verdict"] == "contradicted" and adam["ci_high"] < 0
-    assert adam["unit"] == "blocks" and adam["n"] == 2 * 2  # init xavier/he x dropout; batch_norm fixed
+def test_every_claim_is_read_in_the_lessons_condition_and_over_the_whole_grid(claims):
+    tested = claims[claims["scope"] != ""]
+    assert set(tested["scope"]) == {LESSON, GRID_SCOPE}
+    assert (tested.groupby(["claim", "contrast", "measure"])["scope"].nunique() == 2).all()
+
+
+def test_relu_claim_holds_in_the_lessons_condition_and_depends_on_the_optimizer_over_the_grid(claims):
+    lesson = claim(claims, "ReLU", LESSON, measure="val accuracy")
+    assert lesson["verdict"] == "supported" and lesson["ci_low"] <= 0.05 <= lesson["ci_high"]
+    assert lesson["unit"] == "seeds" and lesson["n"] == 3  # one block: every other factor at the first model's level
+    for name in ("init=xavier", "batch_norm=false", "dropout=0.0", "optimizer=sgd"):
+        assert name in lesson["condition"]
+    grid = claim(claims, "ReLU", GRID_SCOPE, measure="val accuracy")
+    assert grid["verdict"] == "depends on optimizer" and grid["unit"] == "blocks"
+    assert grid["holds"].startswith("optimizer=sgd: +5.") and grid["reverses"].startswith("optimizer=adam: -2.")
 
 
 def test_init_claims_within_each_activation(claims):
     for activation in ("sigmoid", "relu"):
-        row = claim(claims, "Plain N(0, 1)", f"xavier vs normal, within activation={activation}")
-        assert row["verdict"] == "supported" and row["ci_low"] > 0.09
-    he_relu = claim(claims, "Xavier suits sigmoid", "he vs xavier")
+        for scope in (LESSON, GRID_SCOPE):
+            row = claims[(claims["claim"].str.startswith("Plain N(0, 1)")) & (claims["scope"] == scope)
+                         & claims["contrast"].str.contains("xavier vs normal")
+                         & claims["condition"].str.startswith(f"activation={activation}")].iloc[0]
+            assert row["verdict"] == "supported" and row["ci_low"] > 0.09
+    he_relu = claim(claims, "Xavier suits sigmoid", GRID_SCOPE, "he vs xavier")
     assert he_relu["verdict"] == "supported" and he_relu["ci_low"] <= 0.01 <= he_relu["ci_high"]
-    xavier_sigmoid = claim(claims, "Xavier suits sigmoid", "xavier vs he")
+    xavier_sigmoid = claim(claims, "Xavier suits sigmoid", GRID_SCOPE, "xavier vs he")
     assert xavier_sigmoid["verdict"] == "no effect"  # planted 0: the interval sits inside +-0.5 pp
 
 
 def test_preconditions_make_claims_not_testable_with_the_reason(claims):
-    dropout = claim(claims, "Dropout")
-    assert dropout["verdict"] == "not testable here" and "nothing to regularise" in dropout["why"]
-    adam = claim(claims, "Adam beats SGD")
-    assert adam["verdict"] == "not testable here" and "one untuned learning rate per optimizer" in adam["why"]
-    assert adam["diff"] == adam["diff"]  # the numbers are still shown
+    for scope in (LESSON, GRID_SCOPE):
+        dropout = claim(claims, "Dropout", scope)
+        assert dropout["verdict"] == "not testable here" and "nothing to regularise" in dropout["why"]
+        adam = claim(claims, "Adam beats SGD", scope)
+        assert adam["verdict"] == "not testable here" and "one untuned learning rate per optimizer" in adam["why"]
+        assert adam["diff"] == adam["diff"]  # the numbers are still shown
     warm = claim(claims, "Warm-up then cosine")
     assert warm["verdict"] == "not testable here" and warm["why"] == "this study does not vary `schedule`"
+    robust = claim(claims, "Batch normalisation makes training robust", LESSON)
+    assert robust["verdict"] == "not testable here" and "nothing for batch_norm to make robust" in robust["why"]
 
 
 def test_dropout_claim_is_testable_when_there_is_overfitting():
     table = lesson_claims(lesson_like(np.random.default_rng(41), overfit=0.05), GRID)
-    dropout = claim(table, "Dropout")
+    dropout = claim(table, "Dropout", GRID_SCOPE)
     assert dropout["verdict"] == "contradicted" and "overfitting to regularise" in dropout["why"]
 
 
@@ -98,6 +112,7 @@ def test_each_optimizer_at_its_best_learning_rate():
                      "learning_rate": lr, "final_val_accuracy": y, "test_accuracy": y, "final_val_loss": 0.2})
     frame = mark_failures(pd.DataFrame(rows), FailureRule(MAJORITY))
     row = claim(lesson_claims(frame, {"optimizer": list(arms)}), "Adam beats SGD")
+    assert row["scope"] == f"{LESSON} = {GRID_SCOPE}"  # one factor: the two readings are one
     assert row["verdict"] == "supported" and row["contrast"] == "optimizer: adam_0.001 vs sgd_0.1"
     assert row["unit"] == "seeds" and row["n"] == 5 and row["ci_low"] <= 0.01 <= row["ci_high"]
 
@@ -114,11 +129,13 @@ def test_schedule_claims_need_the_corrected_warmup_and_a_plateau_that_fired():
                      "lr_changed": schedule.startswith("warmup") or (schedule == "plateau" and seed == 0)})
     frame = mark_failures(pd.DataFrame(rows), FailureRule(MAJORITY))
     table = lesson_claims(frame, {"schedule": list(shift), "dropout": ["0.0", "0.2"]})
-    assert claim(table, "Warm-up then cosine")["verdict"] == "supported"
-    assert "30 epochs, 3 of them warm-up" in claim(table, "Warm-up then cosine")["why"]
-    assert claim(table, "The lesson's warm-up formula")["verdict"] == "contradicted"  # a lost epoch, not warm-up
-    plateau = claim(table, "ReduceLROnPlateau")
-    assert plateau["verdict"] == "not testable here" and "changed in only 2 of 6 plateau trials" in plateau["why"]
+    for scope in (LESSON, GRID_SCOPE):
+        assert claim(table, "Warm-up then cosine", scope)["verdict"] == "supported"
+        assert "30 epochs, 3 of them warm-up" in claim(table, "Warm-up then cosine", scope)["why"]
+        assert claim(table, "The lesson's warm-up formula", scope)["verdict"] == "contradicted"  # a lost epoch
+        plateau = claim(table, "ReduceLROnPlateau", scope)
+        assert plateau["verdict"] == "not testable here" and "changed in only 2 of 6 plateau trials" in plateau["why"]
+    assert claim(table, "Warm-up then cosine", LESSON)["condition"] == "dropout=0.0"
     only_lesson = frame[frame["level_schedule"] != "warmup_cosine_corrected"]
     row = claim(lesson_claims(only_lesson, {"schedule": ["constant", "plateau", "warmup_cosine"],
                                             "dropout": ["0.0", "0.2"]}), "Warm-up then")
@@ -134,13 +151,32 @@ def test_verdict_words(expected, low, high, word):
     assert verdict(expected, low, high, 0.005) == word
 
 
-def test_a_condition_the_study_fixes_elsewhere_is_not_tested_under_the_wrong_name():
-    """A study that runs only SGD tests ReLU vs sigmoid under SGD, and says it cannot under Adam."""
+def test_a_stated_condition_the_study_does_not_run_is_not_tested_under_another_name():
+    """A study that runs only ReLU cannot test what N(0, 1) init does to sigmoid, and says why."""
     frame = lesson_like(np.random.default_rng(44))
-    sgd_only = frame[frame["optimizer"] == "sgd"].drop(columns="level_optimizer")
-    table = lesson_claims(sgd_only, {k: v for k, v in GRID.items() if k != "optimizer"})
-    under_sgd = claim(table, "ReLU", "optimizer=sgd", "val accuracy")
-    assert under_sgd["verdict"] == "supported" and "the study fixes `optimizer`" in under_sgd["why"]
-    under_adam = claim(table, "ReLU", "optimizer=adam")
-    assert under_adam["verdict"] == "not testable here"
-    assert under_adam["why"] == "the condition is not in this study: it runs `optimizer` = sgd only"
+    relu_only = frame[frame["activation"] == "relu"].drop(columns="level_activation")
+    table = lesson_claims(relu_only, {k: v for k, v in GRID.items() if k != "activation"})
+    sigmoid = table[table["claim"].str.startswith("Plain N(0, 1)") & table["condition"].eq("activation=sigmoid")]
+    assert len(sigmoid) == 2 and (sigmoid["verdict"] == "not testable here").all()
+    assert (sigmoid["why"] == "the condition is not in this study: it runs `activation` = relu only").all()
+    relu = table[table["claim"].str.startswith("Plain N(0, 1)") & table["condition"].str.contains("activation=relu")]
+    assert (relu["verdict"] == "supported").all() and relu["why"].str.contains("the study fixes `activation`").all()
+
+
+def test_a_claim_whose_sub_effects_change_sign_depends_on_the_moderator():
+    """He vs Xavier under ReLU: +1 pp without batch norm, -1 pp with it: 'no effect' on average, but it depends."""
+    rng = np.random.default_rng(45)
+    rows = []
+    for seed, init, bn, opt in itertools.product(range(3), ("xavier", "he"), ("false", "true"), ("sgd", "adam")):
+        y = 0.95 + (0.01 if bn == "false" else -0.01) * (init == "he") + rng.normal(0, 0.0005)
+        rows.append({"level_init": init, "level_batch_norm": bn, "level_optimizer": opt, "seed": seed,
+                     "status": "completed", "activation": "relu", "init": init, "batch_norm": bn == "true",
+                     "optimizer": opt, "learning_rate": LR[opt], "final_val_accuracy": y, "test_accuracy": y,
+                     "final_val_loss": 0.2})
+    frame = mark_failures(pd.DataFrame(rows), FailureRule(MAJORITY))
+    table = lesson_claims(frame, {"init": ["xavier", "he"], "batch_norm": ["false", "true"], "optimizer": ["sgd", "adam"]})
+    grid = claim(table, "Xavier suits sigmoid", GRID_SCOPE, "he vs xavier")
+    assert abs(grid["diff"]) < 0.002 and grid["verdict"] == "depends on batch_norm"
+    assert grid["holds"].startswith("batch_norm=false: +") and grid["reverses"].startswith("batch_norm=true: -")
+    lesson = claim(table, "Xavier suits sigmoid", LESSON, "he vs xavier")  # the lesson's SGD without batch norm
+    assert lesson["verdict"] == "supported" and lesson["condition"] == "activation=relu, batch_norm=false, optimizer=sgd"
