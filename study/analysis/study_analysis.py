@@ -158,7 +158,7 @@ def _conditional(result: Analysis) -> None:
     if result.higher_term is not None:
         members = tuple(result.higher_term["factors"])
         result.higher_contrasts = term_contrasts(result.frame, result.factor_levels, members, PRIMARY)
-        result.higher_cells = term_cells(result.frame, members, PRIMARY)
+        result.higher_cells = term_cells(result.frame, members, PRIMARY, result.factor_levels)
 
 
 def _region(result: Analysis) -> None:

@@ -20,12 +20,14 @@ from study.analysis.study_analysis import analyse
 from study.config import TrialConfig
 from study.report.format import without_machine_paths
 from study.report.section import ReportContext, Section
-from study.report.sections.about import (FilesSection, HeaderSection, MethodsSection, ReproducibilitySection,
-                                         SpecSection)
+from study.report.sections.about import FilesSection, HeaderSection, ReproducibilitySection, SpecSection
 from study.report.sections.claims import ClaimsSection
 from study.report.sections.decomposition import InteractionsSection
-from study.report.sections.effects import EffectsSection, ForestSection
+from study.report.sections.advice import AdviceSection
+from study.report.sections.conditional import ConditionalSection
+from study.report.sections.effects import EffectsSection
 from study.report.sections.findings import FindingsSection
+from study.report.sections.methods import MethodsSection
 from study.report.sections.lesson import LessonComparisonSection, LessonFiguresSection
 from study.report.sections.results import LeaderboardSection, PathSection, TrialsSection
 from study.spec.study_spec import StudySpec
@@ -41,8 +43,8 @@ class NoTrialsYet:
 
 
 SECTIONS: list[Section] = [
-    HeaderSection(), NoTrialsYet(), ForestSection(), FindingsSection(), ClaimsSection(), TrialsSection(),
-    LeaderboardSection(), EffectsSection(), InteractionsSection(), PathSection(), LessonFiguresSection(),
+    HeaderSection(), NoTrialsYet(), AdviceSection(), FindingsSection(), ClaimsSection(), ConditionalSection(),
+    TrialsSection(), LeaderboardSection(), EffectsSection(), InteractionsSection(), PathSection(), LessonFiguresSection(),
     LessonComparisonSection(), MethodsSection(), SpecSection(), FilesSection(), ReproducibilitySection(),
 ]
 

@@ -120,8 +120,12 @@ def term_contrasts(frame: pd.DataFrame, factor_levels: dict[str, list[str]], mem
     return pd.DataFrame(rows)
 
 
-def term_cells(frame: pd.DataFrame, members: tuple[str, ...], metric: str) -> pd.DataFrame:
-    """The mean of `metric` in each combination of the term's levels (the other factors and seeds averaged)."""
+def term_cells(frame: pd.DataFrame, members: tuple[str, ...], metric: str,
+               factor_levels: dict[str, list[str]]) -> pd.DataFrame:
+    """The mean of `metric` in each combination of the term's levels (the other factors and seeds averaged),
+    in the levels' spec order."""
     columns = [level_column(m) for m in members]
     cells = frame.groupby(columns, observed=True)[metric].agg(["mean", "count"]).reset_index()
-    return cells.rename(columns=dict(zip(columns, members)))
+    cells = cells.rename(columns=dict(zip(columns, members)))
+    order = {m: {lv: i for i, lv in enumerate(factor_levels[m])} for m in members}
+    return cells.sort_values(list(members), key=lambda col: col.map(order[col.name])).reset_index(drop=True)

@@ -1,8 +1,11 @@
 """The report's opening figure: a forest plot of every effect with its block interval.
 
-Left: the effect on val accuracy, over all trials (pooled) and among trials that learn. Right: the
-effect on the share of trials that do not learn. One row per level vs its reference, drawn from the
-same tables the effects section shows.
+Panels: the effect on val accuracy over the whole grid (all trials, and among trials that learn); the same
+inside the region near the top, on its own scale (effects there are a hundred times smaller than the
+rescues of failing corners that dominate the whole grid); the effect on the share of trials that fail.
+Thick bars: each effect's own 95% interval (unadjusted); thin whiskers: the simultaneous 95% interval over
+the table (Bonferroni), the one that agrees with the Holm-corrected verdicts. One row per contrast (a level
+vs its reference; inside the region the reference can differ), drawn from the tables the report shows.
 """
 
 from __future__ import annotations
@@ -14,37 +17,56 @@ import pandas as pd
 
 from study.report.figures.pyplot import plt, save
 
-SERIES = (("pooled", "all trials", "tab:blue", "o"), ("learners", "trials that learn", "tab:green", "s"))
+KEYS = ["factor", "level", "reference"]
 
 
-def forest_plot(pooled: pd.DataFrame, learners: pd.DataFrame, failures: pd.DataFrame, path: Path) -> Path:
-    """Each table: factor, level, reference, diff, ci_low, ci_high (fractions; drawn in pp)."""
+def forest_plot(pooled: pd.DataFrame, learners: pd.DataFrame, failures: pd.DataFrame, path: Path,
+                region: pd.DataFrame | None = None) -> Path:
+    """Each table: factor, level, reference, diff, ci_low, ci_high, ci_low_adj, ci_high_adj (fractions; in pp)."""
+    rows = pooled[KEYS + (["verdict"] if "verdict" in pooled else [])]
+    if region is not None and not region.empty:
+        extra = region[KEYS].merge(rows[KEYS], on=KEYS, how="left", indicator=True)
+        rows = pd.concat([rows, extra[extra.pop("_merge") == "left_only"]], ignore_index=True)
     labels = [f"{r['factor']}: {r['level']} vs {r['reference']}"
               + (f" ({r['verdict']})" if str(r.get("verdict", "")).endswith("no-op") else "")
-              for _, r in pooled.iterrows()]
+              for _, r in rows.iterrows()]
     y = np.arange(len(labels))[::-1]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 0.42 * len(labels) + 1.6), sharey=True,
-                             gridspec_kw={"width_ratios": [3, 2]})
-    tables = {"pooled": pooled, "learners": learners}
-    for offset, (key, text, colour, marker) in zip((0.14, -0.14), SERIES):
-        _series(axes[0], tables[key], y + offset, colour, marker, text)
-    _series(axes[1], failures, y, "tab:red", "D", "share of trials that do not learn")
-    unit = str(pooled["unit"].iloc[0]) if "unit" in pooled and len(pooled) else "blocks"
-    axes[0].set_xlabel(f"effect on val accuracy (pp), 95% interval over {unit}")
-    axes[1].set_xlabel("effect on the failure rate (pp)")
+    panels = [("whole grid: effect on val accuracy (pp)", 3)]
+    if region is not None:
+        panels.append(("region near the top: val accuracy (pp)", 2))
+    panels.append(("effect on the failure rate (pp)", 2))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels) + 2, 0.45 * len(labels) + 1.9),
+                             sharey=True, gridspec_kw={"width_ratios": [w for _, w in panels]})
+    _series(axes[0], _aligned(rows, pooled), y + 0.12, "tab:blue", "o", "all trials")
+    _series(axes[0], _aligned(rows, learners), y - 0.12, "tab:green", "s", "trials that learn")
+    if region is not None:
+        _series(axes[1], _aligned(rows, region), y, "tab:orange", "^", "inside the region")
+    _series(axes[-1], _aligned(rows, failures), y, "tab:red", "D", "share of trials that fail")
     axes[0].set_yticks(y, labels, fontsize=8)
-    for ax in axes:
+    for ax, (title, _) in zip(axes, panels):
+        ax.set_xlabel(title, fontsize=8.5)
         ax.axvline(0, color="black", lw=0.8)
         ax.grid(axis="x", alpha=0.3)
         ax.legend(fontsize=7, loc="best")
-    fig.suptitle("Every effect: level vs reference, one difference per block (the other factors' levels, seeds "
-                 "averaged; per seed when the study has one block)", fontsize=9)
+    fig.suptitle("Every effect, level vs reference, over blocks. Thick: each effect's own 95% interval "
+                 "(unadjusted); thin: simultaneous 95% over the table (Bonferroni; agrees with the Holm verdicts)",
+                 fontsize=8.5)
     return save(fig, path)
+
+
+def _aligned(rows: pd.DataFrame, table: pd.DataFrame | None) -> pd.DataFrame:
+    """`table`'s contrasts in the figure's row order (a contrast it lacks is nan)."""
+    if table is None or table.empty:
+        return rows[KEYS].assign(diff=np.nan, ci_low=np.nan, ci_high=np.nan, ci_low_adj=np.nan, ci_high_adj=np.nan)
+    return rows[KEYS].merge(table.drop(columns=[c for c in ("verdict",) if c in rows]), on=KEYS, how="left")
 
 
 def _series(ax, table: pd.DataFrame, y: np.ndarray, colour: str, marker: str, label: str) -> None:  # noqa: ANN001
     diff = 100 * table["diff"].to_numpy(dtype=float)
-    low = 100 * table["ci_low"].to_numpy(dtype=float)
-    high = 100 * table["ci_high"].to_numpy(dtype=float)
-    errors = np.vstack([np.nan_to_num(diff - low), np.nan_to_num(high - diff)])
-    ax.errorbar(diff, y[: len(diff)], xerr=errors, fmt=marker, color=colour, ms=4, capsize=2, lw=1, label=label)
+    for low_name, high_name, width in (("ci_low_adj", "ci_high_adj", 0.8), ("ci_low", "ci_high", 2.4)):
+        if low_name not in table:
+            continue
+        low = 100 * table[low_name].to_numpy(dtype=float)
+        high = 100 * table[high_name].to_numpy(dtype=float)
+        ax.hlines(y, low, high, color=colour, lw=width, alpha=0.9)
+    ax.plot(diff, y, marker, color=colour, ms=4.5, label=label, ls="none")

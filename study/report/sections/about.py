@@ -43,57 +43,15 @@ def _header(spec: StudySpec, expected: list, all_runs: pd.DataFrame, frame: pd.D
     return "\n".join(lines) + "\n"
 
 
+SPEC_LINES = 30  # a longer spec is named, not copied: the first screen is for results
+
+
 def _spec_section(spec: StudySpec) -> str:
     text = Path(spec.source).read_text().strip() if Path(spec.source).is_file() else yaml.safe_dump(spec.raw)
+    if len(text.splitlines()) > SPEC_LINES and Path(spec.source).is_file():
+        return (f"## Spec\n\n`{spec.source}` (hash `{spec_hash(spec.raw)}`, {len(text.splitlines())} lines; the "
+                "invocation's MLflow run keeps it as `spec.json`).\n")
     return "## Spec\n\n```yaml\n" + text + "\n```\n"
-
-
-METHODS = """## How the numbers are computed
-
-- **Metric.** `val accuracy` is the validation accuracy of the kept model (the epoch with the lowest val_loss,
-  whose weights were kept in memory and restored); `test accuracy` is that model on the test set, evaluated once.
-- **Units.** Every interval says what it is over. *Per config* (leaderboard, ablation path): over **seeds**,
-  Student t, clipped to [0, 100]% for accuracies (t rather than bootstrap: 3 seeds give a bootstrap only 10
-  distinct resamples). *Effects* (level vs reference): over **blocks**, a block being one combination of the other
-  factors' levels; within a block the two levels' trials are paired by seed and the differences averaged over
-  seeds, so each block counts once. Seeds within a block nearly repeat each other while blocks differ a lot, so
-  counting every (block, seed) pair as independent (pseudo-replication) would give intervals far too narrow; that
-  interval is kept in `tables/effects_*.csv` only for comparison. The **seed-noise interval** is the same mean
-  with the blocks held fixed (pooled within-block scatter of the seeds): how precisely these blocks were
-  measured, not how far the effect holds over the other factors. A study with one block (one factor) has seeds
-  as its only unit.
-- **Tests.** Two-sided one-sample t test over block differences (the test that matches the interval; a
-  signed-rank test over 5 blocks or fewer can never reach p < 0.05), Holm-corrected (statsmodels) over every
-  comparison of a table; P(level > ref) = share of blocks won, ties half, with a Wilson interval: the robust
-  view when a few extreme blocks (failures) drive the mean. A level is said to raise or lower a metric only when
-  the corrected test says so.
-- **Learning vs accuracy.** A trial *does not learn* when its val accuracy is at most the validation set's
-  majority-class rate plus 5 pp, or its loss was not finite. Per level: the effect on the failure rate (0/1 per
-  trial, by block) and the effect among learners (only seed pairs where both trials learned, by block), beside
-  the pooled effect and the median block.
-- **No-ops.** A level whose val accuracy is bit-identical to the reference's in at least half of its pairs is a
-  (mostly) no-op and gets no test; for schedules, the logged learning rate shows in how many trials it changed.
-- **Decomposition.** Saturated factorial: every main effect and interaction of every order from the config
-  means (orthogonal decomposition of the complete factorial; unweighted means when a config misses a seed), the
-  within-config seed scatter as the error term; F tests against it, Holm over all terms. Importance = total
-  effect (every term a factor takes part in).
-- **Power.** Smallest difference detected with 80% power at a two-sided 5% level: per effect from the scatter and
-  number of its blocks; between two configs from the seed noise of the best configs and the seeds per config.
-- **The lesson's claims.** Each claim's contrast inside the condition where the lesson makes it, by block;
-  verdicts from the interval (see that section), with a margin of 0.5 pp (5 pp of failure rate) for "no effect".
-- **Ablation path.** Fawcett & Hoos (2016), read off the trials: greedy one-factor flips from the lesson's first
-  model to the best config, the order decided on the main seeds; with a `confirm` stage its numbers come from
-  the confirm seeds.
-- **Selection.** The best config is picked on val accuracy among many, so its mean over the seeds that picked it
-  is optimistic. With a `confirm` stage, the top configs and the path are measured again on new seeds that played
-  no part in the choice (the leaderboard shows both means); without one, read the gaps between the top configs
-  against the smallest detectable difference between two configs (see Power). Test accuracy is on another set of
-  images, so its gap to val accuracy mixes the two sets' difficulty with any selection effect.
-- **Divergence.** A trial whose loss turned NaN/inf is a result, never dropped: it keeps its kept model's
-  metrics, or chance accuracy (10%) if it had no finite epoch, and it counts as not learning.
-- **Learning curves.** Per seed, the mean over the trials at a level; plotted: the mean over seeds, band = min..max
-  over seeds.
-"""
 
 
 def _files_section(out: Path) -> str:
@@ -115,7 +73,16 @@ def _files_section(out: Path) -> str:
         "decomposition": "every term of the saturated decomposition: df, sum of squares, share, F, p, Holm p",
         "decomposition_grouped": "the decomposition as the report shows it (higher orders grouped)",
         "importance": "total-effect ranking",
-        "claims": "the lesson's claims: contrast, difference, interval, verdict, why",
+        "claims": "the lesson's claims, each in the lesson's condition and over the whole grid: contrast, "
+                  "condition, difference, interval, verdict, where it holds and reverses, why",
+        "top_group": "the top group: every candidate config, its difference to the best (paired by seed), Holm p, "
+                     "P(best), in the group or not",
+        "top_group_factors": "per factor, the levels found in the top group (settled or open)",
+        "region_effects": "effects inside the region near the top, by block (with simultaneous intervals)",
+        "conditional_effects": "every contrast within each level of every other factor: effect, interval, Holm p, "
+                               "sign_change flags",
+        "strongest_term": "every member's contrasts in every cell of the strongest higher-order term",
+        "learner_threshold_sensitivity": "effects among learners under each learner threshold",
         "ablation_path": "the ablation path with intervals",
         "diverged_trials": "every diverged trial",
         "missing_trials": "expected trials without a finished result",
@@ -201,15 +168,6 @@ def _model_line(ctx: ReportContext) -> str:
     own = ", ".join(f"`{n}` ({h.factor.kind}, default {h.default})" for n, h in ctx.spec.hyperparameters.items())
     return (f"- Model: {models} on {data}; the framework's optimizer, loss, schedules and callbacks"
             + (f"; its own hyperparameters (MLflow params `hp.<name>`): {own}." if own else "."))
-
-
-class MethodsSection:
-    def render(self, ctx: ReportContext) -> str:
-        if ctx.lesson:
-            return METHODS
-        own = METHODS.replace("the lesson's first\n  model", "the study's base\n  config")
-        start = own.index("- **The lesson's claims.**")  # a study of your own has no lesson claims to test
-        return own[:start] + own[own.index("- **Ablation path.**"):]
 
 
 class SpecSection:

@@ -13,14 +13,20 @@ from study.report.section import ReportContext
 
 
 def claims_table(claims: pd.DataFrame) -> pd.DataFrame:
-    rows = []
+    rows, previous = [], None
     for _, row in claims.iterrows():
         metric = "failed" if row["measure"].startswith("share of trials") else PRIMARY
         tested = row["n"] > 0
-        rows.append({"claim": row["claim"], "contrast (within condition)": row["contrast"], "measure": row["measure"],
+        notes = [row["why"]] if row["why"] else []
+        if row["holds"]:
+            notes.insert(0, f"holds at {row['holds']}; reverses at {row['reverses']}")
+        rows.append({"claim": row["claim"] if row["claim"] != previous else "", "reading": row["scope"],
+                     "contrast": row["contrast"], "condition": row["condition"] or "(none)",
+                     "measure": row["measure"],
                      "Δ [95% CI]": fmt.effect(row["diff"], row["ci_low"], row["ci_high"], metric) if tested else "",
                      "unit": f"{int(row['n'])} {row['unit']}" if tested else "", "verdict": row["verdict"],
-                     "why": row["why"]})
+                     "where it holds and reverses; why": "; ".join(notes)})
+        previous = row["claim"]
     return pd.DataFrame(rows)
 
 
@@ -37,18 +43,20 @@ def claims_section(result: Analysis, out: Path) -> str:
                   + "; ".join(f"{claim} ({why.removeprefix('this study does not vary ')})"
                               for claim, why in missing.items()) + ".\n")
     return ("## The lesson's claims\n\n"
-            "Each statement of the lesson as a row: the contrast that tests it *inside the condition where the "
-            "lesson makes it* (e.g. ReLU vs sigmoid under SGD with Xavier/He and no batch norm), its difference "
-            "(level - reference) with a 95% interval whose unit is the block (combinations of the other factors "
-            "left free, seeds averaged first; the seed when only one block remains), and a verdict: `supported` "
-            "(the interval lies on the claimed side of zero), `contradicted` (on the other side), `no effect` (a "
-            f"claimed gain whose interval lies within ±{fmt.points(ACCURACY_MARGIN)}, or ±"
-            f"{fmt.points(RATE_MARGIN)} of failure rate), `inconclusive` (the interval covers zero and reaches "
-            "past that margin), or `not testable here` with the reason (a level the study lacks, a precondition "
-            "that does not hold, such as overfitting for dropout to regularise, or one untuned learning rate "
-            "per optimizer). Each verdict reads its claim's own interval, not corrected for the number of claims (the "
-            "effects tables below are Holm-corrected). A verdict holds for this study's budget and network only "
-            "(see the spec).\n\n"
+            "Each statement of the lesson, read twice so that no claim is conditioned in one row and not in "
+            "another: **lesson's condition** (every other factor at the lesson's first model's level: ReLU, "
+            "Xavier, no batch norm, no dropout, SGD, constant rate, unless the claim states its own condition; one "
+            "block, so the unit is the seed) and **whole grid** (only the claim's own condition; the unit is the "
+            "block). Δ: level - reference with a 95% interval (unadjusted, one per claim). Verdicts: `supported` "
+            "(the interval lies on the claimed side of zero), `contradicted` (the other side), `no effect` (a "
+            f"claimed gain within ±{fmt.points(ACCURACY_MARGIN)}, or ±{fmt.points(RATE_MARGIN)} of failure "
+            "rate), `inconclusive` (covers zero and reaches past that margin), **`depends on <factor>`** (over the "
+            "whole grid, the contrast's effects within that factor's levels lie on both sides of zero, each by its "
+            "own 95% interval: more seeds cannot make it one verdict; the row says where it holds and where it "
+            "reverses), or `not testable here` with the reason (a level the study lacks, a precondition that "
+            "does not hold: overfitting for dropout to regularise, failures for a remedy to rescue, one untuned "
+            "learning rate per optimizer, a schedule that never acted). A verdict holds for this study's budget "
+            "and network only (see the spec).\n\n"
             + (fmt.markdown(claims_table(shown), parse_numbers=False) + "\n" if len(shown) else "") + folded)
 
 

@@ -12,7 +12,6 @@ from study.analysis.stats.noop import schedule_factors
 from study.analysis.study_analysis import PRIMARY, Analysis
 from study.report import format as fmt
 from study.report.figures import study_figures as figures
-from study.report.figures.forest import forest_plot
 from study.report.section import ReportContext
 
 CURVE_METRICS = ("val_accuracy", "val_loss")
@@ -25,19 +24,6 @@ def label(row: pd.Series) -> str:
 
 def units(row: pd.Series) -> str:
     return f"{int(row['blocks'])} {row['unit']}"
-
-
-def forest_section(result: Analysis, out: Path) -> str:
-    if not result.factors or result.effects[PRIMARY].empty:
-        return ""
-    figure = forest_plot(result.effects[PRIMARY], result.learners[PRIMARY], result.failures,
-                         out / "figures" / "forest.png")
-    return ("## Every effect at a glance\n\n"
-            f"![every effect](figures/{figure.name})\n\n"
-            "Each row: a level against its factor's reference level. Blue: the effect on val accuracy over all "
-            "trials; green: among trials that learn; red: on the share of trials that do not learn. Bars: 95% "
-            "intervals whose unit is the block (one difference per combination of the other factors' levels, "
-            "seeds averaged first). The numbers are in the effects tables below.\n")
 
 
 def effects_table(result: Analysis) -> pd.DataFrame:
@@ -138,15 +124,17 @@ def effects_section(result: Analysis, curves: pd.DataFrame, out: Path) -> str:
              + ("\nThis study varies one factor, so there is one block: the unit is the seed.\n" if one_block else ""),
              fmt.markdown(effects_table(result), parse_numbers=False) + "\n",
              "### Learning vs accuracy\n\n"
-             f"A trial **does not learn** when its val accuracy is at most {fmt.value(result.rule.threshold, PRIMARY)}"
-             f" (the validation set's majority-class rate {fmt.value(result.rule.majority_rate, PRIMARY)}, from "
-             f"{result.rule.source}, plus a margin of {fmt.points(result.rule.margin)}) or its loss was not finite. "
-             "`Δ failure rate`: the level's effect on the share of trials that do not learn, by block. `Δ among "
-             "learners`: only pairs where both trials learned (blocks without such a pair drop out); it reads "
-             "beside the failure rate, because a level that rescues failing configs leaves the reference's "
-             "easiest blocks as its learners.\n",
+             f"A trial **fails** at val accuracy at most {fmt.value(result.rule.threshold, PRIMARY)} (the "
+             f"validation set's majority-class rate {fmt.value(result.rule.majority_rate, PRIMARY)}, from "
+             f"{result.rule.source}, plus {fmt.points(result.rule.margin)}) or with a non-finite loss, and "
+             f"**learns** at {fmt.value(result.rule.learn_threshold, PRIMARY)} or more (see Trials). `Δ failure "
+             "rate`: the level's effect on the share of trials that fail, by block. `Δ among learners`: only pairs "
+             "where both trials learned (blocks without such a pair drop out), with the median block beside the "
+             "mean; it reads beside the failure rate, because a level that rescues failing configs leaves the "
+             "reference's easiest blocks as its learners.\n",
              fmt.markdown(learning_table(result), parse_numbers=False) + "\n"]
     noops, lr_factors = noop_lines(result)
+    parts.append(_sensitivity(result, out))
     parts.append("### No-ops\n\nA level that changed nothing gets no p-value: the count of bit-identical pairs (same "
                  "block, same seed; identical in val accuracy, val loss and test accuracy, so two trials that both "
                  "predict the majority class do not pass for identical) says so directly"
@@ -162,26 +150,45 @@ def effects_section(result: Analysis, curves: pd.DataFrame, out: Path) -> str:
     return "\n".join(parts)
 
 
+def _sensitivity(result: Analysis, out: Path) -> str:
+    """How the effects among learners move with the learner threshold (the share of the best config's gain)."""
+    table = result.sensitivity
+    if table.empty:
+        return ""
+    table.to_csv(out / "tables" / "learner_threshold_sensitivity.csv", index=False)
+    shares = list(dict.fromkeys(table["learn_share"]))
+    wide = []
+    for (factor, level), group in table.groupby(["factor", "level"], sort=False):
+        row = {"factor": factor, "level vs reference": f"{level} vs {group['reference'].iloc[0]}"}
+        for _, r in group.iterrows():
+            name = "not failing" if r["learn_share"] == 0 else f"≥ {fmt.value(r['learn_threshold'], PRIMARY)}"
+            row[name] = f"{fmt.delta(r['diff'], PRIMARY)} ({int(r['blocks'])})"
+        wide.append(row)
+    counts = ", ".join(f"{int(n)} learners at {'not failing' if s == 0 else fmt.share(s)}"
+                       for s, n in table.groupby("learn_share", sort=False)["learners"].first().items())
+    return ("### Sensitivity to the learner threshold\n\n"
+            f"The effects among learners under each rule for *learns* (a trial that does not fail; or one that reaches "
+            f"{', '.join(fmt.share(s) for s in shares if s)} of the way from the majority-class rate to the best "
+            f"config's mean): mean block difference (blocks left). {counts}. A headline effect among learners that "
+            "changes sign or size with the rule leans on trials that only partly learn.\n\n"
+            + fmt.markdown(pd.DataFrame(wide), parse_numbers=False) + "\n")
+
+
 def _curves(result: Analysis, curves: pd.DataFrame, out: Path) -> str:
-    parts = ["### Per level, learning curves with seed bands\n\nPer level: mean, std and n of the final "
-             "validation and test accuracy over all its trials (other factors and seeds pooled), and the "
-             "difference of the mean to the reference level. Curves: per seed, the mean over the trials at that "
-             "level; line = mean over seeds, band = min..max over seeds.\n"]
+    parts = ["### Per level, learning curves with seed bands\n\nPer seed, the mean over the trials at a level; "
+             "line = mean over seeds, band = min..max over seeds. Per level: mean, std and n of the final "
+             "validation and test accuracy over all its trials (other factors and seeds pooled) in "
+             "`tables/effect_<factor>.csv`.\n"]
     for factor, labels in result.factor_levels.items():
         table = level_summary(result.frame, factor, reference=labels[0])
         table.to_csv(out / "tables" / f"effect_{factor}.csv", index=False)
-        section = f"#### `{factor}`\n\n{fmt.markdown(table)}\n"
         if not curves.empty:
             bands = {m: seed_bands(curves, result.frame, factor, m) for m in CURVE_METRICS}
             figure = figures.seed_band_curves(bands, factor, labels, out / "figures" / f"curves_{factor}.png")
-            section += f"\n![{factor}](figures/{figure.name})\n"
-        parts.append(section)
+            parts.append(f"![{factor}](figures/{figure.name})\n")
+        else:
+            parts.append(f"#### `{factor}`\n\n{fmt.markdown(table)}\n")
     return "\n".join(parts)
-
-
-class ForestSection:
-    def render(self, ctx: ReportContext) -> str:
-        return forest_section(ctx.result, ctx.out) if ctx.result else ""
 
 
 class EffectsSection:

@@ -20,12 +20,13 @@ FAILED = "failed"
 
 
 def summary_sentences(result: Analysis) -> list[str]:
-    """In order of weight: best config, trials that did not learn, factors by importance, decomposition,
-    claims, power, path, divergence."""
+    """In order of weight: what to pick (the top group), what matters near the top, trials that fail or
+    partly learn, sign changes, factors by importance, decomposition, claims, power, path, divergence."""
     if result.frame.empty:
         return []
-    out = [_best_config(result), _failures(result)]
+    out = [_top_group(result), _region(result), _failures(result)]
     if result.factors:
+        out += _sign_changes(result)
         out += _effects(result)
         out += _decomposition(result)
         out += _claims(result)
@@ -39,9 +40,10 @@ def summary_section(result: Analysis) -> str:
     sentences = summary_sentences(result)
     if not sentences:
         return ""
-    table_note = ("Each number below appears in a table further down. Intervals are 95%; pp = percentage points. "
-                  "Effects are level - reference with intervals over blocks (combinations of the other factors, "
-                  "seeds averaged first); per-config numbers are over seeds.")
+    table_note = ("Each number below appears in a table further down. pp = percentage points. Effects are "
+                  "level - reference over blocks (combinations of the other factors, seeds averaged first), each "
+                  "with its own 95% interval (unadjusted) and its Holm-corrected p; a level is said to raise or "
+                  "lower accuracy only when the Holm test says so. Per-config numbers are over seeds.")
     if result.seeds < 3:
         table_note += (f" Caution: {result.seeds} seed(s) only; intervals over seeds are wide or missing and "
                        "conclusions are provisional.")
@@ -50,6 +52,66 @@ def summary_section(result: Analysis) -> str:
 
 def _levels(row: pd.Series, factors: list[str]) -> str:
     return ", ".join(f"{f}={row[f]}" for f in factors)
+
+
+def _top_group(result: Analysis) -> str:
+    """What to pick: the top group, never one winner among ties."""
+    top = result.top
+    if top is None or top.table.empty or not result.factors:
+        return _best_config(result)
+    seeds = "its confirm seeds" if top.seeds == "confirm" else "the main seeds"
+    members = top.members
+    best = members.iloc[0]
+    if top.size == 1:
+        return (f"One config is best on {seeds}: `{_levels(best, top.factors)}` at "
+                f"{fmt.value(best['mean'], PRIMARY)}; every other candidate is worse after Holm's correction.")
+    low, high = members["mean"].min(), members["mean"].max()
+    settled = top.settled
+    fixed = ", ".join(f"{r['factor']}={r['levels_in_top_group'][0]}" for _, r in settled.iterrows()
+                      if r["verdict"] == "settled")
+    open_ = ", ".join(f"`{r['factor']}` ({'/'.join(r['levels_in_top_group'])})" for _, r in settled.iterrows()
+                      if r["verdict"] == "open")
+    text = (f"What to pick: {top.size} configs cannot be told apart from the best on {seeds} (means "
+            f"{fmt.value(low, PRIMARY)} to {fmt.value(high, PRIMARY)}; paired tests against the best, Holm), so no "
+            "single config is named the winner")
+    if fixed:
+        text += f". Settled near the top: {fixed}"
+    if open_:
+        text += f"; it does not matter there between the levels of {open_}"
+    return text + "."
+
+
+def _region(result: Analysis) -> str:
+    region, table = result.region, result.region_effects
+    if region is None or table.empty:
+        return ""
+    matters = [f"`{r['factor']}={r['level']}` vs `{r['reference']}` "
+               f"{fmt.effect(r['diff'], r['ci_low'], r['ci_high'], PRIMARY)} (Holm p {fmt.p_value(r['p_holm'])})"
+               for _, r in table.iterrows() if r["verdict"] in ("higher", "lower")]
+    not_shown = [f"`{r['factor']}={r['level']}`" for _, r in table.iterrows() if r["verdict"] not in ("higher", "lower")]
+    text = f"In the region near the top ({region.describe()}; {region.configs} configs)"
+    text += (", what still matters: " + "; ".join(matters)) if matters else ", no contrast is significant after Holm"
+    if not_shown:
+        text += "; not shown to matter there: " + ", ".join(not_shown)
+    return text + "."
+
+
+def _sign_changes(result: Analysis) -> list[str]:
+    out = []
+    conditional = result.conditional
+    for _, row in result.sign_changes.iterrows():
+        sub = conditional[(conditional["factor"] == row["factor"]) & (conditional["level"] == row["level"])
+                          & (conditional["moderator"] == row["moderator"])].set_index("moderator_level")
+
+        def at(levels: list[str]) -> str:
+            return ", ".join(f"{row['moderator']}={m} ({fmt.effect(*sub.loc[m, ['effect', 'ci_low', 'ci_high']], PRIMARY)})"
+                             for m in levels)
+        strength = ("both sides hold after Holm's correction" if row["holm"]
+                    else "at the unadjusted 95% level only (not after Holm's correction)")
+        out.append(f"`{row['factor']}={row['level']}` vs `{row['reference']}` changes sign across `{row['moderator']}`: "
+                   f"it helps at {at(row['holds'])} and hurts at {at(row['reverses'])}; {strength}. Its average "
+                   "over the grid answers no one's question.")
+    return out
 
 
 def _best_config(result: Analysis) -> str:
@@ -66,15 +128,16 @@ def _best_config(result: Analysis) -> str:
 
 
 def _failures(result: Analysis) -> str:
-    failed = int(result.frame[FAILED].sum())
-    if not failed:
-        return (f"Every trial learned (none at or below {fmt.value(result.rule.threshold, PRIMARY)} val accuracy, "
-                "the majority-class rate plus the margin).")
-    return (f"{failed} of {len(result.frame)} trials did not learn (val accuracy at most "
-            f"{fmt.value(result.rule.threshold, PRIMARY)}, i.e. the majority-class rate "
-            f"{fmt.value(result.rule.majority_rate, PRIMARY)} plus {fmt.points(result.rule.margin)}, or a non-finite "
-            "loss): averages mix them with trials that learn, so each effect below is also given on the failure "
-            "rate and among learners.")
+    rule, frame = result.rule, result.frame
+    failed, partial = int(frame[FAILED].sum()), int(frame["partial"].sum())
+    learn = (f"a trial learns when it reaches {fmt.value(rule.learn_threshold, PRIMARY)}, "
+             f"{fmt.share(rule.learn_share)} of the way from the majority-class rate to the best config's mean")
+    if not failed and not partial:
+        return f"Every trial learned ({learn})."
+    return (f"{failed} of {len(frame)} trials fail (val accuracy at most {fmt.value(rule.threshold, PRIMARY)}, i.e. the "
+            f"majority-class rate {fmt.value(rule.majority_rate, PRIMARY)} plus {fmt.points(rule.margin)}, or a "
+            f"non-finite loss) and {partial} only partly learn ({learn}): averages mix them with trials that learn, "
+            "so each effect below is also given on the failure rate and among learners.")
 
 
 def _factor_order(result: Analysis) -> list[str]:
@@ -111,16 +174,19 @@ def _effect_sentence(row: pd.Series, failure: pd.Series, learners: pd.Series, re
     unit = f"{int(row['blocks'])} {row['unit']}"
     if row["verdict"] in ("higher", "lower"):
         verb = "raises" if row["verdict"] == "higher" else "lowers"
-        text = f"{lvl} {verb} val accuracy by {size} over {ref}"
+        text = f"{lvl} {verb} val accuracy by {size} over {ref} (Holm p {fmt.p_value(row['p_holm'])}"
     else:
-        text = f"{lvl} vs {ref}: {size} in val accuracy, not significant after Holm correction"
-    text += f" ({unit}; median {'block' if row['unit'] == 'blocks' else 'seed'} {fmt.delta(row['median'], PRIMARY)})"
+        text = (f"{lvl} vs {ref}: {size} in val accuracy, not significant after Holm's correction "
+                f"(Holm p {fmt.p_value(row['p_holm'])}")
+    text += f"; {unit}; median {'block' if row['unit'] == 'blocks' else 'seed'} {fmt.delta(row['median'], PRIMARY)})"
     if failure["pairs"] and (failure["diff"] != 0 or failure["ci_low"] != failure["ci_high"]):
-        text += (f"; on the share of trials that do not learn "
-                 f"{fmt.effect(failure['diff'], failure['ci_low'], failure['ci_high'], FAILED)}")
+        text += (f"; on the share of trials that fail "
+                 f"{fmt.effect(failure['diff'], failure['ci_low'], failure['ci_high'], FAILED)} "
+                 f"(Holm p {fmt.p_value(failure['p_holm'])})")
     if learners["pairs"]:
         among = fmt.effect(learners["diff"], learners["ci_low"], learners["ci_high"], PRIMARY)
-        text += f"; among trials that learn {among} ({int(learners['blocks'])} {learners['unit']})"
+        text += (f"; among trials that learn {among} (Holm p {fmt.p_value(learners['p_holm'])}; "
+                 f"{int(learners['blocks'])} {learners['unit']}; median {fmt.delta(learners['median'], PRIMARY)})")
     return text + "."
 
 
@@ -144,12 +210,13 @@ def _claims(result: Analysis) -> list[str]:
     tested = claims[claims["verdict"] != "not testable here"]
     if tested.empty:
         return ["None of the lesson's claims is testable in this study (see the claims table for why)."]
-    counts = tested["verdict"].value_counts()
-    order = ("supported", "contradicted", "no effect", "inconclusive")
+    counts = tested["verdict"].map(lambda v: "depends on another factor" if v.startswith("depends on") else v
+                                   ).value_counts()
+    order = ("supported", "contradicted", "depends on another factor", "no effect", "inconclusive")
     summary = ", ".join(f"{int(counts[v])} {v}" for v in order if v in counts)
     not_testable = int((claims["verdict"] == "not testable here").sum())
-    return [f"The lesson's claims, contrast by contrast: {summary}; {not_testable} not testable here (each with "
-            "its reason in the claims table)."]
+    return [f"The lesson's claims, contrast by contrast and reading by reading (the lesson's condition, the whole "
+            f"grid): {summary}; {not_testable} not testable here (each with its reason in the claims table)."]
 
 
 def _path(result: Analysis) -> list[str]:

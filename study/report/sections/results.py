@@ -15,7 +15,7 @@ from study.report.figures import study_figures as figures
 from study.report.section import ReportContext
 
 LEADERBOARD_ROWS = 15
-FAILING_ROWS = 20
+FAILING_ROWS = 12
 
 
 def divergence_section(result: Analysis, all_runs: pd.DataFrame, expected: list, out: Path) -> str:
@@ -60,37 +60,36 @@ def divergence_section(result: Analysis, all_runs: pd.DataFrame, expected: list,
 
 def _failures(result: Analysis, out: Path) -> str:
     frame, rule = result.frame, result.rule
-    failed = int(frame["failed"].sum())
-    text = (f"\n**Trials that did not learn: {failed} of {len(frame)}** (val accuracy at most "
-            f"{fmt.value(rule.threshold, PRIMARY)}: the validation set's majority-class rate "
-            f"{fmt.value(rule.majority_rate, PRIMARY)}, from {rule.source}, plus {fmt.points(rule.margin)}; or a "
-            "non-finite loss). Such a trial predicts about one class for every image: a different outcome from a "
-            "trial that learns less, so the effects below report it separately.")
+    failed, partial = int(frame["failed"].sum()), int(frame["partial"].sum())
+    text = (f"\n**Three outcomes: {failed} of {len(frame)} trials fail, {partial} partly learn, "
+            f"{len(frame) - failed - partial} learn.** A trial *fails* at val accuracy at most "
+            f"{fmt.value(rule.threshold, PRIMARY)} (the validation set's majority-class rate "
+            f"{fmt.value(rule.majority_rate, PRIMARY)}, from {rule.source}, plus {fmt.points(rule.margin)}) or with "
+            "a non-finite loss: it predicts about one class for every image. It *learns* at "
+            f"{fmt.value(rule.learn_threshold, PRIMARY)} or more: {fmt.share(rule.learn_share)} of the way from the "
+            f"majority-class rate to the best config's mean ({fmt.value(rule.best, PRIMARY)}), the accuracy this "
+            "budget allows. In between it *partly learns* (on MNIST a 40% trial is neither a failure nor a learner). "
+            "Effects among learners use learners only; the Effects section shows how they move with that threshold.")
     rule_table = pd.DataFrame([{"majority-class rate": fmt.value(rule.majority_rate, PRIMARY),
-                                "margin": fmt.points(rule.margin), "does not learn at or below":
-                                fmt.value(rule.threshold, PRIMARY), "trials that did not learn":
-                                f"{failed} of {len(frame)}"}])
+                                "fails at or below": fmt.value(rule.threshold, PRIMARY),
+                                "learns at or above": fmt.value(rule.learn_threshold, PRIMARY),
+                                "fail": f"{failed} of {len(frame)}", "partly learn": f"{partial} of {len(frame)}"}])
     text += "\n\n" + fmt.markdown(rule_table, parse_numbers=False) + "\n"
-    if not failed:
+    if not failed and not partial:
         return text
     result.failure_levels.to_csv(out / "tables" / "failures_by_level.csv", index=False)
     result.failing.to_csv(out / "tables" / "failing_configs.csv", index=False)
-    by_level = pd.DataFrame({
-        "factor": result.failure_levels["factor"], "level": result.failure_levels["level"],
-        "did not learn": [f"{int(f)} of {int(n)}" for f, n in zip(result.failure_levels["failed"],
-                                                                 result.failure_levels["trials"])],
-        "rate [95% CI]": [f"{fmt.value(r, 'failed')} {fmt.interval(lo, hi, 'failed')}" for r, lo, hi in
-                          zip(result.failure_levels["rate"], result.failure_levels["rate_low"],
-                              result.failure_levels["rate_high"])]})
     configs = result.failing.head(FAILING_ROWS).copy()
-    configs["failed"] = [f"{int(f)} of {int(n)}" for f, n in zip(configs["failed"], configs.pop("seeds"))]
+    seeds = configs.pop("seeds")
+    configs["failed"] = [f"{int(f)} of {int(n)}" for f, n in zip(configs["failed"], seeds)]
+    configs["partial"] = [f"{int(p)} of {int(n)}" for p, n in zip(configs["partial"], seeds)]
     configs["val_accuracy"] = configs["val_accuracy"].map(lambda v: fmt.value(v, PRIMARY))
     more = (f" (the first {FAILING_ROWS}; all {len(result.failing)} in `tables/failing_configs.csv`)"
             if len(result.failing) > FAILING_ROWS else "")
-    return (text + "\nPer level (rate with its Wilson interval; trials of a level are not independent, so read "
-            "the failure-rate effects below for inference):\n\n" + fmt.markdown(by_level, parse_numbers=False)
-            + f"\n\nConfigs with a trial that did not learn{more}:\n\n"
-            + fmt.markdown(configs.rename(columns={"failed": "seeds that did not learn",
+    return (text + "\nPer level: `tables/failures_by_level.csv` (rates with Wilson intervals; trials of a level are "
+            "not independent, so read the failure-rate effects for inference)."
+            + f"\n\nConfigs with a trial that failed or only partly learned{more}:\n\n"
+            + fmt.markdown(configs.rename(columns={"failed": "seeds that fail", "partial": "seeds that partly learn",
                                                    "val_accuracy": "mean val accuracy"}), parse_numbers=False) + "\n")
 
 
@@ -109,7 +108,7 @@ def leaderboard_table(result: Analysis) -> pd.DataFrame:
         if confirmed:
             shown["val accuracy, main seeds"] = fmt.value(row["selection_mean"], PRIMARY)
         shown["test accuracy"] = fmt.value(row["test_accuracy_mean"], "test_accuracy")
-        shown["did not learn"] = f"{int(row.get('failed', 0))} of {int(row['n'])}"
+        shown["seeds that fail"] = f"{int(row.get('failed', 0))} of {int(row['n'])}"
         rows.append(shown)
     return pd.DataFrame(rows)
 
@@ -133,9 +132,18 @@ def leaderboard_section(result: Analysis, out: Path) -> str:
                  "decided by the main seeds alone.")
     return ("## Leaderboard\n\n"
             "Per config: the kept model's validation accuracy (the epoch with the lowest val_loss, its weights "
-            "restored), mean and 95% Student-t interval over seeds (the unit is the seed), its test accuracy, "
-            f"and how many seeds did not learn.{stage}{more} {seeds_note}\n\n"
+            f"restored), mean and 95% interval over seeds (the unit is the seed){_noise(result)}, its test "
+            f"accuracy, and how many seeds fail.{stage}{more} {seeds_note}\n\n"
             + fmt.markdown(leaderboard_table(result), parse_numbers=False) + "\n")
+
+
+def _noise(result: Analysis) -> str:
+    size = result.rule.validation_size
+    if size <= 0:
+        return " (Student t; the validation split's size is not known, so its sampling error is not included)"
+    return (f", widened by the validation split's sampling error ({size:,} images, binomial; the seeds are scored "
+            "on the same images, so their scatter does not contain it; Welch-Satterthwaite degrees of freedom): "
+            "never zero-width, even when every seed scores the same")
 
 
 def path_table(result: Analysis) -> pd.DataFrame:
