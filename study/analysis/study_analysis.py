@@ -188,9 +188,10 @@ def _top_group(result: Analysis) -> None:
     confirmed = result.configs[result.configs["stage"] == CONFIRMED] if "stage" in result.configs else pd.DataFrame()
     if not confirmed.empty and not result.confirm_frame.empty:
         candidates = [tuple(str(row[f]) for f in factors) for _, row in confirmed.iterrows()]
-        result.top = top_group(result.confirm_frame, factors, PRIMARY, candidates, seeds="confirm")
+        result.top = top_group(result.confirm_frame, factors, PRIMARY, candidates, seeds="confirm",
+                               order=result.factor_levels)
     elif not result.frame.empty:
-        result.top = top_group(result.frame, factors, PRIMARY, seeds="main")
+        result.top = top_group(result.frame, factors, PRIMARY, seeds="main", order=result.factor_levels)
 
 
 def _factor_levels(spec: StudySpec, frame: pd.DataFrame) -> dict[str, list[str]]:

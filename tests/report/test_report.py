@@ -25,13 +25,13 @@ factors:
   schedule: [constant, warmup_cosine]
 """
 
-SECTIONS = ("## Every effect at a glance", "## Findings", "## The lesson's claims",
+SECTIONS = ("## What to pick", "## Findings", "## The lesson's claims", "## Where the answer depends on the other choices",
             "## Trials, failures and missing results", "## Leaderboard", "## Effects of each factor",
             "### Learning vs accuracy", "### No-ops", "### Power", "## Interactions and importance",
             "### Importance ranking", "### The 1 strongest two-way interactions", "## Ablation path",
             "## The lesson's figures, from our code", "### Initial weights: normal vs Xavier vs He, n = 256",
             "### Learning-rate schedules", "## How the numbers are computed", "## Reproducibility")
-FIGURES = ("forest.png", "curves_init.png", "curves_schedule.png", "importance.png",
+FIGURES = ("forest.png", "conditional_effects.png", "curves_init.png", "curves_schedule.png", "importance.png",
            "interaction_init_x_schedule.png", "ablation_path.png", "init_weights_kde.png", "learning_rates.png")
 NUMBER = re.compile(r"[+-]?\d+\.\d+(?:e[+-]\d+)?(?: pp|%)?")
 
@@ -76,7 +76,7 @@ def test_report_has_every_section_and_figure(study):
         assert heading in readme, heading
     assert "Trials: 8 of 8 finished" in readme
     assert re.search(r"\| init +\| he vs normal +\| 2 blocks +\| [+-]\d+\.\d\d pp \[", readme)
-    assert readme.index("## Every effect at a glance") < readme.index("## Findings")  # the figure opens the report
+    assert readme.index("## What to pick") < readme.index("(figures/forest.png)") < readme.index("## Findings")
     for name in FIGURES:
         assert_png(out / "figures" / name)
         assert f"(figures/{name})" in readme

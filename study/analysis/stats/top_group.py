@@ -1,10 +1,14 @@
 """What to pick: the top group, not one winner.
 
-The config with the highest mean is the luckiest of several near-equals as often as it is the best.
-The top group is every config the data cannot tell apart from the best:
-- each other config is compared with the best by a two-sided t test of their paired difference over
-  the seeds they share (Welch's test when they share fewer than two), Holm-corrected over the
-  comparisons; a config stays in the group unless the corrected test says it is worse;
+The config with the highest mean is the luckiest of several near-equals as often as it is the best, so
+testing every config against the observed best is biased (the winner's curse makes ties look worse).
+The top group is a subset selection (in the spirit of Gupta's and Hsu's multiple comparisons with the
+best): a config is kept unless some other config is shown better than it:
+- for each config i and every rival j, a one-sided t test of their paired difference over the seeds
+  they share (Welch's test when they share fewer than two) that j beats i; i leaves the group when the
+  smallest of its k - 1 p-values is below alpha after Holm's correction over those k - 1 (for this
+  decision the same as Bonferroni). So the truly best config stays in the group with probability at
+  least 1 - alpha, whichever config the data happen to rank first;
 - a config with a seed that does not learn is left out whatever the test says (a practitioner cares
   that it can fail, and with a few seeds the test cannot see it);
 - beside it, a bootstrap probability of being best (seeds resampled with replacement, the same seeds for
@@ -26,8 +30,8 @@ from study.analysis.stats.failures import LEARNED
 from study.analysis.stats.intervals import ALPHA, level_column, t_interval
 
 RESAMPLES = 4000
-COLUMNS = ["rank", "n", "mean", "diff_to_best", "diff_ci_low", "diff_ci_high", "p_value", "p_holm", "all_learn",
-           "p_best", "in_top_group"]
+COLUMNS = ["rank", "n", "mean", "diff_to_best", "diff_ci_low", "diff_ci_high", "p_value", "p_holm", "beaten_by",
+           "all_learn", "p_best", "in_top_group"]
 
 
 @dataclass
@@ -47,9 +51,9 @@ class TopGroup:
 
 
 def top_group(frame: pd.DataFrame, factors: list[str], metric: str, candidates: list[tuple] | None = None,
-              seeds: str = "main", alpha: float = ALPHA) -> TopGroup:
+              seeds: str = "main", alpha: float = ALPHA, order: dict[str, list[str]] | None = None) -> TopGroup:
     """The top group among `candidates` (level tuples in `factors` order; default every config in `frame`),
-    measured on the trials of `frame` (see the module docstring)."""
+    measured on the trials of `frame` (see the module docstring); `order`: each factor's levels in spec order."""
     columns = [level_column(f) for f in factors]
     data = frame[frame[metric].notna()]
     if not columns:
@@ -66,48 +70,75 @@ def top_group(frame: pd.DataFrame, factors: list[str], metric: str, candidates: 
     means = values.mean(axis=1).sort_values(ascending=False, kind="mergesort")
     values = values.loc[means.index]
     best = values.iloc[0]
-    rows, p_values = [], []
+    rival_p, rival = beaten(values)
+    rows = []
     for rank, (key, row) in enumerate(values.iterrows(), start=1):
         key = key if isinstance(key, tuple) else (key,)
         shown = dict(zip(factors, key)) if factors else {}
-        shown.update(rank=rank, n=int(row.notna().sum()), mean=float(row.mean()), all_learn=bool(learned.loc[key
-                     if len(key) > 1 else key[0]]))
-        diff, low, high, p = _versus_best(row, best) if rank > 1 else (0.0, math.nan, math.nan, math.nan)
-        shown.update(diff_to_best=diff, diff_ci_low=low, diff_ci_high=high, p_value=p)
+        shown.update(rank=rank, n=int(row.notna().sum()), mean=float(row.mean()),
+                     all_learn=bool(learned.loc[key if len(key) > 1 else key[0]]))
+        diff, low, high = _versus_best(row, best) if rank > 1 else (0.0, math.nan, math.nan)
+        shown.update(diff_to_best=diff, diff_ci_low=low, diff_ci_high=high, p_value=rival_p[rank - 1],
+                     p_holm=min(1.0, rival_p[rank - 1] * max(1, len(values) - 1)),
+                     beaten_by=rival[rank - 1])
         rows.append(shown)
-        p_values.append(p)
     table = pd.DataFrame(rows)
-    table["p_holm"] = math.nan
-    tested = table["p_value"].notna()
-    if tested.any():
-        from statsmodels.stats.multitest import multipletests
-        table.loc[tested, "p_holm"] = multipletests(table.loc[tested, "p_value"], alpha=alpha, method="holm")[1]
-    worse = (table["p_holm"] < alpha) & (table["diff_to_best"] < 0)
-    table["in_top_group"] = ~worse & table["all_learn"]
-    table.loc[0, "in_top_group"] = True  # the best by mean, whatever its seeds: the others are measured against it
+    table["in_top_group"] = (table["p_holm"] >= alpha) & table["all_learn"]
+    table.loc[0, "in_top_group"] = True  # the best by mean: no config has a higher mean, so none beats it
     table["p_best"] = probability_best(values)
     out = TopGroup(table[factors + COLUMNS], seeds, factors)
-    out.settled = settled_levels(out)
+    out.settled = settled_levels(out, order or {})
     return out
 
 
-def _versus_best(row: pd.Series, best: pd.Series) -> tuple[float, float, float, float]:
-    """This config minus the best: the paired difference over shared seeds (mean, 95% interval, p), or
-    Welch's unpaired test when they share fewer than two seeds."""
+def beaten(values: pd.DataFrame) -> tuple[np.ndarray, list[int]]:
+    """Per config (row): the smallest one-sided p that some rival beats it (paired over shared seeds, Welch
+    when they share fewer than two), and that rival's rank (1-based; 0 when there is no rival)."""
+    matrix = values.to_numpy(dtype=float)
+    k = len(matrix)
+    if k < 2:
+        return np.array([math.nan] * k), [0] * k
+    if np.isfinite(matrix).all() and matrix.shape[1] >= 2:  # every config on every seed: all pairs at once
+        d = matrix[None, :, :] - matrix[:, None, :]  # [i, j, seed]: rival j minus config i
+        mean, sd = d.mean(axis=2), d.std(axis=2, ddof=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            p = stats.t.sf(mean / (sd / math.sqrt(matrix.shape[1])), matrix.shape[1] - 1)
+        p = np.where(sd == 0, np.where(mean > 0, 0.0, 1.0), p)
+    else:
+        p = np.ones((k, k))
+        for i in range(k):
+            for j in range(k):
+                if i != j:
+                    p[i, j] = _one_sided(matrix[j], matrix[i])
+    np.fill_diagonal(p, np.inf)
+    return p.min(axis=1), [int(r) + 1 for r in p.argmin(axis=1)]
+
+
+def _one_sided(rival: np.ndarray, mine: np.ndarray) -> float:
+    """p of the one-sided test that `rival` has the higher mean."""
+    shared = np.isfinite(rival) & np.isfinite(mine)
+    if shared.sum() >= 2:
+        d = rival[shared] - mine[shared]
+        sd = float(d.std(ddof=1))
+        if sd == 0.0:
+            return 0.0 if d[0] > 0 else 1.0
+        return float(stats.t.sf(d.mean() / (sd / math.sqrt(d.size)), d.size - 1))
+    a, b = rival[np.isfinite(rival)], mine[np.isfinite(mine)]
+    if a.size < 2 or b.size < 2:
+        return 1.0
+    return float(stats.ttest_ind(a, b, equal_var=False, alternative="greater").pvalue)
+
+
+def _versus_best(row: pd.Series, best: pd.Series) -> tuple[float, float, float]:
+    """This config minus the best, for the reader: the mean paired difference over shared seeds and its 95%
+    interval (the unpaired difference, no interval, when they share fewer than two seeds)."""
     shared = row.notna() & best.notna()
     if shared.sum() >= 2:
         d = (row[shared] - best[shared]).to_numpy(dtype=float)
         low, high = t_interval(d)
-        if np.all(d == d[0]):
-            p = 1.0 if d[0] == 0 else 0.0
-        else:
-            p = float(stats.ttest_1samp(d, 0.0).pvalue)
-        return float(d.mean()), low, high, p
+        return float(d.mean()), low, high
     a, b = row.dropna().to_numpy(dtype=float), best.dropna().to_numpy(dtype=float)
-    if a.size < 2 or b.size < 2:
-        return float(a.mean() - b.mean()) if a.size and b.size else math.nan, math.nan, math.nan, math.nan
-    test = stats.ttest_ind(a, b, equal_var=False)
-    return float(a.mean() - b.mean()), math.nan, math.nan, float(test.pvalue)
+    return (float(a.mean() - b.mean()) if a.size and b.size else math.nan), math.nan, math.nan
 
 
 def probability_best(values: pd.DataFrame, resamples: int = RESAMPLES, seed: int = 0) -> np.ndarray:
@@ -128,12 +159,14 @@ def probability_best(values: pd.DataFrame, resamples: int = RESAMPLES, seed: int
     return out
 
 
-def settled_levels(group: TopGroup) -> pd.DataFrame:
-    """Per factor: the levels found in the top group; one level is `settled`, several are `open`."""
+def settled_levels(group: TopGroup, order: dict[str, list[str]]) -> pd.DataFrame:
+    """Per factor: the levels found in the top group (in spec order); one level is `settled`, several `open`."""
     rows = []
     members = group.members
     for factor in group.factors:
-        levels = list(dict.fromkeys(members[factor].astype(str))) if not members.empty else []
+        found = set(members[factor].astype(str)) if not members.empty else set()
+        known = order.get(factor, [])
+        levels = [lv for lv in known if lv in found] + sorted(found - set(known))
         verdict = "settled" if len(levels) == 1 else "open" if levels else "n/a"
         rows.append({"factor": factor, "levels_in_top_group": levels, "verdict": verdict})
     return pd.DataFrame(rows, columns=["factor", "levels_in_top_group", "verdict"])

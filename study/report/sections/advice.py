@@ -31,8 +31,8 @@ def top_group_table(result: Analysis) -> pd.DataFrame:
                      "Δ to the best [95% CI, paired by seed]": (
                          "" if row["rank"] == 1 else fmt.effect(row["diff_to_best"], row["diff_ci_low"],
                                                                 row["diff_ci_high"], PRIMARY)),
-                     "p (Holm)": "" if row["rank"] == 1 else fmt.p_value(row["p_holm"]),
-                     "P(best)": fmt.probability(row["p_best"]),
+                     "p (a rival is better; Holm)": "" if row["rank"] == 1 else (
+                         f"{fmt.p_value(row['p_holm'])} (rank {int(row['beaten_by'])})"),
                      "every seed learns": "yes" if row["all_learn"] else "no",
                      "top group": "yes" if row["in_top_group"] else "no"})
     return pd.DataFrame(rows)
@@ -115,11 +115,13 @@ def advice_section(result: Analysis, out: Path) -> str:
             "winner: pick any of them." if size > 1 else
             "**One config is best**: every other candidate is worse after the correction.")
     parts = ["## What to pick\n",
-             f"{lead} Among {seeds}, each config is compared with the highest mean by a t test of their "
-             "difference paired by seed, Holm-corrected over the comparisons; a config stays in the top group "
-             "unless that test says it is worse, and a config with a seed that does not learn is left out. "
-             "P(best): how often it has the highest mean when the seeds are resampled (bootstrap, 4,000 "
-             "resamples). Full table: `tables/top_group.csv`.\n",
+             f"{lead} Among {seeds}: a config stays in the top group unless another config is shown better than "
+             "it (a one-sided t test of their difference paired by seed, Holm-corrected over its rivals), and only "
+             "if every seed learns. This subset selection keeps the truly best config with probability at least "
+             "95% whichever config the seeds happen to rank first (testing every config against the observed best "
+             "would not: the observed best is also the luckiest). Δ to the best is shown for reading; the full "
+             "table, with a bootstrap share of wins over resampled seeds (a measure of how stable the ranking is on "
+             "these seeds, not a probability of being truly best), is `tables/top_group.csv`.\n",
              fmt.markdown(top_group_table(result), parse_numbers=False) + "\n"]
     floor = noise_floor(result)
     if floor:

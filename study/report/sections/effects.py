@@ -55,6 +55,7 @@ def learning_table(result: Analysis) -> pd.DataFrame:
             "Δ failure rate [95% CI]": fmt.effect(f["diff"], f["ci_low"], f["ci_high"], FAILED),
             "p (Holm)": fmt.p_value(f["p_holm"]),
             "Δ val acc among learners [95% CI]": fmt.effect(lr["diff"], lr["ci_low"], lr["ci_high"], PRIMARY),
+            "p (Holm) among learners": fmt.p_value(lr["p_holm"]),
             "learner unit": units(lr), "median Δ among learners": fmt.delta(lr["median"], PRIMARY),
             "verdict among learners": lr["verdict"],
             "Δ val acc, all trials": fmt.delta(v["diff"], PRIMARY),

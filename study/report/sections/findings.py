@@ -108,7 +108,7 @@ def _sign_changes(result: Analysis) -> list[str]:
                              for m in levels)
         strength = ("both sides hold after Holm's correction" if row["holm"]
                     else "at the unadjusted 95% level only (not after Holm's correction)")
-        out.append(f"`{row['factor']}={row['level']}` vs `{row['reference']}` changes sign across `{row['moderator']}`: "
+        out.append(f"Sign change: `{row['factor']}={row['level']}` vs `{row['reference']}` across `{row['moderator']}`: "
                    f"it helps at {at(row['holds'])} and hurts at {at(row['reverses'])}; {strength}. Its average "
                    "over the grid answers no one's question.")
     return out
