@@ -20,7 +20,7 @@ RAY ?=
 RAY_ARG := $(if $(RAY),--ray $(RAY),)
 RAY_INSTALL := $(if $(RAY),install-ray,)
 
-.PHONY: install install-ray ablate worker status report ui tune dashboard test test-fast clean bench bench-grid
+.PHONY: install install-ray ablate worker status report synthesize ui tune dashboard test test-fast clean bench bench-grid
 
 install: $(VENV)/.installed
 
@@ -47,6 +47,9 @@ status: install  ## STUDY's trials by state, workers seen alive, ETA
 
 report: install  ## rewrite reports/<study>/ from the MLflow store
 	$(BIN)/python -m study report $(STUDY) --tracking-uri $(TRACKING_URI) $(DATA_ARG)
+
+synthesize: install  ## reports/lesson/README.md: every lesson claim x every lesson study's verdict, one line per claim
+	$(BIN)/python -m study synthesize $(ARGS)
 
 ui: install  ## MLflow UI on http://$(HOST):$(PORT) for our store
 	$(BIN)/python -m study ui --tracking-uri $(TRACKING_URI) --host $(HOST) --port $(PORT)

@@ -20,7 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     from study.cli import commands, tune_commands  # after quiet_start: they import TensorFlow's and JAX's loggers
 
     handlers = {"run": commands.run, "worker": commands.worker, "status": commands.status,
-                "report": commands.report, "ui": commands.ui, "tune": tune_commands.tune}
+                "report": commands.report, "ui": commands.ui, "tune": tune_commands.tune,
+                "synthesize": commands.synthesize}
     return handlers[args.command](args)
 
 

@@ -24,7 +24,26 @@ from study.spec.study_spec import StudySpec, load_spec
 from study.tracking.store import DEFAULT_ARTIFACTS, default_tracking_uri
 
 
-# --------------------------------------------------------------------------- run, worker, status, report
+# --------------------------------------------------------------------------- run, worker, status, report, synthesize
+
+
+def synthesize(args: argparse.Namespace) -> int:
+    """reports/lesson/README.md from the lesson studies' committed tables (no store needed)."""
+    from study.lesson.studies import discover
+    from study.lesson.synthesis import write_synthesis
+
+    names = [n.strip() for n in args.studies.split(",") if n.strip()] if args.studies else None
+    try:
+        studies = discover(args.reports_dir, args.specs_dir, names)
+    except InputError as exc:
+        return fail(exc)
+    if not studies:
+        return fail(InputError(f"{args.reports_dir}: no lesson study has a report there (looked for "
+                               f"{', '.join(names) if names else f'{args.specs_dir}/lesson_*.yaml'}); run the "
+                               "studies first"))
+    readme = write_synthesis(studies, args.reports_dir / "lesson")
+    print(f"synthesis of {len(studies)} studies ({', '.join(s.name for s in studies)}): {readme}")
+    return EXIT_OK
 
 
 def run(args: argparse.Namespace) -> int:

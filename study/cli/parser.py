@@ -52,6 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
                                            "majority-class rate below which a trial counts as not learning")
     _reports(report)
 
+    synthesize = sub.add_parser("synthesize", help="one synthesis of the lesson across its studies' reports: "
+                                                   "reports/lesson/README.md")
+    synthesize.add_argument("--reports-dir", type=Path, default=Path("reports"),
+                            help="where the studies' reports are and where reports/lesson/ is written")
+    synthesize.add_argument("--specs-dir", type=Path, default=Path("ablations"),
+                            help="where the lesson's specs (lesson_*.yaml) are")
+    synthesize.add_argument("--studies", help="comma-separated study names (default: every lesson_*.yaml with a "
+                                              "report)")
+
     ui = sub.add_parser("ui", help="MLflow UI for our store (what `make ui` runs)")
     ui.add_argument("--tracking-uri", help="MLflow store (default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
     ui.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")

@@ -102,7 +102,7 @@ def region_text(result: Analysis) -> str:
 
 
 def advice_section(result: Analysis, out: Path) -> str:
-    if result.top is None or result.top.table.empty:
+    if result.top is None or result.top.table.empty or not result.factors:  # one config: nothing to pick from
         return ""
     top = result.top
     top.table.to_csv(out / "tables" / "top_group.csv", index=False)
