@@ -163,7 +163,7 @@ def _conditional(result: Analysis) -> None:
 
 def _region(result: Analysis) -> None:
     """The region near the top (the spec's `region:` or found from the data), its effects and importance."""
-    filters = getattr(result.spec, "region", None) or {}
+    filters = result.spec.region
     margin = filters.get("margin_pp")
     named = {f: [str(v) for v in lv] for f, lv in filters.items() if f != "margin_pp" and f in result.factor_levels}
     if named:

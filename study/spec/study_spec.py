@@ -16,10 +16,11 @@ from study.spec.designs import DESIGNS, Design, Level, Trial, expand, unique
 from study.spec.fields import STUDY_WIDE_FIELDS, checked_field, config_error, parse_base
 from study.spec.hyperparameters import Fields, check_used, parse_hyperparameters, unknown_factor
 from study.spec.ray_resources import RayResources, parse_ray_resources
+from study.spec.region import parse_region
 from study.spec.reading import (check_top_level, int_value, read_yaml, reject_unknown, seed_list, text_value)
 
 TOP_LEVEL_KEYS = ("name", "description", "seeds", "base", "design", "factors", "steps_per_execution",
-                  "sample_size", "sample_seed", "hyperparameters", "confirm", "ray") + STUDY_WIDE_FIELDS
+                  "sample_size", "sample_seed", "hyperparameters", "confirm", "ray", "region") + STUDY_WIDE_FIELDS
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class StudySpec:
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
     hyperparameters: dict[str, Hyperparameter] = field(default_factory=dict)  # the spec's own (`hyperparameters:`)
     ray: RayResources = RayResources()  # each Ray worker's resources under --ray (study.spec.ray_resources)
+    region: dict[str, Any] = field(default_factory=dict, compare=False)  # the report's region (study.spec.region)
 
     def trials(self) -> list[Trial]:
         """Every trial of the design, one per (config, seed), seeds outermost (duplicates included)."""
@@ -71,13 +73,14 @@ def parse_spec(raw: Any, source: str = "<spec>", default_name: str = "study") ->
     sample_size, sample_seed = _parse_sample(source, raw, design)
     fields = Fields(parse_hyperparameters(source, raw.get("hyperparameters")))
     seeds = seed_list(source, "seeds", raw.get("seeds", [0]))
+    factors = _parse_factors(source, raw.get("factors", {}), fields)
     spec = StudySpec(
         name=name,
         source=source,
         base=parse_base(source, raw, fields=fields),
         seeds=seeds,
         design=design,
-        factors=_parse_factors(source, raw.get("factors", {}), fields),
+        factors=factors,
         steps_per_execution=int_value(source, "steps_per_execution", raw.get("steps_per_execution", 128), low=1),
         description=text_value(source, "description", raw.get("description", "")),
         sample_size=sample_size,
@@ -86,6 +89,7 @@ def parse_spec(raw: Any, source: str = "<spec>", default_name: str = "study") ->
         raw=raw,
         hyperparameters=fields.declared,
         ray=parse_ray_resources(source, raw.get("ray")),
+        region=parse_region(source, raw.get("region"), factors),
     )
     _check_every_config(spec)
     check_used(source, fields.declared, {t.config.model for t in spec.trials()})

@@ -102,3 +102,11 @@ def test_no_interval_is_zero_width_when_every_seed_scores_the_same():
     low, high = with_evaluation_noise(np.array([0.9133, 0.9133, 0.9133]), size=300)
     assert high - low > 0.05 and low < 0.9133 < high  # 300 images: +-3 pp, not [91.33, 91.33]
     assert too_small(300) and not too_small(10_000)
+
+
+def test_a_specs_region_replaces_the_data_driven_one():
+    spec = parse_spec({**SPEC.raw, "region": {"init": ["he"], "batch_norm": [False]}})
+    result = analyse(spec, planted(np.random.default_rng(11)), TrialConfig(), FailureRule(MAJORITY))
+    assert result.region.how == "spec" and result.region.levels["init"] == ["he"]
+    assert result.region.levels["batch_norm"] == ["false"] and result.region.configs == 3
+    assert set(result.region_effects["factor"]) == {"dropout"}

@@ -73,6 +73,12 @@ def bad(**changes):
         (bad(confirm={"seeds": [5], "top_k": 0}), "confirm.top_k", ["integer >= 1"]),
         (bad(confirm={"seeds": [5], "path": "yes"}), "confirm.path", ["boolean"]),
         (bad(confirm={"seeds": [5], "best": 3}), "confirm.best", ["unknown key", "top_k, seeds, path"]),
+        (bad(region=[1]), "region", ["mapping", "margin_pp"]),
+        (bad(region={"units": [32]}), "region.units", ["not a factor of this study", "margin_pp"]),
+        (bad(region={"margin_pp": 0}), "region.margin_pp", ["0 < margin_pp <= 100"]),
+        (bad(region={"margin_pp": "1"}), "region.margin_pp", ["0 < margin_pp <= 100"]),
+        (bad(region={"activation": ["tanh"]}), "region.activation", ["['sigmoid', 'relu']"]),
+        (bad(region={"dropout": []}), "region.dropout", ["non-empty list"]),
     ],
 )
 def test_bad_spec_is_rejected_with_a_precise_message(raw, key, words):
@@ -82,6 +88,12 @@ def test_bad_spec_is_rejected_with_a_precise_message(raw, key, words):
     assert message.startswith(f"ablations/bad.yaml: {key}: "), message
     for word in words:
         assert word in message, message
+
+
+def test_region_names_levels_or_a_margin():
+    spec = parse_spec(bad(region={"activation": ["relu"], "dropout": [0.2], "margin_pp": 2}), source="x.yaml")
+    assert spec.region == {"activation": ["relu"], "dropout": ["0.2"], "margin_pp": 2.0}
+    assert parse_spec(GOOD, source="x.yaml").region == {}
 
 
 def test_spec_file_errors_name_the_file(tmp_path):
