@@ -7,7 +7,7 @@ import math
 import pandas as pd
 
 from study.analysis.stats.divergence import ACCURACY_METRICS
-from study.analysis.stats.intervals import level_column, t_interval
+from study.analysis.stats.intervals import in_unit_interval, level_column, t_interval
 
 
 def config_summary(frame: pd.DataFrame, factors: list[str], metrics: tuple[str, ...],
@@ -15,6 +15,7 @@ def config_summary(frame: pd.DataFrame, factors: list[str], metrics: tuple[str, 
     """Per config (combination of factor levels, or of the given `columns`): n, mean, std and 95% t
     interval over seeds (for accuracies clipped to [0, 1]), best first by the first metric."""
     keys = columns if columns is not None else [level_column(f) for f in factors]
+    unit = {m: m in ACCURACY_METRICS and in_unit_interval(frame[m]) for m in metrics}
     rows = []
     groups = frame.groupby(keys, sort=False, dropna=False) if keys else [((), frame)]
     for key, group in groups:
@@ -27,7 +28,7 @@ def config_summary(frame: pd.DataFrame, factors: list[str], metrics: tuple[str, 
         for metric in metrics:
             values = group[metric].astype(float)
             low, high = t_interval(values)
-            if metric in ACCURACY_METRICS:  # an accuracy's mean lies in [0, 1], so does its interval
+            if unit[metric]:  # an accuracy's mean lies in [0, 1], so does its interval
                 low, high = max(low, 0.0), min(high, 1.0)
             row[f"{metric}_mean"] = float(values.mean())
             row[f"{metric}_std"] = float(values.std(ddof=1)) if values.count() > 1 else math.nan

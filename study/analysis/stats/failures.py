@@ -40,7 +40,8 @@ def mark_failures(frame: pd.DataFrame, rule: FailureRule, metric: str = "final_v
     """The frame with `failed` (0/1 float) and `learned` (bool) per trial."""
     out = frame.copy()
     accuracy = out[metric].astype(float)
-    loss = out["final_val_loss"].astype(float) if "final_val_loss" in out else pd.Series(0.0, index=out.index)
+    recorded = "final_val_loss" in out and out["final_val_loss"].notna().any()  # runs of another code may log none
+    loss = out["final_val_loss"].astype(float) if recorded else pd.Series(0.0, index=out.index)
     diverged = out["status"].eq("diverged") if "status" in out else pd.Series(False, index=out.index)
     failed = (accuracy <= rule.threshold) | ~np.isfinite(accuracy) | ~np.isfinite(loss) | diverged
     out[FAILED] = failed.astype(float)
