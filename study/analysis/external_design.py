@@ -77,8 +77,9 @@ def listed(names: list[str]) -> str:
 
 
 def tidy_runs(runs: pd.DataFrame, spec: AnalyzeSpec) -> tuple[pd.DataFrame, Design]:
-    """The tidy trial frame (run_id, trial_key, status, seed, level_<factor>, <factor>, `outcome`) of the
-    runs that can be trials, and the Design; InputError when nothing can be estimated."""
+    """The tidy trial frame (run_id, run, status, seed, level_<factor>, `outcome`, trial_key) of the runs that
+    can be trials, and the Design; InputError when nothing can be estimated. A factor's values are only in its
+    level column, so no param name can collide with a column the analysis adds."""
     where = f"experiment {spec.experiment!r}"
     if runs.empty:
         raise InputError(f"--experiment: {where} has no runs")
@@ -108,10 +109,9 @@ def tidy_runs(runs: pd.DataFrame, spec: AnalyzeSpec) -> tuple[pd.DataFrame, Desi
     tidy = pd.DataFrame({"run_id": kept["run_id"], "run": names[kept.index], "status": "completed",
                          "seed": _typed(seeds[kept.index])})
     for factor in spec.factors:
-        tidy[factor] = kept[f"params.{factor}"].astype(str)
-        tidy[level_column(factor)] = tidy[factor]
+        tidy[level_column(factor)] = kept[f"params.{factor}"].astype(str)
     tidy["outcome"] = values[kept.index].astype(float)
-    tidy["trial_key"] = [",".join(f"{f}={row[f]}" for f in spec.factors) + f",seed={row['seed']}"
+    tidy["trial_key"] = [",".join(f"{f}={row[level_column(f)]}" for f in spec.factors) + f",seed={row['seed']}"
                          for _, row in tidy.iterrows()]
     later = tidy.duplicated("trial_key", keep="last")  # runs are oldest first: the latest run of a key counts
     for i in tidy.index[later]:
@@ -121,7 +121,7 @@ def tidy_runs(runs: pd.DataFrame, spec: AnalyzeSpec) -> tuple[pd.DataFrame, Desi
     if tidy.empty:
         raise InputError(f"--metric: no run of {where} can be used: " + "; ".join(
             f"{len(g)} with {r}" for r, g in excluded.groupby("reason", sort=False)))
-    levels = {f: _ordered(tidy[f], spec.reference.get(f), f) for f in spec.factors}
+    levels = {f: _ordered(tidy[level_column(f)], spec.reference.get(f), f) for f in spec.factors}
     design = Design(runs=len(runs), excluded=excluded.reset_index(drop=True), levels=levels, seed_source=seed_source)
     _gaps(tidy, design)
     return tidy, design
@@ -175,7 +175,8 @@ def _gaps(tidy: pd.DataFrame, design: Design) -> None:
     """Missing combinations of the varied factors' levels, and configs missing seeds the others have."""
     varied = design.varied
     design.cells = math.prod(len(design.levels[f]) for f in varied) if varied else 0
-    present = set(map(tuple, tidy[varied].drop_duplicates().to_numpy().tolist())) if varied else set()
+    columns = [level_column(f) for f in varied]
+    present = set(map(tuple, tidy[columns].drop_duplicates().to_numpy().tolist())) if varied else set()
     design.configs = len(present)
     if varied and design.cells <= MAX_CELLS:
         missing = [combo for combo in itertools.product(*(design.levels[f] for f in varied)) if combo not in present]
@@ -183,7 +184,7 @@ def _gaps(tidy: pd.DataFrame, design: Design) -> None:
     factors = varied or list(design.levels)  # a one-level factor splits no config
     all_seeds = set(tidy["seed"])
     rows = []
-    for key, group in tidy.groupby(factors, sort=False):
+    for key, group in tidy.groupby([level_column(f) for f in factors], sort=False):
         key = key if isinstance(key, tuple) else (key,)
         lacking = sorted(all_seeds - set(group["seed"]), key=str)
         if lacking:

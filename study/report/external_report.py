@@ -43,9 +43,8 @@ def outcome(analysis: ExternalAnalysis) -> Outcome:
 
 def export(analysis: ExternalAnalysis, out: Path) -> None:
     """The runs used (the outcome under its own name) and the metric's per-step history."""
-    tidy = analysis.tidy.drop(columns=[c for c in analysis.tidy if c.startswith("level_")] + ["test_accuracy",
-                                                                                               "final_val_loss"])
-    tidy = tidy.rename(columns={PRIMARY: analysis.outcome_label})
+    tidy = analysis.tidy.drop(columns=["test_accuracy", "final_val_loss"])
+    tidy = tidy.rename(columns={PRIMARY: analysis.outcome_label, **{f"level_{f}": f for f in analysis.design.levels}})
     tidy.to_csv(out / "tables" / "trials.csv", index=False)
     if not analysis.curves.empty:
         analysis.curves.to_csv(out / "tables" / "epoch_metrics.csv", index=False)

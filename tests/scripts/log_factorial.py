@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import time
 
 import mlflow
 import numpy as np
+from mlflow.entities import Metric, Param
 
 A, B, C = ("lo", "hi"), ("x", "y"), ("u", "v")
 SEEDS = range(5)
@@ -26,15 +28,18 @@ def accuracy(rng: np.random.Generator, a: str, b: str, c: str) -> float:
 
 
 def log_run(name: str, params: dict, final: float | None, status: str = "FINISHED", loss: bool = False) -> None:
+    """One run: its params and, unless it crashed first, the metric per step (the last step is the final value)."""
+    metrics = []
+    if final is not None:
+        metric = "val_loss" if loss else "val_accuracy"
+        value = 2.0 * (1.0 - final) if loss else final  # a loss: lower is better
+        start = 2.3 if loss else 0.1
+        now = int(time.time() * 1000)
+        metrics = [Metric(metric, start + (step + 1) / (STEPS + 1) * (value - start), now + step, step)
+                   for step in range(STEPS + 1)]
     with mlflow.start_run(run_name=name) as run:
-        mlflow.log_params(params)
-        if final is not None:
-            metric = "val_loss" if loss else "val_accuracy"
-            value = 2.0 * (1.0 - final) if loss else final  # a loss: lower is better
-            for step in range(STEPS + 1):
-                share = (step + 1) / (STEPS + 1)
-                start = 2.3 if loss else 0.1
-                mlflow.log_metric(metric, start + share * (value - start), step=step)
+        mlflow.MlflowClient().log_batch(run.info.run_id, metrics=metrics,
+                                        params=[Param(k, str(v)) for k, v in params.items()])
     if status != "FINISHED":
         mlflow.MlflowClient().set_terminated(run.info.run_id, status=status)
 

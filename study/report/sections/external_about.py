@@ -44,8 +44,9 @@ def summary_section(ctx: ExternalContext) -> str:
              + (f"{per_config.min()} per config." if per_config.min() == per_config.max()
                 else f"{per_config.min()} to {per_config.max()} per config."),
              "- Outcome: " + outcome_text(ctx) + ".",
-             f"- Per-step history of `{spec.metric}`: " + (f"{history} runs logged it at more than one step (learning "
-                                                           "curves below)." if history else "none (one value per run)."),
+             f"- Per-step history of `{spec.metric}`: "
+             + (f"{history} runs logged it at more than one step (curves below)." if history
+                else "none (one value per run)."),
              ]
     return "\n".join(lines) + "\n"
 
