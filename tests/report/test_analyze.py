@@ -30,7 +30,6 @@ def store(tmp_path_factory):
     uri = f"sqlite:///{root / 'mlflow.db'}"
     log("log_factorial.py", uri, "planted")
     log("log_factorial.py", uri, "messy", "--messy")
-    log("log_factorial.py", uri, "loss", "--loss")
     log("log_optuna.py", uri, "optuna-grid")
     return root, uri
 
@@ -91,8 +90,8 @@ def test_planted_effect_is_covered_and_null_factor_covers_zero(store):
 
 @pytest.mark.integration
 def test_optuna_grid_logged_by_the_mlflow_callback_with_the_seed_as_a_tag(store, capsys):
-    done = analyze_here(store, capsys, "--experiment", "optuna-grid", "--factors", "lr,optimizer", "--metric", "val_accuracy",
-                   "--reference", "optimizer=sgd")
+    done = analyze_here(store, capsys, "--experiment", "optuna-grid", "--factors", "lr,optimizer", "--metric",
+                        "val_accuracy", "--reference", "optimizer=sgd")
     assert done.returncode == 0, done.stderr[-3000:]
     out = store[0] / "reports" / "optuna-grid"
     adam = effect(out, "optimizer", "adam")
@@ -107,8 +106,8 @@ def test_optuna_grid_logged_by_the_mlflow_callback_with_the_seed_as_a_tag(store,
 
 @pytest.mark.integration
 def test_a_broken_design_names_each_gap(store, capsys):
-    done = analyze_here(store, capsys, "--experiment", "messy", "--factors", "a,b,c,d", "--metric", "val_accuracy",
-                   "--chance", "0.5")
+    done = analyze_here(store, capsys, "--experiment", "messy", "--factors", "a,b,c,d", "--metric",
+                        "val_accuracy", "--chance", "0.5")
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Traceback" not in done.stderr
     readme = (store[0] / "reports" / "messy" / "README.md").read_text()
@@ -127,10 +126,10 @@ def test_a_broken_design_names_each_gap(store, capsys):
 
 @pytest.mark.integration
 def test_a_loss_is_analysed_as_its_negative_and_labelled(store, capsys):
-    done = analyze_here(store, capsys, "--experiment", "loss", "--factors", "a,b,c", "--metric", "val_loss", "--lower-is-better",
-                   "--chance", "2.3")
+    done = analyze_here(store, capsys, "--experiment", "planted", "--factors", "a,b,c", "--metric", "val_loss",
+                        "--lower-is-better", "--chance", "2.3", "--name", "planted-loss")
     assert done.returncode == 0, done.stderr[-3000:]
-    out = store[0] / "reports" / "loss"
+    out = store[0] / "reports" / "planted-loss"
     a = effect(out, "a", "hi")
     assert a["ci_low"] <= 0.06 <= a["ci_high"] and a["verdict"] == "higher"  # loss = 2 (1 - acc): 6 points lower
     readme = (out / "README.md").read_text()
@@ -148,7 +147,7 @@ def test_a_loss_is_analysed_as_its_negative_and_labelled(store, capsys):
     (("--experiment", "planted", "--factors", "a,zz", "--metric", "val_accuracy"),
      "error: --factors: no run of experiment 'planted' has a param 'zz'; its params: a, b, c, lr, seed"),
     (("--experiment", "planted", "--factors", "a", "--metric", "val_acc"),
-     "error: --metric: no run of experiment 'planted' logged a metric 'val_acc'; its metrics: val_accuracy"),
+     "error: --metric: no run of experiment 'planted' logged a metric 'val_acc'; its metrics: val_accuracy, val_loss"),
     (("--experiment", "planted", "--factors", "a", "--metric", "val_accuracy", "--seed-param", "s"),
      "error: --seed-param: 's' is neither a param nor a tag of any run of experiment 'planted'"),
 ])

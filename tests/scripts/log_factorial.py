@@ -1,11 +1,12 @@
 """Log a 2x2x2 factorial with 5 seeds to MLflow the way a user's own script would (it does not import `study`).
 
-Params a, b, c, seed; metric val_accuracy (a per-step history, the last step the final value) with a planted
-effect of +3 pp for a=hi, none for b, +1 pp for c=v, and seed noise. `--messy` breaks
-the design the ways real experiments are broken: a missing cell, an unbalanced block, a one-level param `d`,
-runs without the metric, a run without the param `c`, a duplicated (config, seed) run and a failed run.
+Params a, b, c, seed; metrics val_accuracy (a per-step history, the last step the final value) with a planted
+effect of +3 pp for a=hi, none for b, +1 pp for c=v, and seed noise, and val_loss = 2 (1 - val_accuracy).
+`--messy` breaks the design the ways real experiments are broken: a missing cell, an unbalanced block, a
+one-level param `d`, runs without the metric, a run without the param `c`, a duplicated (config, seed) run and
+a failed run.
 
-    python tests/scripts/log_factorial.py sqlite:///mlflow.db planted [--messy] [--loss]
+    python tests/scripts/log_factorial.py sqlite:///mlflow.db planted [--messy]
 """
 
 from __future__ import annotations
@@ -27,16 +28,14 @@ def accuracy(rng: np.random.Generator, a: str, b: str, c: str) -> float:
     return 0.80 + 0.03 * (a == "hi") + 0.01 * (c == "v") + rng.normal(0, 0.006)
 
 
-def log_run(name: str, params: dict, final: float | None, status: str = "FINISHED", loss: bool = False) -> None:
-    """One run: its params and, unless it crashed first, the metric per step (the last step is the final value)."""
+def log_run(name: str, params: dict, final: float | None, status: str = "FINISHED") -> None:
+    """One run: its params and, unless it crashed first, the metrics per step (the last step is the final value)."""
     metrics = []
     if final is not None:
-        metric = "val_loss" if loss else "val_accuracy"
-        value = 2.0 * (1.0 - final) if loss else final  # a loss: lower is better
-        start = 2.3 if loss else 0.1
         now = int(time.time() * 1000)
-        metrics = [Metric(metric, start + (step + 1) / (STEPS + 1) * (value - start), now + step, step)
-                   for step in range(STEPS + 1)]
+        for metric, value, start in (("val_accuracy", final, 0.1), ("val_loss", 2.0 * (1.0 - final), 2.3)):
+            metrics += [Metric(metric, start + (step + 1) / (STEPS + 1) * (value - start), now + step, step)
+                        for step in range(STEPS + 1)]
     with mlflow.start_run(run_name=name) as run:
         mlflow.MlflowClient().log_batch(run.info.run_id, metrics=metrics,
                                         params=[Param(k, str(v)) for k, v in params.items()])
@@ -49,7 +48,6 @@ def main() -> None:
     parser.add_argument("tracking_uri")
     parser.add_argument("experiment")
     parser.add_argument("--messy", action="store_true")
-    parser.add_argument("--loss", action="store_true", help="log val_loss = 2 (1 - accuracy) instead")
     args = parser.parse_args()
     mlflow.set_tracking_uri(args.tracking_uri)
     mlflow.set_experiment(args.experiment)
@@ -63,7 +61,7 @@ def main() -> None:
             if (a, b, c) == ("lo", "x", "u") and seed == 4:
                 continue  # an unbalanced block: this config lacks seed 4
             params["d"] = "same"  # a factor with one level
-        log_run(f"{a}-{b}-{c}-s{seed}", params, final, loss=args.loss)
+        log_run(f"{a}-{b}-{c}-s{seed}", params, final)
     if args.messy:
         log_run("crashed-1", {"a": "lo", "b": "y", "c": "u", "seed": 0, "d": "same"}, None, status="FAILED")
         log_run("no-metric", {"a": "hi", "b": "x", "c": "u", "seed": 7, "d": "same"}, None)
