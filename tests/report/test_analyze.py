@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -17,10 +18,10 @@ from tests.conftest import ROOT, run_cli
 SCRIPTS = ROOT / "tests" / "scripts"
 
 
-def log(script: str, *args: str) -> None:
+def log(script: str, home: Path, *args: str) -> None:
     """Run a logging script in its own process with no PYTHONPATH: it cannot import `study`."""
     done = subprocess.run([sys.executable, str(SCRIPTS / script), *args], capture_output=True, text=True,
-                          timeout=300, env={"PATH": "/usr/bin:/bin", "HOME": str(ROOT)})
+                          timeout=300, cwd=home, env={"PATH": "/usr/bin:/bin", "HOME": str(home)})
     assert done.returncode == 0, done.stderr[-3000:]
 
 
@@ -28,9 +29,9 @@ def log(script: str, *args: str) -> None:
 def store(tmp_path_factory):
     root = tmp_path_factory.mktemp("analyze")
     uri = f"sqlite:///{root / 'mlflow.db'}"
-    log("log_factorial.py", uri, "planted")
-    log("log_factorial.py", uri, "messy", "--messy")
-    log("log_optuna.py", uri, "optuna-grid")
+    log("log_factorial.py", root, uri, "planted")
+    log("log_factorial.py", root, uri, "messy", "--messy")
+    log("log_optuna.py", root, uri, "optuna-grid")
     return root, uri
 
 
