@@ -85,9 +85,11 @@ class Analysis:
 
 
 def analyse(spec: StudySpec, tidy: pd.DataFrame, source: TrialConfig, rule: FailureRule,
-            curves: pd.DataFrame | None = None, source_name: str = "the lesson's first model") -> Analysis:
+            curves: pd.DataFrame | None = None, source_name: str = "the lesson's first model",
+            claims: bool = True) -> Analysis:
     """All tables of the report from the tidy trial frame; `source` (`source_name`) starts the ablation path;
-    `rule` says which trials did not learn; `curves` (per-epoch metrics) feed the no-op detection."""
+    `rule` says which trials did not learn; `curves` (per-epoch metrics) feed the no-op detection; `claims=False`
+    skips the lesson's claims (they read the lesson's config columns, which runs of other code do not have)."""
     imputed = impute_diverged(tidy)
     factor_levels = _factor_levels(spec, imputed[imputed["seed"].isin(spec.seeds)])
     factors = list(factor_levels)
@@ -112,7 +114,8 @@ def analyse(spec: StudySpec, tidy: pd.DataFrame, source: TrialConfig, rule: Fail
         result.power["confirm_seeds"] = len(spec.confirm.seeds)
         result.power["two_configs_confirm"] = two_config_detectable(noise["top_sd"], len(spec.confirm.seeds))
     if factors:
-        result.claims = lesson_claims(main, factor_levels, path_source(spec, factor_levels, source)[0])
+        if claims:
+            result.claims = lesson_claims(main, factor_levels, path_source(spec, factor_levels, source)[0])
         if spec.design == "full_factorial":
             result.decomposition = decompose(main, factors, PRIMARY)
         else:

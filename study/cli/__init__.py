@@ -1,4 +1,4 @@
-"""Command line: `python -m study run|worker|status|report|tune|ui` (exit 2 on invalid input)."""
+"""Command line: `python -m study run|worker|status|report|tune|analyze|ui` (exit 2 on invalid input)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,10 @@ def main(argv: list[str] | None = None) -> int:
         keep_logs()
     else:
         quiet_start()
+    if args.command == "analyze":  # reads a store and writes a report: no training stack to import
+        from study.cli.analyze import analyze
+
+        return analyze(args)
     from study.cli import commands, tune_commands  # after quiet_start: they import TensorFlow's and JAX's loggers
 
     handlers = {"run": commands.run, "worker": commands.worker, "status": commands.status,

@@ -1,4 +1,4 @@
-"""The command line's shape: `python -m study run|worker|status|report|tune|ui`."""
+"""The command line's shape: `python -m study run|worker|status|report|tune|analyze|ui`."""
 
 from __future__ import annotations
 
@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
                             help="where the lesson's specs (lesson_*.yaml) are")
     synthesize.add_argument("--studies", help="comma-separated study names (default: every lesson_*.yaml with a "
                                               "report)")
+    _analyze(sub.add_parser("analyze", help="analyse an existing MLflow experiment's runs (any code logged them) "
+                                            "like a study: effects by block, decomposition, leaderboard"))
 
     ui = sub.add_parser("ui", help="MLflow UI for our store (what `make ui` runs)")
     ui.add_argument("--tracking-uri", help="MLflow store (default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
@@ -80,6 +82,31 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--no-report", action="store_true", help="do not write the report at the end")
     tune.add_argument("--report-only", action="store_true", help="only rewrite the report from the stores")
     return parser
+
+
+def _analyze(parser: argparse.ArgumentParser) -> None:
+    """`study analyze [FILE.yaml] --experiment NAME --factors a,b --metric M ...` (the file has the same keys)."""
+    parser.add_argument("spec", type=Path, nargs="?", help="optional YAML file with the keys below (snake_case); "
+                                                           "options given here override it")
+    parser.add_argument("--experiment", help="the MLflow experiment whose runs to analyse")
+    parser.add_argument("--factors", help="comma-separated params whose values are the factors' levels")
+    parser.add_argument("--seed-param", help="the param (else the tag) holding each run's seed (default: seed)")
+    parser.add_argument("--metric", help="the metric analysed (its last logged value per run)")
+    direction = parser.add_mutually_exclusive_group()
+    direction.add_argument("--higher-is-better", dest="higher_is_better", action="store_const", const=True,
+                           help="the metric is an accuracy or a score (the default)")
+    direction.add_argument("--lower-is-better", dest="lower_is_better", action="store_const", const=True,
+                           help="the metric is a loss or an error: the analysis reads its negative, and says so")
+    parser.add_argument("--chance", type=float, help="the metric's value at chance: a run at or below chance + "
+                                                     "margin did not learn (at or above chance - margin for a loss)")
+    parser.add_argument("--margin", type=float, help="with --chance: how far past chance still counts as not "
+                                                     "learning (default 0.05)")
+    parser.add_argument("--reference", help="the level each effect is measured against, e.g. lr=0.001,opt=sgd "
+                                            "(default: the smallest number, False, else the level of the oldest run)")
+    parser.add_argument("--name", help="the report's folder under --reports-dir (default: the experiment's name)")
+    parser.add_argument("--tracking-uri", help="the MLflow store holding the experiment (default: "
+                                               "MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
+    parser.add_argument("--reports-dir", type=Path, help="where reports are written (default: reports)")
 
 
 def _tracking(parser: argparse.ArgumentParser) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -99,3 +100,39 @@ def without_machine_paths(text: str, root: Path | None = None) -> str:
             return "…/" + "/".join(tail)
 
     return _ABSOLUTE.sub(shorten, text)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a report names and prints the outcome its effects and leaderboard are about: a study's val
+    accuracy (a fraction, in % and pp), or the metric of an analysed experiment (raw, 4 decimals)."""
+
+    label: str = "val accuracy"  # in sentences, axis labels and column headers
+    short: str = "val acc"  # in the effects tables' headers
+    percent: bool = True
+
+    @property
+    def kind(self) -> str:
+        """The metric name this module's functions format by."""
+        return "accuracy" if self.percent else "value"
+
+    def value(self, x: float) -> str:
+        return value(x, self.kind)
+
+    def delta(self, x: float) -> str:
+        return delta(x, self.kind)
+
+    def interval(self, low: float, high: float, signed: bool = False) -> str:
+        return interval(low, high, self.kind, signed)
+
+    def effect(self, diff: float, low: float, high: float) -> str:
+        return effect(diff, low, high, self.kind)
+
+    def size(self, x: float) -> str:
+        """A non-negative size (an SD, a detectable difference) in the outcome's units."""
+        if self.percent:
+            return points(x)
+        return "n/a" if x is None or not math.isfinite(x) else f"{x:.4f}"
+
+
+VAL_ACCURACY = Outcome()

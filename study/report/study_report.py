@@ -93,7 +93,7 @@ def build_context(spec: StudySpec, out: Path, data_dir: str | None = None) -> Re
 
 def fresh_output_dirs(out: Path) -> None:
     """Remove the previous report's generated files, so no stale figure or table survives."""
-    for sub, patterns in (("figures", ("*.png",)), ("tables", ("*.csv", "*.parquet"))):
+    for sub, patterns in (("figures", ("*.png",)), ("tables", ("*.csv", "*.parquet", "*.tex"))):
         (out / sub).mkdir(parents=True, exist_ok=True)
         for pattern in patterns:
             for old in (out / sub).glob(pattern):

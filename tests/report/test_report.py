@@ -116,6 +116,18 @@ def test_tidy_exports(study):
 
 
 @pytest.mark.integration
+def test_effects_leaderboard_and_claims_tables_are_also_latex(study):
+    out, _ = study
+    for name in ("effects_final_val_accuracy", "leaderboard", "claims"):
+        text = (out / "tables" / f"{name}.tex").read_text()
+        assert (out / "tables" / f"{name}.csv").is_file()
+        assert text.startswith("\\begin{tabular}") and "\\toprule" in text and "\\bottomrule" in text, name
+    effects = (out / "tables" / "effects_final_val_accuracy.tex").read_text()
+    assert "$\\Delta$ val acc [95\\% CI]" in effects and "he vs normal" in effects  # the README's table
+    assert "`tables/*.tex`" in (out / "README.md").read_text()
+
+
+@pytest.mark.integration
 def test_lesson_figures_come_from_the_trained_code(study):
     out, _ = study
     rates = pd.read_csv(out / "tables" / "learning_rates.csv")

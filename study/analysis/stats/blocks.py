@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from study.analysis.stats.intervals import ALPHA, CONFIDENCE, detectable_difference, level_column, t_interval, \
-    wilson_interval
+from study.analysis.stats.intervals import ALPHA, CONFIDENCE, detectable_difference, in_unit_interval, level_column, \
+    t_interval, wilson_interval
 
 NOOP_SHARE = 0.5  # a level whose pairs are bit-identical to the reference's in at least this share is a no-op
 IDENTITY = ("final_val_accuracy", "final_val_loss", "test_accuracy")  # results that must all agree for "identical"
@@ -51,7 +51,7 @@ def paired_differences(frame: pd.DataFrame, factor: str, level: str, reference: 
     if keep is not None:
         data = data[data[keep].astype(bool)]
     diverged = data["status"].eq("diverged") if "status" in data else pd.Series(False, index=data.index)
-    identity = [c for c in IDENTITY if c in data and c != metric]
+    identity = [c for c in IDENTITY if c in data and c != metric and data[c].notna().any()]  # results recorded
     sides = data.assign(_diverged=diverged)[others + ["seed", column, metric, "_diverged"] + identity]
     ref = sides[sides[column] == reference].drop(columns=column)
     lvl = sides[sides[column] == level].drop(columns=column)
@@ -183,13 +183,13 @@ def block_effects(frame: pd.DataFrame, factor_levels: dict[str, list[str]], metr
         for level in factor_levels[factor][1:]:
             pairs, unpaired = paired_differences(frame, factor, level, reference, factors, metric, keep)
             rows.append({"factor": factor, "level": level, "reference": reference, "unpaired": unpaired,
-                         **effect_row(pairs, others, bounded=metric.endswith(BOUNDED), binary=metric == BINARY)})
+                         **effect_row(pairs, others, bounded=bounded(frame, metric), binary=metric == BINARY)})
     table = pd.DataFrame(rows, columns=[c for c in COLUMNS if c not in ADJUSTED])
     table["p_holm"] = math.nan
     tested = table["p_value"].notna()
     if tested.any():
         table.loc[tested, "p_holm"] = multipletests(table.loc[tested, "p_value"], alpha=alpha, method="holm")[1]
-    adjusted = [simultaneous_interval(row, int(tested.sum()), alpha, metric.endswith(BOUNDED))
+    adjusted = [simultaneous_interval(row, int(tested.sum()), alpha, bounded(frame, metric))
                 for _, row in table.iterrows()]
     table["ci_low_adj"] = [low for low, _ in adjusted]
     table["ci_high_adj"] = [high for _, high in adjusted]
@@ -239,4 +239,9 @@ def within(frame: pd.DataFrame, factor_levels: dict[str, list[str]], factor: str
     pairs, unpaired = paired_differences(data, factor, level, reference, factors, metric, keep)
     others = [level_column(f) for f in factors if f != factor]
     return {"factor": factor, "level": level, "reference": reference, "unpaired": unpaired,
-            **effect_row(pairs, others, bounded=metric.endswith(BOUNDED), binary=metric == BINARY)}
+            **effect_row(pairs, others, bounded=bounded(frame, metric), binary=metric == BINARY)}
+
+
+def bounded(frame: pd.DataFrame, metric: str) -> bool:
+    """An accuracy or a rate whose values lie in [0, 1]: the differences of two lie in [-1, 1]."""
+    return metric.endswith(BOUNDED) and in_unit_interval(frame[metric])

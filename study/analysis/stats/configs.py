@@ -8,7 +8,7 @@ import pandas as pd
 
 from study.analysis.stats.divergence import ACCURACY_METRICS
 from study.analysis.stats.evaluation import binomial_sd, with_evaluation_noise
-from study.analysis.stats.intervals import level_column, t_interval
+from study.analysis.stats.intervals import in_unit_interval, level_column, t_interval
 
 VALIDATION_METRICS = ("final_val_accuracy", "best_val_accuracy")  # measured on the validation images
 
@@ -22,6 +22,7 @@ def config_summary(frame: pd.DataFrame, factors: list[str], metrics: tuple[str, 
     also carry the split's sampling error (study.analysis.stats.evaluation); `_seed_ci_low/_seed_ci_high`
     keep the interval over seeds alone and `_eval_sd` the binomial SD."""
     keys = columns if columns is not None else [level_column(f) for f in factors]
+    unit = {m: m in ACCURACY_METRICS and in_unit_interval(frame[m]) for m in metrics}
     rows = []
     groups = frame.groupby(keys, sort=False, dropna=False) if keys else [((), frame)]
     for key, group in groups:
@@ -34,7 +35,7 @@ def config_summary(frame: pd.DataFrame, factors: list[str], metrics: tuple[str, 
         for metric in metrics:
             values = group[metric].astype(float)
             low, high = t_interval(values)
-            if metric in ACCURACY_METRICS:  # an accuracy's mean lies in [0, 1], so does its interval
+            if unit[metric]:  # an accuracy's mean lies in [0, 1], so does its interval
                 low, high = max(low, 0.0), min(high, 1.0)
             row[f"{metric}_mean"] = float(values.mean())
             row[f"{metric}_std"] = float(values.std(ddof=1)) if values.count() > 1 else math.nan

@@ -66,7 +66,8 @@ def mark_failures(frame: pd.DataFrame, rule: FailureRule, metric: str = "final_v
     """The frame with `outcome` (one of CLASSES), `failed` and `partial` (0/1 floats) and `learned` (bool)."""
     out = frame.copy()
     accuracy = out[metric].astype(float)
-    loss = out["final_val_loss"].astype(float) if "final_val_loss" in out else pd.Series(0.0, index=out.index)
+    recorded = "final_val_loss" in out and out["final_val_loss"].notna().any()  # runs of another code may log none
+    loss = out["final_val_loss"].astype(float) if recorded else pd.Series(0.0, index=out.index)
     diverged = out["status"].eq("diverged") if "status" in out else pd.Series(False, index=out.index)
     failed = (accuracy <= rule.threshold) | ~np.isfinite(accuracy) | ~np.isfinite(loss) | diverged
     learned = ~failed & (accuracy >= rule.learn_threshold)

@@ -18,6 +18,14 @@ def level_column(factor: str) -> str:
     return f"level_{factor}"
 
 
+def in_unit_interval(values: pd.Series) -> bool:
+    """Whether every finite value lies in [0, 1]: only then is a mean's interval clipped to [0, 1] and a
+    difference's to [-1, 1] (an accuracy; not a loss, nor another experiment's accuracy in percent)."""
+    x = pd.to_numeric(values, errors="coerce").astype(float)
+    x = x[np.isfinite(x)]
+    return bool(((x >= 0) & (x <= 1)).all())
+
+
 def t_interval(values: np.ndarray | pd.Series | list[float], confidence: float = CONFIDENCE) -> tuple[float, float]:
     """Two-sided Student-t interval of the mean; (nan, nan) with fewer than 2 values."""
     x = np.asarray(values, dtype=float)

@@ -39,7 +39,7 @@ def seed_band_curves(bands: dict[str, pd.DataFrame], factor: str, labels: list[s
     return save(fig, path)
 
 
-def importance_bars(ranking: pd.DataFrame, path: Path) -> Path:
+def importance_bars(ranking: pd.DataFrame, path: Path, outcome: str = "val accuracy") -> Path:
     """Total-effect share per factor, stacked: main effect, two-way terms, 3-way and higher terms."""
     table = ranking.iloc[::-1]
     fig, ax = plt.subplots(figsize=(6.4, 0.45 * len(table) + 1.3))
@@ -51,16 +51,16 @@ def importance_bars(ranking: pd.DataFrame, path: Path) -> Path:
         ax.barh(y, values, left=left, color="tab:blue", alpha=alpha, label=text)
         left += values
     ax.set_yticks(y, table["factor"])
-    ax.set_xlabel("% of the variance of val accuracy (total effect: every term the factor is in)")
+    ax.set_xlabel(f"% of the variance of {outcome} (total effect: every term the factor is in)")
     ax.grid(axis="x", alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     return save(fig, path)
 
 
 def interaction_heatmap(cells: pd.DataFrame, row_factor: str, column_factor: str, metric: str,
-                        share: float, path: Path) -> Path:
-    """Mean metric for every pair of levels (other factors and seeds pooled), annotated."""
-    values = 100 * cells.to_numpy(dtype=float)
+                        share: float, path: Path, percent: bool = True) -> Path:
+    """Mean metric for every pair of levels (other factors and seeds pooled), annotated (in % when `percent`)."""
+    values = (100 if percent else 1) * cells.to_numpy(dtype=float)
     fig, ax = plt.subplots(figsize=(1.3 * values.shape[1] + 2.4, 0.8 * values.shape[0] + 1.6))
     image = ax.imshow(values, cmap="viridis", aspect="auto")
     ax.set_xticks(range(values.shape[1]), [str(c) for c in cells.columns])
@@ -72,10 +72,10 @@ def interaction_heatmap(cells: pd.DataFrame, row_factor: str, column_factor: str
     for i in range(values.shape[0]):
         for j in range(values.shape[1]):
             if math.isfinite(values[i, j]):
-                ax.text(j, i, f"{values[i, j]:.1f}", ha="center", va="center", fontsize=8,
+                ax.text(j, i, f"{values[i, j]:.1f}" if percent else f"{values[i, j]:.3g}", ha="center", va="center", fontsize=8,
                         color="white" if values[i, j] < middle else "black")
     fig.colorbar(image, ax=ax, fraction=0.05)
-    ax.set_title(f"{metric} (%), {row_factor} x {column_factor}: {100 * share:.1f}% of variance", fontsize=8)
+    ax.set_title(f"{metric}{' (%)' if percent else ''}, {row_factor} x {column_factor}: {100 * share:.1f}% of variance", fontsize=8)
     return save(fig, path)
 
 

@@ -92,11 +92,17 @@ def _files_section(out: Path) -> str:
     }
     rows = []
     for name, text in described.items():
-        present = [ext for ext in ("csv", "parquet") if (out / "tables" / f"{name}.{ext}").is_file()]
+        present = [ext for ext in ("csv", "parquet", "tex") if (out / "tables" / f"{name}.{ext}").is_file()]
         if present:
             rows.append(f"- `tables/{name}.{{{','.join(present)}}}`: {text}." if len(present) > 1
                         else f"- `tables/{name}.{present[0]}`: {text}.")
+    if any((out / "tables").glob("*.tex")):
+        rows.append(TEX_NOTE)
     return "## Files\n\n" + "\n".join(rows) + "\n" if rows else ""
+
+
+TEX_NOTE = ("- `tables/*.tex`: the table of the same name as this README shows it (effects, leaderboard, claims), as a "
+            "LaTeX booktabs tabular for a paper (`\\usepackage{booktabs}`).")
 
 
 def _reproducibility(spec: StudySpec, parents: list, tidy: pd.DataFrame) -> str:

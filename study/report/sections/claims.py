@@ -9,6 +9,7 @@ import pandas as pd
 from study.analysis.claims import ACCURACY_MARGIN, RATE_MARGIN
 from study.analysis.study_analysis import PRIMARY, Analysis
 from study.report import format as fmt
+from study.report.latex import write_latex
 from study.report.section import ReportContext
 
 
@@ -36,6 +37,7 @@ def claims_section(result: Analysis, out: Path) -> str:
     result.claims.to_csv(out / "tables" / "claims.csv", index=False)
     absent = result.claims["why"].str.startswith("this study does not vary")
     shown = result.claims[~absent]
+    write_latex(claims_table(shown), out / "tables" / "claims.tex")
     folded = ""
     if absent.any():
         missing = result.claims[absent].groupby("claim", sort=False)["why"].first()

@@ -11,6 +11,7 @@ from study.analysis.stats.factorial import cell_means, strongest_interactions
 from study.analysis.study_analysis import PRIMARY, Analysis
 from study.report import format as fmt
 from study.report.figures import study_figures as figures
+from study.report.format import VAL_ACCURACY, Outcome
 from study.report.section import ReportContext
 
 HEATMAPS = 3
@@ -47,7 +48,7 @@ def ranking_table(result: Analysis) -> pd.DataFrame:
     })
 
 
-def interactions_section(result: Analysis, out: Path) -> str:
+def interactions_section(result: Analysis, out: Path, outcome: Outcome = VAL_ACCURACY) -> str:
     head = "## Interactions and importance\n"
     decomposition = result.decomposition
     if decomposition.empty:
@@ -57,13 +58,13 @@ def interactions_section(result: Analysis, out: Path) -> str:
     result.terms.to_csv(out / "tables" / "decomposition_grouped.csv", index=False)
     result.ranking.to_csv(out / "tables" / "importance.csv", index=False)
     noise = decomposition.seed_noise
-    bars = figures.importance_bars(result.ranking, out / "figures" / "importance.png")
+    bars = figures.importance_bars(result.ranking, out / "figures" / "importance.png", outcome.label)
     parts = [head,
-             f"Saturated factorial decomposition of val accuracy over {decomposition.configs} configs and "
+             f"Saturated factorial decomposition of {outcome.label} over {decomposition.configs} configs and "
              f"{decomposition.n} trials: every main effect and every interaction of every order gets its sum of "
              "squares from the config means (the orthogonal decomposition of a complete factorial), and what is "
              "left is **seed noise**, the scatter of the seeds within each config "
-             f"({noise['df']} degrees of freedom, SD {fmt.points(noise['sd'])}). Each term is F-tested against "
+             f"({noise['df']} degrees of freedom, SD {outcome.size(noise['sd'])}). Each term is F-tested against "
              "that seed noise, and the p-values are Holm-corrected over all "
              f"{len(table)} terms. Share of variance = a term's sum of squares / the total; main effects, "
              "interactions of every order and seed noise add up to 100%. Below: each main effect and two-way "
@@ -82,15 +83,16 @@ def interactions_section(result: Analysis, out: Path) -> str:
              fmt.markdown(ranking_table(result), parse_numbers=False) + "\n", f"![importance](figures/{bars.name})\n"]
     pairs = strongest_interactions(decomposition, k=HEATMAPS)
     if pairs:
-        parts.append(f"### The {len(pairs)} strongest two-way interactions\n\nMean val accuracy (%) for each pair "
+        parts.append(f"### The {len(pairs)} strongest two-way interactions\n\nMean {outcome.label}"
+                     f"{' (%)' if outcome.percent else ''} for each pair "
                      "of levels, all other factors and seeds pooled. Without interaction, two rows would differ by "
                      "the same amount in every column.\n")
         shares = table.set_index("term")["share"]
         for a, b in pairs:
             cells = cell_means(result.frame, a, b, PRIMARY, result.factor_levels[a], result.factor_levels[b])
             cells.to_csv(out / "tables" / f"interaction_{a}_x_{b}.csv")
-            figure = figures.interaction_heatmap(cells, a, b, "val accuracy", float(shares[f"{a} x {b}"]),
-                                                 out / "figures" / f"interaction_{a}_x_{b}.png")
+            figure = figures.interaction_heatmap(cells, a, b, outcome.label, float(shares[f"{a} x {b}"]),
+                                                 out / "figures" / f"interaction_{a}_x_{b}.png", outcome.percent)
             parts.append(f"![{a} x {b}](figures/{figure.name})\n")
     return "\n".join(parts)
 

@@ -12,6 +12,8 @@ from study.analysis.stats.noop import schedule_factors
 from study.analysis.study_analysis import PRIMARY, Analysis
 from study.report import format as fmt
 from study.report.figures import study_figures as figures
+from study.report.format import VAL_ACCURACY, Outcome
+from study.report.latex import write_latex
 from study.report.section import ReportContext
 
 CURVE_METRICS = ("val_accuracy", "val_loss")
@@ -26,26 +28,26 @@ def units(row: pd.Series) -> str:
     return f"{int(row['blocks'])} {row['unit']}"
 
 
-def effects_table(result: Analysis) -> pd.DataFrame:
-    """The README's main effects table: val accuracy, every trial, by block."""
+def effects_table(result: Analysis, outcome: Outcome = VAL_ACCURACY) -> pd.DataFrame:
+    """The README's main effects table: val accuracy (or another `outcome`), every trial, by block."""
     rows = []
     for _, v in result.effects[PRIMARY].iterrows():
         rows.append({
             "factor": v["factor"], "level vs reference": label(v), "unit": units(v),
-            "Δ val acc [95% CI]": fmt.effect(v["diff"], v["ci_low"], v["ci_high"], PRIMARY),
-            "median Δ": fmt.delta(v["median"], PRIMARY),
-            "seed-noise CI": fmt.interval(v["seed_ci_low"], v["seed_ci_high"], PRIMARY, True),
+            f"Δ {outcome.short} [95% CI]": outcome.effect(v["diff"], v["ci_low"], v["ci_high"]),
+            "median Δ": outcome.delta(v["median"]),
+            "seed-noise CI": outcome.interval(v["seed_ci_low"], v["seed_ci_high"], True),
             "P(level > ref) [95% CI]": f"{fmt.probability(v['p_improvement'])} "
                                        f"[{fmt.probability(v['p_improvement_low'])}, "
                                        f"{fmt.probability(v['p_improvement_high'])}]"
                                        + (f", {int(v['tied_blocks'])} tied" if v["tied_blocks"] else ""),
             "p (Holm)": fmt.p_value(v["p_holm"]), "verdict": v["verdict"],
-            "detectable (80% power)": fmt.points(v["detectable"]),
+            "detectable (80% power)": outcome.size(v["detectable"]),
         })
     return pd.DataFrame(rows)
 
 
-def learning_table(result: Analysis) -> pd.DataFrame:
+def learning_table(result: Analysis, outcome: Outcome = VAL_ACCURACY) -> pd.DataFrame:
     """Learning vs accuracy: the failure-rate effect and the effect among learners beside the pooled one."""
     rows = []
     for (_, v), (_, f), (_, lr) in zip(result.effects[PRIMARY].iterrows(), result.failures.iterrows(),
@@ -54,11 +56,11 @@ def learning_table(result: Analysis) -> pd.DataFrame:
             "factor": v["factor"], "level vs reference": label(v),
             "Δ failure rate [95% CI]": fmt.effect(f["diff"], f["ci_low"], f["ci_high"], FAILED),
             "p (Holm)": fmt.p_value(f["p_holm"]),
-            "Δ val acc among learners [95% CI]": fmt.effect(lr["diff"], lr["ci_low"], lr["ci_high"], PRIMARY),
+            f"Δ {outcome.short} among learners [95% CI]": outcome.effect(lr["diff"], lr["ci_low"], lr["ci_high"]),
             "p (Holm) among learners": fmt.p_value(lr["p_holm"]),
-            "learner unit": units(lr), "median Δ among learners": fmt.delta(lr["median"], PRIMARY),
+            "learner unit": units(lr), "median Δ among learners": outcome.delta(lr["median"]),
             "verdict among learners": lr["verdict"],
-            "Δ val acc, all trials": fmt.delta(v["diff"], PRIMARY),
+            f"Δ {outcome.short}, all trials": outcome.delta(v["diff"]),
         })
     return pd.DataFrame(rows)
 
@@ -105,6 +107,7 @@ def effects_section(result: Analysis, curves: pd.DataFrame, out: Path) -> str:
         table.to_csv(out / "tables" / f"effects_learners_{metric}.csv", index=False)
     result.failures.to_csv(out / "tables" / "effects_failure_rate.csv", index=False)
     result.noops.to_csv(out / "tables" / "noops.csv", index=False)
+    write_latex(effects_table(result), out / "tables" / f"effects_{PRIMARY}.tex")
     one_block = any(result.effects[PRIMARY]["unit"] == "seeds")
     parts = ["## Effects of each factor\n",
              "Each level against the factor's reference level (the first listed in the spec). **Unit: the block**, "

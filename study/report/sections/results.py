@@ -12,6 +12,8 @@ from study.analysis.stats.intervals import level_column
 from study.analysis.study_analysis import PRIMARY, Analysis
 from study.report import format as fmt
 from study.report.figures import study_figures as figures
+from study.report.format import VAL_ACCURACY, Outcome
+from study.report.latex import write_latex
 from study.report.section import ReportContext
 
 LEADERBOARD_ROWS = 15
@@ -93,8 +95,10 @@ def _failures(result: Analysis, out: Path) -> str:
                                                    "val_accuracy": "mean val accuracy"}), parse_numbers=False) + "\n")
 
 
-def leaderboard_table(result: Analysis) -> pd.DataFrame:
+def leaderboard_table(result: Analysis, outcome: Outcome = VAL_ACCURACY) -> pd.DataFrame:
+    """The README's leaderboard: the top configs by mean val accuracy (or another `outcome`) over seeds."""
     configs = result.configs
+    tested = configs["test_accuracy_mean"].notna().any()  # trials with a test set (not every experiment's runs)
     confirmed = (configs["stage"] == CONFIRMED).any()
     rows = []
     for rank, (_, row) in enumerate(configs.head(LEADERBOARD_ROWS).iterrows(), start=1):
@@ -103,11 +107,12 @@ def leaderboard_table(result: Analysis) -> pd.DataFrame:
             shown["seeds used"] = "confirm" if row["stage"] == CONFIRMED else "main"
         shown.update({f: row[f] for f in result.factors})
         shown["seeds"] = int(row["n"])
-        shown["val accuracy [95% CI]"] = (f"{fmt.value(row[f'{PRIMARY}_mean'], PRIMARY)} "
-                                          f"{fmt.interval(row[f'{PRIMARY}_ci_low'], row[f'{PRIMARY}_ci_high'], PRIMARY)}")
+        shown[f"{outcome.label} [95% CI]"] = (f"{outcome.value(row[f'{PRIMARY}_mean'])} "
+                                              f"{outcome.interval(row[f'{PRIMARY}_ci_low'], row[f'{PRIMARY}_ci_high'])}")
         if confirmed:
-            shown["val accuracy, main seeds"] = fmt.value(row["selection_mean"], PRIMARY)
-        shown["test accuracy"] = fmt.value(row["test_accuracy_mean"], "test_accuracy")
+            shown[f"{outcome.label}, main seeds"] = outcome.value(row["selection_mean"])
+        if tested:
+            shown["test accuracy"] = fmt.value(row["test_accuracy_mean"], "test_accuracy")
         shown["seeds that fail"] = f"{int(row.get('failed', 0))} of {int(row['n'])}"
         rows.append(shown)
     return pd.DataFrame(rows)
@@ -116,6 +121,7 @@ def leaderboard_table(result: Analysis) -> pd.DataFrame:
 def leaderboard_section(result: Analysis, out: Path) -> str:
     configs = result.configs
     configs.to_csv(out / "tables" / "leaderboard.csv", index=False)
+    write_latex(leaderboard_table(result), out / "tables" / "leaderboard.tex")
     seeds_note = ("With one seed per config there is no interval over seeds (n/a): add seeds to get one. "
                   if configs["n"].max() < 2 else "")
     more = (f" The top {LEADERBOARD_ROWS} of {len(configs)}; every config with std, val loss and test intervals in "
