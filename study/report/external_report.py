@@ -13,15 +13,26 @@ from pathlib import Path
 from study.analysis.external import ExternalAnalysis
 from study.analysis.study_analysis import PRIMARY
 from study.report.format import Outcome, without_machine_paths
+from study.report.sections.advice import advice_section
+from study.report.sections.conditional import conditional_section
 from study.report.sections.external_about import (ExternalContext, design_section, files_section, methods_section,
                                                   reproducibility_section, summary_section)
 from study.report.sections.external_results import (decomposition_section, effects_section, failures_section,
-                                                    forest_section, leaderboard_section)
+                                                    leaderboard_section)
 from study.report.study_report import fresh_output_dirs
 
+def what_to_pick(ctx: ExternalContext) -> str:
+    """The top group, the factors settled near the top, the region and the forest plot, as in a study's report."""
+    return advice_section(ctx.analysis.result, ctx.out, ctx.outcome)
+
+
+def where_it_depends(ctx: ExternalContext) -> str:
+    return conditional_section(ctx.analysis.result, ctx.out, ctx.outcome)
+
+
 SECTIONS: list[Callable[[ExternalContext], str]] = [
-    summary_section, design_section, forest_section, effects_section, failures_section, decomposition_section,
-    leaderboard_section, methods_section, files_section, reproducibility_section,
+    summary_section, design_section, what_to_pick, where_it_depends, effects_section, failures_section,
+    decomposition_section, leaderboard_section, methods_section, files_section, reproducibility_section,
 ]
 
 

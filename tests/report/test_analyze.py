@@ -74,9 +74,13 @@ def test_planted_effect_is_covered_and_null_factor_covers_zero(store):
     assert b["ci_low"] <= 0.0 <= b["ci_high"]  # b does nothing
     assert "  a: hi vs lo: +" in done.stdout and "over 4 blocks (higher)" in done.stdout
     readme = (out / "README.md").read_text()
-    for heading in ("## What this experiment can estimate", "## Every effect at a glance", "## Effects of each factor",
+    for heading in ("## What this experiment can estimate", "## What to pick",
+                    "## Where the answer depends on the other choices", "## Effects of each factor",
                     "## Interactions and importance", "## Leaderboard", "## How the numbers are computed"):
         assert heading in readme, heading
+    top = pd.read_csv(out / "tables" / "top_group.csv")  # a=hi helps by 3 pp: settled; b does nothing: a tie
+    members = top[top["in_top_group"]]
+    assert set(members["a"]) == {"hi"} and set(members["b"]) == {"x", "y"} and len(members) >= 2
     for lesson_only in ("claims", "Ablation path", "lesson", "## Runs that did not learn"):
         assert lesson_only not in readme, lesson_only
     assert "| a        | hi vs lo" in readme and "Δ val_accuracy [95% CI]" in readme

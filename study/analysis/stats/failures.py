@@ -54,7 +54,7 @@ class FailureRule:
     @property
     def learn_threshold(self) -> float:
         """Where `learns` starts; never below the failure threshold (then there is no partial class)."""
-        if not math.isfinite(self.best):
+        if not (math.isfinite(self.best) and math.isfinite(self.majority_rate)):
             return self.threshold
         return max(self.threshold, self.majority_rate + self.learn_share * (self.best - self.majority_rate))
 

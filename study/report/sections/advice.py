@@ -12,6 +12,7 @@ from study.analysis.stats.evaluation import binomial_sd, one_image, too_small
 from study.analysis.study_analysis import PRIMARY, Analysis
 from study.report import format as fmt
 from study.report.figures.forest import forest_plot
+from study.report.format import VAL_ACCURACY, Outcome
 from study.report.section import ReportContext
 
 SHOWN_BELOW_GROUP = 2  # configs shown after the top group, so a reader sees where it ends
@@ -21,16 +22,16 @@ def config_text(row: pd.Series, factors: list[str]) -> str:
     return ", ".join(f"{f}={row[f]}" for f in factors) or "(the one config)"
 
 
-def top_group_table(result: Analysis) -> pd.DataFrame:
+def top_group_table(result: Analysis, outcome: Outcome = VAL_ACCURACY) -> pd.DataFrame:
     table = result.top.table
     shown = table.head(result.top.size + SHOWN_BELOW_GROUP)
     rows = []
     for _, row in shown.iterrows():
         rows.append({"rank": int(row["rank"]), "config": config_text(row, result.top.factors),
-                     "seeds": int(row["n"]), "val accuracy": fmt.value(row["mean"], PRIMARY),
+                     "seeds": int(row["n"]), outcome.label: outcome.value(row["mean"]),
                      "Δ to the best [95% CI, paired by seed]": (
-                         "" if row["rank"] == 1 else fmt.effect(row["diff_to_best"], row["diff_ci_low"],
-                                                                row["diff_ci_high"], PRIMARY)),
+                         "" if row["rank"] == 1 else outcome.effect(row["diff_to_best"], row["diff_ci_low"],
+                                                                    row["diff_ci_high"])),
                      "p (a rival is better; Holm)": "" if row["rank"] == 1 else (
                          f"{fmt.p_value(row['p_holm'])} (rank {int(row['beaten_by'])})"),
                      "every seed learns": "yes" if row["all_learn"] else "no",
@@ -52,10 +53,10 @@ def settled_table(result: Analysis) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def noise_floor(result: Analysis) -> str:
+def noise_floor(result: Analysis, outcome: Outcome = VAL_ACCURACY) -> str:
     """The validation split's sampling error at the best config's accuracy, and a warning for a small split."""
     size = result.rule.validation_size
-    if size <= 0 or result.top is None or result.top.table.empty:
+    if size <= 0 or result.top is None or result.top.table.empty or not outcome.percent:
         return ""
     best = float(result.top.table["mean"].iloc[0])
     text = (f"Noise floor: the validation split has {size:,} images, so an accuracy near "
@@ -68,18 +69,19 @@ def noise_floor(result: Analysis) -> str:
     return text
 
 
-def region_table(result: Analysis) -> pd.DataFrame:
+def region_table(result: Analysis, outcome: Outcome = VAL_ACCURACY) -> pd.DataFrame:
     rows = []
     for _, row in result.region_effects.iterrows():
         rows.append({"factor": row["factor"], "level vs reference": f"{row['level']} vs {row['reference']}",
-                     "Δ val acc [95% CI, unadjusted]": fmt.effect(row["diff"], row["ci_low"], row["ci_high"], PRIMARY),
-                     "simultaneous 95% CI": fmt.interval(row["ci_low_adj"], row["ci_high_adj"], PRIMARY, True),
+                     f"Δ {outcome.short} [95% CI, unadjusted]": outcome.effect(row["diff"], row["ci_low"],
+                                                                              row["ci_high"]),
+                     "simultaneous 95% CI": outcome.interval(row["ci_low_adj"], row["ci_high_adj"], True),
                      "p (Holm)": fmt.p_value(row["p_holm"]), "verdict": row["verdict"],
                      "unit": f"{int(row['blocks'])} {row['unit']}"})
     return pd.DataFrame(rows)
 
 
-def region_text(result: Analysis) -> str:
+def region_text(result: Analysis, outcome: Outcome = VAL_ACCURACY) -> str:
     region = result.region
     if region is None:
         return ""
@@ -87,7 +89,7 @@ def region_text(result: Analysis) -> str:
         how = "the spec's `region:`"
     else:
         how = (f"found from the data: the configs whose every seed learns and whose mean lies within "
-               f"{fmt.points(region.margin)} of the best ({region.near_top} configs), each factor kept at the "
+               f"{outcome.size(region.margin)} of the best ({region.near_top} configs), each factor kept at the "
                "levels they use" + (", then " + ", ".join(f"`{d}`" for d in region.drops) + " dropped so that "
                                      "every config in it learns on every seed" if region.drops else ""))
     text = (f"**The region near the top** ({how}): {region.describe()}; {region.configs} configs. Every effect "
@@ -98,10 +100,10 @@ def region_text(result: Analysis) -> str:
     if not ranking.empty:
         text += (" Importance inside it (total effect): " + ", ".join(
             f"`{r['factor']}` {fmt.share(r['total_share'])}" for _, r in ranking.iterrows()) + ".")
-    return text + "\n\n" + fmt.markdown(region_table(result), parse_numbers=False) + "\n"
+    return text + "\n\n" + fmt.markdown(region_table(result, outcome), parse_numbers=False) + "\n"
 
 
-def advice_section(result: Analysis, out: Path) -> str:
+def advice_section(result: Analysis, out: Path, outcome: Outcome = VAL_ACCURACY) -> str:
     if result.top is None or result.top.table.empty or not result.factors:  # one config: nothing to pick from
         return ""
     top = result.top
@@ -122,26 +124,27 @@ def advice_section(result: Analysis, out: Path) -> str:
              "would not: the observed best is also the luckiest). Δ to the best is shown for reading; the full "
              "table, with a bootstrap share of wins over resampled seeds (a measure of how stable the ranking is on "
              "these seeds, not a probability of being truly best), is `tables/top_group.csv`.\n",
-             fmt.markdown(top_group_table(result), parse_numbers=False) + "\n"]
-    floor = noise_floor(result)
+             fmt.markdown(top_group_table(result, outcome), parse_numbers=False) + "\n"]
+    floor = noise_floor(result, outcome)
     if floor:
         parts.append(floor + "\n")
     if result.factors:
         parts.append("Per factor, near the top (the levels found in the top group):\n\n"
                      + fmt.markdown(settled_table(result), parse_numbers=False) + "\n")
-        parts.append(region_text(result))
-        parts.append(_forest(result, out))
+        parts.append(region_text(result, outcome))
+        parts.append(_forest(result, out, outcome))
     return "\n".join(p for p in parts if p)
 
 
-def _forest(result: Analysis, out: Path) -> str:
+def _forest(result: Analysis, out: Path, outcome: Outcome) -> str:
     if result.effects[PRIMARY].empty:
         return ""
     if not result.region_effects.empty:
         result.region_effects.to_csv(out / "tables" / "region_effects.csv", index=False)
     region = result.region_effects if result.region is not None and not result.region_effects.empty else None
-    figure = forest_plot(result.effects[PRIMARY], result.learners[PRIMARY], result.failures,
-                         out / "figures" / "forest.png", region)
+    failing = result.rule.majority_rate > float("-inf") and not result.failures.empty
+    figure = forest_plot(result.effects[PRIMARY], result.learners[PRIMARY] if failing else None,
+                         result.failures if failing else None, out / "figures" / "forest.png", region, outcome)
     return (f"![every effect](figures/{figure.name})\n\n"
             "Each row: a level against its factor's reference. Blue: over the whole grid, all trials; green: the "
             "whole grid among trials that learn; orange (own scale): inside the region near the top (no point: "

@@ -8,15 +8,16 @@ from pathlib import Path
 import pandas as pd
 
 from study.analysis.stats.conditional import strongest_conditional
-from study.analysis.study_analysis import PRIMARY, Analysis
+from study.analysis.study_analysis import Analysis
 from study.report import format as fmt
 from study.report.figures.conditional_figures import conditional_small_multiples, higher_order_plot
+from study.report.format import VAL_ACCURACY, Outcome
 from study.report.section import ReportContext
 
 STRONGEST = 6
 
 
-def sign_change_table(result: Analysis) -> pd.DataFrame:
+def sign_change_table(result: Analysis, outcome: Outcome = VAL_ACCURACY) -> pd.DataFrame:
     conditional = result.conditional
     rows = []
     for _, row in result.sign_changes.iterrows():
@@ -24,25 +25,25 @@ def sign_change_table(result: Analysis) -> pd.DataFrame:
                           & (conditional["moderator"] == row["moderator"])].set_index("moderator_level")
 
         def where(levels: list[str]) -> str:
-            return "; ".join(f"{row['moderator']}={m}: " + fmt.effect(sub.loc[m, "effect"], sub.loc[m, "ci_low"],
-                                                                      sub.loc[m, "ci_high"], PRIMARY) for m in levels)
+            return "; ".join(f"{row['moderator']}={m}: " + outcome.effect(sub.loc[m, "effect"], sub.loc[m, "ci_low"],
+                                                                          sub.loc[m, "ci_high"]) for m in levels)
         rows.append({"contrast": f"{row['factor']}: {row['level']} vs {row['reference']}",
                      "helps at": where(row["holds"]), "hurts at": where(row["reverses"]),
                      "after Holm": "reverses" if row["holm"] else "unadjusted only"})
     return pd.DataFrame(rows)
 
 
-def strongest_table(result: Analysis) -> pd.DataFrame:
+def strongest_table(result: Analysis, outcome: Outcome = VAL_ACCURACY) -> pd.DataFrame:
     rows = []
     for _, row in strongest_conditional(result.conditional, STRONGEST).iterrows():
         rows.append({"contrast": f"{row['factor']}: {row['level']} vs {row['reference']}",
                      "within": f"{row['moderator']}={row['moderator_level']}",
-                     "Δ val acc [95% CI]": fmt.effect(row["effect"], row["ci_low"], row["ci_high"], PRIMARY),
+                     f"Δ {outcome.short} [95% CI]": outcome.effect(row["effect"], row["ci_low"], row["ci_high"]),
                      "p (Holm)": fmt.p_value(row["p_holm"]), "unit": f"{int(row['blocks'])} {row['unit']}"})
     return pd.DataFrame(rows)
 
 
-def higher_order_text(result: Analysis, out: Path) -> str:
+def higher_order_text(result: Analysis, out: Path, outcome: Outcome = VAL_ACCURACY) -> str:
     term = result.higher_term
     if term is None or result.higher_cells.empty:
         return ""
@@ -57,13 +58,13 @@ def higher_order_text(result: Analysis, out: Path) -> str:
     if widest is not None:
         text += (f" Inside it, the largest effect is `{widest['factor']}={widest['level']}` vs "
                  f"`{widest['reference']}` at {widest['condition']}: "
-                 f"{fmt.effect(widest['effect'], widest['ci_low'], widest['ci_high'], PRIMARY)} "
+                 f"{outcome.effect(widest['effect'], widest['ci_low'], widest['ci_high'])} "
                  f"({int(widest['blocks'])} {widest['unit']}). Every member's effect in every cell: "
                  "`tables/strongest_term.csv`.")
     return text + f"\n\n![{term['term']}](figures/{figure.name})\n"
 
 
-def conditional_section(result: Analysis, out: Path) -> str:
+def conditional_section(result: Analysis, out: Path, outcome: Outcome = VAL_ACCURACY) -> str:
     if result.conditional.empty:
         return ""
     result.conditional.to_csv(out / "tables" / "conditional_effects.csv", index=False)
@@ -79,11 +80,11 @@ def conditional_section(result: Analysis, out: Path) -> str:
     if flagged.empty:
         parts.append("No contrast changes sign across a moderator.\n")
     else:
-        parts.append(fmt.markdown(sign_change_table(result), parse_numbers=False) + "\n")
+        parts.append(fmt.markdown(sign_change_table(result, outcome), parse_numbers=False) + "\n")
     parts.append("The sub-effects that differ most from their contrast's average over the moderator's levels:\n\n"
-                 + fmt.markdown(strongest_table(result), parse_numbers=False) + "\n")
+                 + fmt.markdown(strongest_table(result, outcome), parse_numbers=False) + "\n")
     parts.append(f"![conditional effects](figures/{figure.name})\n")
-    parts.append(higher_order_text(result, out))
+    parts.append(higher_order_text(result, out, outcome))
     return "\n".join(p for p in parts if p)
 
 

@@ -13,7 +13,6 @@ from study.analysis.stats.curves import seed_bands
 from study.analysis.study_analysis import PRIMARY
 from study.report import format as fmt
 from study.report.figures import study_figures as figures
-from study.report.figures.forest import forest_plot
 from study.report.format import Outcome
 from study.report.latex import write_latex
 from study.report.sections.decomposition import interactions_section
@@ -22,21 +21,6 @@ from study.report.sections.external_about import ExternalContext
 from study.report.sections.results import leaderboard_table
 
 LEVELS_SHOWN = 12  # levels a factor may have for its learning-curve figure
-
-
-def forest_section(ctx: ExternalContext) -> str:
-    result, chance = ctx.analysis.result, ctx.analysis.spec.chance is not None
-    if not result.factors or result.effects[PRIMARY].empty:
-        return ""
-    figure = forest_plot(result.effects[PRIMARY], result.learners[PRIMARY] if chance else None,
-                         result.failures if chance else None, ctx.out / "figures" / "forest.png",
-                         outcome=ctx.outcome)
-    return ("## Every effect at a glance\n\n"
-            f"![every effect](figures/{figure.name})\n\n"
-            f"Each row: a level against its factor's reference level, the effect on `{ctx.outcome.label}` with its "
-            "95% interval over blocks (one difference per combination of the other factors' levels, seeds "
-            "averaged first)" + ("; green: among runs that learned; red: on the share of runs that did not learn"
-                                 if chance else "") + ". The numbers are in the table below.\n")
 
 
 def effects_section(ctx: ExternalContext) -> str:
@@ -127,7 +111,7 @@ def leaderboard_section(ctx: ExternalContext) -> str:
     else:
         table = leaderboard_table(x.result, ctx.outcome)
     if x.spec.chance is None:
-        table = table.drop(columns="did not learn")
+        table = table.drop(columns="seeds that fail")
     write_latex(table, out / "tables" / "leaderboard.tex")
     more = (f" The top {len(table)} of {len(configs)} configs; all in `tables/leaderboard.csv`."
             if len(configs) > len(table) else "")
