@@ -1,5 +1,6 @@
 """Intervals of a mean: Student t over independent units (seeds, blocks); a proportion's Wilson
-interval; TOST equivalence of a paired difference."""
+interval; TOST equivalence of a paired difference; the smallest detectable difference. The proportion,
+equivalence and power computations are statsmodels' (proportion_confint, ttost_paired, TTestPower)."""
 
 from __future__ import annotations
 
@@ -43,30 +44,36 @@ def t_interval(values: np.ndarray | pd.Series | list[float], confidence: float =
 def wilson_interval(successes: float, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
     """Wilson score interval of a proportion (ties may count half, so `successes` may be fractional);
     unlike the normal approximation it stays inside [0, 1] and is not empty at 0 or n successes."""
+    from statsmodels.stats.proportion import proportion_confint
+
     if n <= 0:
         return math.nan, math.nan
-    z = float(stats.norm.ppf(0.5 + confidence / 2))
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    low, high = proportion_confint(successes, n, alpha=1 - confidence, method="wilson")
+    return max(0.0, float(low)), min(1.0, float(high))
 
 
 def detectable_difference(sd: float, n: int, alpha: float = ALPHA, power: float = POWER) -> float:
     """The smallest true mean difference a two-sided one-sample t test on `n` units with standard
-    deviation `sd` detects with the given power: (t_{1-a/2} + t_{power}) * sd / sqrt(n), df = n - 1."""
+    deviation `sd` detects with the given power (statsmodels' TTestPower, noncentral t)."""
+    from statsmodels.stats.power import TTestPower
+
     if n < 2 or not math.isfinite(sd):
         return math.nan
-    df = n - 1
-    return float((stats.t.ppf(1 - alpha / 2, df) + stats.t.ppf(power, df)) * sd / math.sqrt(n))
+    if sd == 0.0:
+        return 0.0
+    effect = TTestPower().solve_power(effect_size=None, nobs=n, alpha=alpha, power=power, alternative="two-sided")
+    return float(effect * sd)
 
 
 def tost(diff: np.ndarray | pd.Series | list[float], margin: float, alpha: float = ALPHA) -> dict[str, float]:
-    """Two one-sided t tests (Schuirmann 1987) that the mean paired difference lies inside (-margin, +margin).
+    """Two one-sided t tests (Schuirmann 1987; statsmodels' ttost_paired) that the mean paired difference lies
+    inside (-margin, +margin).
 
     Returns the TOST p-value (the larger of the two one-sided p-values; equivalence is shown when it is below
     alpha) and the matching (1 - 2 alpha) interval: equivalence <=> that interval lies inside the margin.
     """
+    from statsmodels.stats.weightstats import ttost_paired
+
     x = np.asarray(diff, dtype=float)
     x = x[np.isfinite(x)]
     if x.size < 2:
@@ -75,7 +82,6 @@ def tost(diff: np.ndarray | pd.Series | list[float], margin: float, alpha: float
     if sem == 0.0:
         inside = -margin < mean < margin
         return {"p_tost": 0.0 if inside else 1.0, "low": mean, "high": mean}
-    p_lower = float(stats.t.sf((mean + margin) / sem, df))  # H0: mean <= -margin
-    p_upper = float(stats.t.cdf((mean - margin) / sem, df))  # H0: mean >= +margin
+    p_tost = float(ttost_paired(x, np.zeros_like(x), -margin, margin)[0])
     low, high = stats.t.interval(1 - 2 * alpha, df, loc=mean, scale=sem)
-    return {"p_tost": max(p_lower, p_upper), "low": float(low), "high": float(high)}
+    return {"p_tost": p_tost, "low": float(low), "high": float(high)}

@@ -2,8 +2,7 @@
 
 Per effect the block tables carry it (`detectable`: from the scatter of the block differences and
 their number). Between two configs it comes from the seed noise of the configs a leaderboard compares
-(the best quarter): a config mean over S seeds, two configs compared with a two-sample t test,
-df = 2S - 2.
+(the best quarter): a config mean over S seeds, two configs compared with a two-sample t test (statsmodels' TTestIndPower, noncentral t).
 """
 
 from __future__ import annotations
@@ -11,7 +10,6 @@ from __future__ import annotations
 import math
 
 import pandas as pd
-from scipy import stats
 
 from study.analysis.stats.intervals import ALPHA, POWER, level_column
 
@@ -39,7 +37,10 @@ def seed_sd(frame: pd.DataFrame, factors: list[str], metric: str, top_share: flo
 def two_config_detectable(sd: float, seeds: int, alpha: float = ALPHA, power: float = POWER) -> float:
     """Smallest true difference between two configs' means over `seeds` seeds each that a two-sided
     two-sample t test detects with the given power."""
+    from statsmodels.stats.power import TTestIndPower
+
     if seeds < 2 or not math.isfinite(sd):
         return math.nan
-    df = 2 * seeds - 2
-    return float((stats.t.ppf(1 - alpha / 2, df) + stats.t.ppf(power, df)) * sd * math.sqrt(2 / seeds))
+    effect = TTestIndPower().solve_power(effect_size=None, nobs1=seeds, ratio=1.0, alpha=alpha, power=power,
+                                         alternative="two-sided")
+    return float(effect * sd)
