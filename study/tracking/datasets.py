@@ -52,15 +52,17 @@ def dataset_inputs(data: DatasetArrays, inputs: list[SplitInput]) -> list[Datase
 
 
 def study_dataset_inputs(splits: SplitCache, configs: Iterable[TrialConfig]) -> list[DatasetInput]:
-    """Every split the trials of `configs` train, validate and test on, once each (trials that differ
-    only in hyperparameters share their splits; `validation: test` makes one split two contexts)."""
+    """Every split the trials of `configs` train, validate and test on, once each: trials that differ
+    only in hyperparameters share their splits, and rows used in two roles (`validation: test`) are
+    one dataset, which MLflow links to a run once, under its first context (as on a trial's run)."""
     uses = sorted({(c.dataset, c.validation, c.train_subset) for c in configs}, key=repr)
-    seen: set[tuple[str, str, str]] = set()
+    seen: set[tuple[str, str]] = set()
     out = []
     for dataset, validation, train_subset in uses:
-        data = splits.dataset(dataset)
-        inputs = [split for split in splits.inputs(dataset, validation, train_subset)
-                  if (dataset, split.digest, split.context) not in seen]
-        seen.update((dataset, split.digest, split.context) for split in inputs)
-        out += dataset_inputs(data, inputs)
+        inputs = []
+        for split in splits.inputs(dataset, validation, train_subset):
+            if (dataset, split.digest) not in seen:
+                seen.add((dataset, split.digest))
+                inputs.append(split)
+        out += dataset_inputs(splits.dataset(dataset), inputs)
     return out
