@@ -20,13 +20,17 @@ RAY ?=
 RAY_ARG := $(if $(RAY),--ray $(RAY),)
 RAY_INSTALL := $(if $(RAY),install-ray,)
 DOCS_PORT ?= 8000
-# setuptools' editable build prints a 13-line BuildBackendWarning ("Editable installation ...") through pip
-# even with --quiet; filtered by its message for that one command, so a first `make ablate` prints only our lines.
-PIP_INSTALL := PYTHONWARNINGS="$${PYTHONWARNINGS:+$$PYTHONWARNINGS,}ignore:Editable installation" $(BIN)/python -m pip install --quiet
+comma := ,
+PIP_INSTALL := $(BIN)/python -m pip install --quiet
 
 .PHONY: install install-ray install-docs ablate worker status report ui tune dashboard test test-fast clean bench bench-grid docs docs-serve
 
 install: $(VENV)/.installed
+
+# setuptools' editable build prints a 13-line BuildBackendWarning ("Editable installation ...") through pip even
+# with --quiet; filtered by its message while installing, so a first `make ablate` prints only our lines.
+$(VENV)/.installed $(VENV)/.installed-ray $(VENV)/.installed-docs: \
+  export PYTHONWARNINGS := $(if $(PYTHONWARNINGS),$(PYTHONWARNINGS)$(comma),)ignore:Editable installation
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
