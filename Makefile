@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STUDY ?= ablations/lesson_grid.yaml
 TUNE ?= ablations/tune_dropout_lr.yaml
-# The shared stores of a multi-machine set-up come from the environment when set (see README).
+# The shared stores of a multi-machine set-up come from the environment when set (see docs/workers.md).
 TRACKING_URI ?= $(if $(MLFLOW_TRACKING_URI),$(MLFLOW_TRACKING_URI),sqlite:///$(CURDIR)/mlflow.db)
 STORAGE ?= $(if $(OPTUNA_STORAGE),$(OPTUNA_STORAGE),sqlite:///$(CURDIR)/optuna.db)
 DASHBOARD_PORT ?= 8080
@@ -19,21 +19,35 @@ WORKERS_ARG := $(if $(WORKERS),--workers $(WORKERS),)
 RAY ?=
 RAY_ARG := $(if $(RAY),--ray $(RAY),)
 RAY_INSTALL := $(if $(RAY),install-ray,)
+DOCS_PORT ?= 8000
+comma := ,
+PIP_INSTALL := $(BIN)/python -m pip install --quiet
 
-.PHONY: install install-ray ablate worker status report synthesize ui tune dashboard test test-fast clean bench bench-grid
+.PHONY: install install-ray install-docs ablate worker status report synthesize ui tune dashboard test test-fast clean bench bench-grid docs docs-serve
 
 install: $(VENV)/.installed
+
+# setuptools' editable build prints a 13-line BuildBackendWarning ("Editable installation ...") through pip even
+# with --quiet; filtered by its message while installing, so a first `make ablate` prints only our lines.
+$(VENV)/.installed $(VENV)/.installed-ray $(VENV)/.installed-docs: \
+  export PYTHONWARNINGS := $(if $(PYTHONWARNINGS),$(PYTHONWARNINGS)$(comma),)ignore:Editable installation
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(PIP_INSTALL) -e '.[test]'
 	touch $@
 
 install-ray: $(VENV)/.installed-ray  ## the optional Ray extra (study run/tune --ray); CI installs it to run its tests
 
 $(VENV)/.installed-ray: $(VENV)/.installed
-	$(BIN)/python -m pip install --quiet -e '.[test,ray]'
+	$(PIP_INSTALL) -e '.[test,ray]'
+	touch $@
+
+install-docs: $(VENV)/.installed-docs  ## the optional docs extra (MkDocs, Material, mkdocstrings); `make docs` installs it when needed
+
+$(VENV)/.installed-docs: $(VENV)/.installed
+	$(PIP_INSTALL) -e '.[test,docs]'
 	touch $@
 
 ablate: install $(RAY_INSTALL)  ## train every pending trial of STUDY with WORKERS local processes (or Ray workers: RAY=), then write its report
@@ -65,6 +79,12 @@ test: install  ## the whole test suite (unit + integration on the real stack)
 
 test-fast: install  ## the tests not marked slow (unit + the tiny real-stack studies): quick feedback
 	$(BIN)/python -m pytest -m "not slow" $(ARGS)
+
+docs: install-docs  ## the manual (docs/, mkdocs.yml) as a site in site/; strict: a broken link or a missing page fails
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+docs-serve: install-docs  ## the manual on http://$(HOST):$(DOCS_PORT), rebuilt as you edit it
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr $(HOST):$(DOCS_PORT)
 
 clean:  ## remove generated stores (not reports)
 	rm -rf mlflow.db mlflow.db-shm mlflow.db-wal optuna.db optuna.db-shm optuna.db-wal mlflow.db.lock optuna.db.lock mlartifacts .pytest_cache

@@ -72,6 +72,12 @@ def write_spec(path: Path, text: str) -> Path:
     return path
 
 
+def run_datasets(run) -> set[tuple[str, str, str]]:
+    """An MLflow run's dataset inputs as (name, digest, context): what its Dataset column shows."""
+    return {(i.dataset.name, i.dataset.digest, tag.value) for i in run.inputs.dataset_inputs
+            for tag in i.tags if tag.key == "mlflow.data.context"}
+
+
 # --------------------------------------------------------------------------- PostgreSQL
 
 POSTGRES_ENV = "STUDY_TEST_POSTGRES_URL"  # e.g. postgresql://postgres@127.0.0.1:5432 (set by .ci/run)

@@ -12,6 +12,7 @@ from study.cli.common import (attach_to_run, check_options, fail, overrides, que
                               worker_options)
 from study.cli.ray_cli import ray_cluster
 from study.cli.tune_commands import tune_queue, tune_spec
+from study.cli.ui_server import serve
 from study.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, InputError
 from study.core.text import format_duration, redact
 from study.execution.launch import run_study
@@ -162,8 +163,9 @@ def write_study_report(spec: StudySpec, args: argparse.Namespace, run_id: str | 
 
 
 def ui(args: argparse.Namespace) -> int:
-    """Replace this process with `mlflow ui` on our store and artifact root (as MLflow's app plugin
-    `study-ui` when installed: it opens experiments on their training runs, see study.cli.ui_app)."""
+    """Run `mlflow ui` on our store and artifact root (as MLflow's app plugin `study-ui` when installed:
+    it opens experiments on their training runs, see study.cli.ui_app) until it ends or a signal stops
+    it and every process it started (study.cli.ui_server)."""
     from importlib.metadata import entry_points
 
     from study.cli.ui_app import APP_NAME
@@ -175,5 +177,4 @@ def ui(args: argparse.Namespace) -> int:
     if entry_points(group="mlflow.app", name=APP_NAME):
         command += ["--app-name", APP_NAME]
     print(" ".join(redact(part) for part in command), flush=True)
-    os.execv(mlflow_bin, command)
-    return EXIT_FAILED  # not reached
+    return serve(command)

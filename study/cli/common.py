@@ -16,6 +16,7 @@ from study.data.arrays import DatasetArrays
 from study.execution.launch import verify_data
 from study.execution.sources import WorkerOptions
 from study.queue.storage import QueueSettings
+from study.spec.kinds import data_configs
 from study.tracking.store import experiment_id
 from study.tracking.summary import attach_report, latest_invocation_run
 from study.training.backend import name_backend, select_backend
@@ -61,9 +62,7 @@ def verified_data(spec, args: argparse.Namespace, log: Callable[[str], None] = l
     opened: bad data exits 2 and leaves no queue, experiment or run behind. The backend is named
     first (MNIST's web route imports Keras), and imported after the data passed."""
     name_backend(spec.base.backend)
-    trials = getattr(spec, "unique_trials", None)
-    datasets = {t.config.dataset for t in trials()} if trials is not None else {spec.base.dataset}
-    data = verify_data(datasets, args.data_dir, log)
+    data = verify_data({config.dataset for config in data_configs(spec)}, args.data_dir, log)
     select_backend(spec.base.backend, threads=getattr(args, "threads", None))
     return data
 

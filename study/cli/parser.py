@@ -147,7 +147,7 @@ def _queue_options(parser: argparse.ArgumentParser) -> None:
 
 def _ray_options(parser: argparse.ArgumentParser) -> None:
     """The workers as Ray actors on a cluster (optional dependency: pip install -e '.[ray]')."""
-    group = parser.add_argument_group("Ray", "run the workers as Ray actors (README: On a Ray cluster)")
+    group = parser.add_argument_group("Ray", "run the workers as Ray actors (docs/workers.md: On a Ray cluster)")
     group.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                        help="run the workers on the Ray cluster at ADDRESS (as ray.init takes it: host:6379, "
                             "ray://host:10001, auto); without ADDRESS, on a new local Ray instance")

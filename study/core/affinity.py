@@ -3,7 +3,7 @@
 Why: XLA's CPU runtime runs independent parts of a program on a thread pool of its own, so a
 worker capped at one math thread still keeps more than one core busy. Two such workers on two
 cores then fight over both: measured here (AMD EPYC, 2 cores), two fused workers ran a step
-1.4x faster each when each was pinned to its own core (benchmarks/results, README: Performance).
+1.4x faster each when each was pinned to its own core (benchmarks/results, docs/executors.md: Performance).
 """
 
 from __future__ import annotations

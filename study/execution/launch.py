@@ -21,6 +21,7 @@ from study.core.status import DONE_STATUSES, TrialStatus
 from study.core.text import redact
 from study.data.arrays import DatasetArrays
 from study.data.registry import load_dataset
+from study.data.splits import SplitCache
 from study.execution.grid_source import GridSource
 from study.execution.processes import spawn_workers, threads_per_worker
 from study.execution.ray_cluster import RayCluster
@@ -30,7 +31,7 @@ from study.queue.storage import QueueSettings, default_storage_url
 from study.queue.trial_queue import TrialQueue
 from study.spec.study_spec import StudySpec, spec_hash
 from study.tracking.environment import command_line
-from study.tracking.runs import done_keys, log_json, parent_run, reap_dead_local_runs
+from study.tracking.runs import done_keys, log_json, log_study_data, parent_run, reap_dead_local_runs
 from study.tracking.store import configure, experiment_id
 from study.tracking.summary import log_totals, study_totals
 from study.training.backend import name_backend, select_backend
@@ -153,6 +154,7 @@ def run_study(
                 OPTUNA_STUDY_TAG: spec.name, "kind": source.kind, "workers": str(active)}
         with parent_run(exp_id, spec.name, spec_hash(spec.raw), command_line(), tags) as run:
             log_json(spec.raw, "spec.json")
+            log_study_data(run.info.run_id, SplitCache(data_dir, data), [t.config for t in trials])
             summary.run_id = run.info.run_id
             summary.interrupted = start_workers(spec, queue, source, options, active, overrides, log, ray=ray)
             source.confirm(queue)  # learn the confirm stage's keys if other processes queued and trained it

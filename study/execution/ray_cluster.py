@@ -132,7 +132,7 @@ class RayCluster:
                 raise RayError(f"--{option.replace('_', '-')} {redact(url)}: the Ray cluster at {self.plan.address} "
                                f"has {len(self.nodes())} node(s) besides or instead of this machine, and a SQLite or "
                                "file store is reachable from this machine only; use PostgreSQL for --storage and an "
-                               "MLflow server (http://...) for --tracking-uri (README: On a Ray cluster)")
+                               "MLflow server (http://...) for --tracking-uri (docs/workers.md: On a Ray cluster)")
 
     def worker_count(self, limit: int) -> int:
         """The plan's number of workers, or as many as fit; never more than `limit` (trials to run)."""

@@ -27,10 +27,11 @@ from study.execution.tracked import run_tracked
 from study.execution.tune_source import TuneSource, invocation_counts
 from study.queue.trial_queue import TrialQueue
 from study.spec.designs import Trial
+from study.spec.kinds import data_configs
 from study.spec.study_spec import spec_hash
 from study.spec.tune_spec import TuneSpec, with_base
 from study.tracking.environment import command_line
-from study.tracking.runs import done_keys, log_json, parent_run, reap_dead_local_runs
+from study.tracking.runs import done_keys, log_json, log_study_data, parent_run, reap_dead_local_runs
 from study.tracking.store import configure, experiment_id
 from study.training.backend import select_backend
 from study.training.executors.base import ExecutionSettings
@@ -106,6 +107,7 @@ def run_tuning(spec: TuneSpec, queue: TrialQueue, tracking_uri: str | None = Non
                          "data_source": source_of_data, "spec_file": spec.source}) as run:
             summary.run_id = run.info.run_id
             log_json(spec.raw, "spec.json")
+            log_study_data(run.info.run_id, SplitCache(data_dir, data), data_configs(spec))
             if remaining:
                 options = WorkerOptions(data_dir=data_dir, threads=threads, tracking_uri=uri, log=log,
                                         preloaded=data if workers == 1 and ray is None else {})

@@ -28,9 +28,10 @@ from study.execution.signals import StopFlag
 from study.execution.sources import TrainingContext, TrialSource, WorkerOptions, WorkerSummary
 from study.queue.beacon import Beacon
 from study.queue.trial_queue import TrialQueue, WorkerRecord
+from study.spec.kinds import data_configs
 from study.spec.study_spec import spec_hash
 from study.tracking.environment import command_line
-from study.tracking.runs import PARENT_RUN_ENV, log_json, parent_run
+from study.tracking.runs import PARENT_RUN_ENV, log_json, log_study_data, parent_run
 from study.tracking.store import configure, experiment_id
 from study.training.backend import select_backend
 from study.training.executors.base import ExecutionSettings, Executor
@@ -106,6 +107,7 @@ def _load(spec, queue: TrialQueue, source: TrialSource, options: WorkerOptions, 
                 {"data_source": data.source, "spec_file": spec.source, OPTUNA_STUDY_TAG: spec.name,
                  "kind": source.kind}, nest_under=os.environ.get(PARENT_RUN_ENV)))
             log_json(spec.raw, "spec.json")
+            log_study_data(mlflow.active_run().info.run_id, splits, data_configs(spec))
             opened.append(True)
 
     def executor(name: str) -> Executor:

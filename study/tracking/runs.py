@@ -13,12 +13,12 @@ import json
 import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import mlflow
-from mlflow.entities import Metric, Param, RunStatus, RunTag
+from mlflow.entities import DatasetInput, Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 
 from study.config import TrialConfig
@@ -27,8 +27,8 @@ from study.core.names import (ERROR_TAG, KEY_TAG, LEVEL_TAG_PREFIX, PARENT_ROLE,
 from study.core.status import DONE_STATUSES, TrialStatus, mlflow_run_status
 from study.core.text import worker_id
 from study.data.arrays import DatasetArrays
-from study.data.splits import SplitInput
-from study.tracking.datasets import dataset_inputs
+from study.data.splits import SplitCache, SplitInput
+from study.tracking.datasets import dataset_inputs, study_dataset_inputs
 from study.tracking.environment import machine, versions
 
 PARENT_RUN_TAG = "mlflow.parentRunId"
@@ -93,17 +93,8 @@ class TrialRun:
         return cls(run.info.run_id)
 
     def log_data(self, data: DatasetArrays, inputs: list[SplitInput]) -> None:
-        """The trial's splits as dataset inputs (the Dataset column of MLflow's runs table).
-
-        MLflow looks a dataset up, then inserts it if missing: two workers logging the same new
-        dataset at once (PostgreSQL, the first trials of a study) collide on its unique key. The
-        loser tries once more, when the row exists and only the link to its run is written."""
-        datasets = dataset_inputs(data, inputs)
-        try:
-            self.client.log_inputs(self.run_id, datasets=datasets)
-        except MlflowException:
-            time.sleep(0.5)
-            self.client.log_inputs(self.run_id, datasets=datasets)
+        """The trial's splits as dataset inputs (the Dataset column of MLflow's runs table)."""
+        log_inputs(self.client, self.run_id, dataset_inputs(data, inputs))
 
     def log_epoch(self, metrics: dict[str, float], epoch: int) -> None:
         stamp = _now_ms()
@@ -126,6 +117,25 @@ class TrialRun:
         tags = [RunTag(STATUS_TAG, str(status))] + ([RunTag(ERROR_TAG, error[-4000:])] if error else [])
         self.client.log_batch(self.run_id, metrics=metrics, tags=tags)
         self.client.set_terminated(self.run_id, status=mlflow_run_status(status))
+
+
+def log_inputs(client: mlflow.MlflowClient, run_id: str, datasets: list[DatasetInput]) -> None:
+    """Dataset inputs of a run. MLflow looks a dataset up, then inserts it if missing: two workers
+    logging the same new dataset at once (PostgreSQL, the first trials of a study) collide on its
+    unique key. The loser tries once more, when the row exists and only the link to its run is written."""
+    if not datasets:
+        return
+    try:
+        client.log_inputs(run_id, datasets=datasets)
+    except MlflowException:
+        time.sleep(0.5)
+        client.log_inputs(run_id, datasets=datasets)
+
+
+def log_study_data(run_id: str, splits: SplitCache, configs: Iterable[TrialConfig]) -> None:
+    """Every split the trials of `configs` use, on an invocation's (or worker's) run: the runs table's
+    Dataset column then shows the study's data on its row too, not only on the trials' rows."""
+    log_inputs(mlflow.MlflowClient(), run_id, study_dataset_inputs(splits, configs))
 
 
 def _now_ms() -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import mlflow
 import pytest
 
-from tests.conftest import run_cli, write_spec
+from tests.conftest import run_cli, run_datasets, write_spec
 from tests.execution.test_quiet import assert_quiet
 from tests.execution.test_workers import ctrl_c_while_frozen, freeze_worker_mid_trial, start_cli
 
@@ -72,6 +72,9 @@ def test_tiny_study_end_to_end_and_resume(backend, tmp_path, data_dir):
     parents = mlflow.search_runs(experiment_names=[f"tiny_{backend}"],
                                  filter_string="tags.study_role = 'study'", output_format="list")
     assert len(parents) == 1 and all(r.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for r in runs)
+    # The invocation's row in the runs table shows the study's data, as its trials' rows do.
+    assert run_datasets(parents[0]) == set().union(*(run_datasets(r) for r in runs))
+    assert {context for _, _, context in run_datasets(parents[0])} == {"training", "validation", "test"}
 
     report = (tmp_path / "reports" / f"tiny_{backend}" / "README.md").read_text()
     assert "Trials: 4 of 4 finished" in report

@@ -18,7 +18,7 @@ import pytest
 from study.config import TrialConfig
 from study.core.errors import SpecError
 from study.spec.tune_spec import Param, parse_tune_spec
-from tests.conftest import ROOT, run_cli, write_spec
+from tests.conftest import ROOT, run_cli, run_datasets, write_spec
 
 GOOD = {
     "name": "t",
@@ -288,6 +288,14 @@ def test_resume_continues_the_count_up_to_n_trials(tuned):
                                           {"dropout": 0.5, "learning_rate": 1e-4}]
     parents = _mlflow_runs(work, "study")
     assert len(parents) == 3  # one parent run per invocation
+
+
+@pytest.mark.integration
+def test_every_invocation_run_shows_the_data_its_trials_use(tuned):
+    work, _ = tuned
+    data = set().union(*(run_datasets(r) for r in _mlflow_runs(work, "tune_trial")))
+    parents = _mlflow_runs(work, "study")
+    assert len(data) == 3 and all(run_datasets(p) == data for p in parents)
 
 
 @pytest.mark.integration

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mlflow
 import pytest
 
 from study.execution.grid_source import GridSource
@@ -10,7 +11,7 @@ from study.execution.sources import WorkerOptions
 from study.execution.worker import run_worker
 from study.queue.trial_queue import TrialQueue
 from study.spec.study_spec import load_spec
-from tests.conftest import write_spec
+from tests.conftest import run_datasets, write_spec
 
 TWO_TRIALS = """
 name: stop_between
@@ -50,3 +51,9 @@ def test_a_stop_between_trials_reports_interrupted_and_leaves_the_rest_queued(tm
     assert summary.counts == {"completed": 1}
     assert summary.interrupted, "a study left half-trained must not end as if it were done"
     assert queue.has_work() and not source.done(queue)
+    # `study worker`'s own run shows the study's data, as its trial's run does.
+    mlflow.set_tracking_uri(options.tracking_uri)
+    runs = mlflow.search_runs(experiment_names=[spec.name], output_format="list")
+    worker_run = next(r for r in runs if r.data.tags["study_role"] == "study")
+    trial_run = next(r for r in runs if r.data.tags["study_role"] == "trial")
+    assert run_datasets(worker_run) == run_datasets(trial_run) and len(run_datasets(worker_run)) == 3

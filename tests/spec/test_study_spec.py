@@ -114,7 +114,7 @@ def test_lesson_grid_has_192_configs_times_3_seeds_and_keeps_the_first_432_keys(
     trials = spec.unique_trials()
     assert len({t.config.replace(seed=0) for t in trials}) == 192
     assert len(trials) == 576 and len({t.key for t in trials}) == 576
-    assert spec.base.executor == "fused", "chosen by benchmarks/grid_executors.py (README: Performance)"
+    assert spec.base.executor == "fused", "chosen by benchmarks/grid_executors.py (docs/executors.md: Performance)"
     # the executor is part of a key: run with --executor keras, the grid's first 432 trials keep their keys
     keras_keys = {t.key for t in spec.with_overrides(executor="keras").unique_trials()}
     assert set(lesson_grid_v1_keys()) <= keras_keys

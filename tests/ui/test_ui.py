@@ -11,9 +11,11 @@ import sys
 import time
 import urllib.request
 
+import psutil
 import pytest
 
 from tests.conftest import ROOT, run_cli, write_spec
+from tests.ui.browser import wait_for_http
 
 SPEC = """
 name: ui_tiny
@@ -90,3 +92,52 @@ def test_make_ui_serves_the_study(tmp_path, data_dir):
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait(timeout=10)
+
+
+
+MARK = "STUDY_UI_TEST_TREE"  # inherited by every process the UI starts, orphans included
+
+
+def _tree(mark: str) -> dict[psutil.Process, str]:
+    """Every live process (not a zombie) whose environment carries `mark`, with its command line."""
+    found = {}
+    for proc in psutil.process_iter():
+        try:
+            if proc.environ().get(MARK) == mark and proc.status() != psutil.STATUS_ZOMBIE:
+                found[proc] = f"{proc.pid} (parent {proc.ppid()}): " + " ".join(proc.cmdline())[:100]
+        except psutil.Error:
+            continue
+    return found
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_sigterm_stops_the_ui_and_every_process_it_started(tmp_path):
+    """A service manager stops `study ui` with SIGTERM to its main process only: the MLflow server,
+    its uvicorn workers, its job runner and the job consumers must all end with it, none left to init.
+    The signal comes as MLflow's job runner starts, before it has started its consumers (`mlflow ui`
+    alone then left the consumers running and itself waiting on them)."""
+    port = free_port()
+    mark = f"{os.getpid()}-{port}"
+    ui = subprocess.Popen([sys.executable, "-m", "study", "ui", "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}",
+                           "--port", str(port)], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT), MARK: mark},
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # in our group, as under a manager
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/health", lambda: ui.poll() is None)
+        deadline = time.time() + 30  # MLflow versions without job execution start no runner
+        while time.time() < deadline and not any("mlflow.server.jobs" in cmd for cmd in _tree(mark).values()):
+            time.sleep(0.2)
+        assert len(_tree(mark)) >= 3, "study ui, the MLflow server and its uvicorn process"
+        ui.send_signal(signal.SIGTERM)
+        assert ui.wait(timeout=60) == 0
+        deadline = time.time() + 15
+        while time.time() < deadline and _tree(mark):
+            time.sleep(0.5)
+        survivors = list(_tree(mark).values())
+        assert not survivors, survivors
+    finally:
+        for proc in _tree(mark):
+            try:
+                proc.kill()
+            except psutil.Error:
+                pass
