@@ -69,7 +69,9 @@ def _files_section(out: Path) -> str:
         "effects_failure_rate": "effects on the share of trials that do not learn",
         "noops": "identical pairs and learning-rate changes per level",
         "failures_by_level": "trials that did not learn, per level",
-        "failing_configs": "configs with a trial that did not learn",
+        "failing_configs": "configs with a trial that failed or only partly learned",
+        "outcome_rule": "the rule for fails / partly learns / learns: majority-class rate, margin, learner share, "
+                        "best config mean, thresholds, validation set size (what the report's numbers recompute from)",
         "decomposition": "every term of the saturated decomposition: df, sum of squares, share, F, p, Holm p",
         "decomposition_grouped": "the decomposition as the report shows it (higher orders grouped)",
         "importance": "total-effect ranking",
