@@ -42,10 +42,7 @@ class StoreFault(Exception):
 
     def __init__(self, what: str, url: str, detail: str) -> None:
         self.what, self.url, self.detail = what, url, detail
-        super().__init__(self.describe())
-
-    def describe(self) -> str:
-        return f"{self.what} {self.url}: {self.detail}"
+        super().__init__(f"{what} {url}: {detail}")
 
     def __reduce__(self):  # noqa: ANN204 - pickled across processes (Ray) with its fields, not str(self)
         return type(self), (self.what, self.url, self.detail)

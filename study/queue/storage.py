@@ -92,6 +92,8 @@ GUARDED = ("create_new_study", "delete_study", "set_study_user_attr", "set_study
 class GuardedStorage(optuna.storages.RDBStorage):
     """Optuna's RDB storage whose every transaction goes through the queue's StoreGuard."""
 
+    guard: StoreGuard | None = None  # None while RDBStorage.__init__ runs: opening is not retried (exit 2)
+
     def __init__(self, url: str, guard: StoreGuard, **kwargs: Any) -> None:
         super().__init__(url, **kwargs)
         self.guard = guard
@@ -100,8 +102,9 @@ class GuardedStorage(optuna.storages.RDBStorage):
 def _guarded(method: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(method)
     def call(self: GuardedStorage, *args: Any, **kwargs: Any) -> Any:
-        guard = getattr(self, "guard", None)  # None while RDBStorage.__init__ runs
-        return method(self, *args, **kwargs) if guard is None else guard.call(method, self, *args, **kwargs)
+        if self.guard is None:
+            return method(self, *args, **kwargs)
+        return self.guard.call(method, self, *args, **kwargs)
 
     return call
 
