@@ -18,7 +18,7 @@ import mlflow
 from study.config import LESSON_MODEL
 from study.core.names import OPTUNA_STUDY_TAG
 from study.core.status import DONE_STATUSES, TrialStatus
-from study.core.text import redact
+from study.core.text import redact_url
 from study.data.arrays import DatasetArrays
 from study.data.registry import load_dataset
 from study.data.splits import SplitCache
@@ -139,8 +139,8 @@ def run_study(
     pending = len(trials) - summary.skipped
     log(f"study {spec.name}: {len(trials)} trials, {summary.skipped} already done, {pending} to run"
         f"{'' if source.confirm_known else ' (then the confirm stage)'} "
-        f"(backend {spec.base.backend}, executor {spec.base.executor}; queue {redact(url)}, {missing} newly queued; "
-        f"MLflow {redact(uri)})")
+        f"(backend {spec.base.backend}, executor {spec.base.executor}; queue {redact_url(url)}, {missing} newly queued; "
+        f"MLflow {redact_url(uri)})")
     started = time.perf_counter()
     if pending:
         options = WorkerOptions(data_dir=data_dir, steps_per_execution=steps_per_execution, threads=threads,

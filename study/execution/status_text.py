@@ -9,13 +9,13 @@ from optuna.trial import TrialState
 
 from study.core.names import STATUS_ATTR
 from study.core.status import NOT_RESULTS, TrialStatus
-from study.core.text import format_duration, redact
+from study.core.text import format_duration, redact_url
 from study.queue.progress import KEY_STATES, StudyStatus, split_workers
 from study.queue.trial_queue import TrialQueue, WorkerRecord
 
 
 def grid_status_text(status: StudyStatus, spec_source: str) -> str:
-    lines = [f"study {status.study} ({spec_source}); queue {redact(status.storage)}"]
+    lines = [f"study {status.study} ({spec_source}); queue {redact_url(status.storage)}"]
     parts = [f"{state} {status.keys[state]}" for state in KEY_STATES if status.keys[state]]
     lines.append(f"trials: {status.done}/{status.total} done" + (f" ({', '.join(parts)})" if parts else ""))
     if status.attempts:
@@ -46,7 +46,7 @@ def tune_status_text(queue: TrialQueue, name: str, source: str, n_trials: int, m
     attempts = Counter(t.user_attrs.get(STATUS_ATTR, lost) for t in trials
                        if t.state == TrialState.FAIL and t.user_attrs.get(STATUS_ATTR, lost) in NOT_RESULTS)
     results = by_state["COMPLETE"] + by_state["PRUNED"]
-    lines = [f"tuning study {name} ({source}); queue {redact(queue.url)}",
+    lines = [f"tuning study {name} ({source}); queue {redact_url(queue.url)}",
              f"results: {results}/{n_trials} (" + ", ".join(f"{k} {v}" for k, v in sorted(by_state.items())) + ")"]
     if attempts:
         lines.append("attempts not counted: " + ", ".join(f"{n} {kind}" for kind, n in sorted(attempts.items())))

@@ -16,9 +16,11 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
+from study.core.errors import StoreFault
 from study.core.status import TrialStatus
 from study.data.splits import SplitCache
 from study.spec.designs import Trial
@@ -105,6 +107,11 @@ def run_tracked(trials: Sequence[Trial], study_name: str, exp_id: str, splits: S
         for run in _open(runs, finished):
             run.finish(TrialStatus.INTERRUPTED, {}, time.perf_counter() - started,
                        error="interrupted (Ctrl-C/SIGTERM)")
+        raise
+    except StoreFault as fault:  # not the trials' failure: the worker stops, the trials are trained again
+        for run in _open(runs, finished):
+            with suppress(StoreFault):  # one try each (the process no longer retries)
+                run.finish(TrialStatus.INTERRUPTED, {}, time.perf_counter() - started, error=str(fault))
         raise
     except Exception as exc:  # noqa: BLE001 - a failed trial is recorded, the study goes on
         error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"

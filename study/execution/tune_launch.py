@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 from study.analysis.leaderboard import best_config
 from study.core.errors import Interrupted, SpecError
 from study.core.names import OPTUNA_STUDY_TAG
-from study.core.text import format_duration, redact
+from study.core.text import format_duration, redact_url
 from study.data.arrays import DatasetArrays
 from study.data.splits import SplitCache
 from study.execution.launch import start_workers, verify_data, verify_models
@@ -68,7 +68,7 @@ def resolve_base_from(spec: TuneSpec, tracking_uri: str | None) -> TuneSpec:
     found = best_config(spec.base_from)
     if found is None:
         raise SpecError(spec.source, "base_from", f"no finished trials of the ablation study {spec.base_from!r} in "
-                                                  f"{redact(uri)}: run it first (python -m study run ...) or name "
+                                                  f"{redact_url(uri)}: run it first (python -m study run ...) or name "
                                                   "another")
     return with_base(spec, found)
 
@@ -95,15 +95,15 @@ def run_tuning(spec: TuneSpec, queue: TrialQueue, tracking_uri: str | None = Non
         log(f"marked {reaped} run(s) left RUNNING by a dead process as interrupted")
     summary = TuneSummary(study=spec.name, n_trials=spec.n_trials, done_before=done)
     log(f"tune {spec.name}: {done} of {spec.n_trials} trials done, {remaining} to run "
-        f"(sampler {spec.sampler.name}, pruner {spec.pruner.name}, {spec.metric}; Optuna {redact(queue.url)}, "
-        f"MLflow {redact(uri)})")
+        f"(sampler {spec.sampler.name}, pruner {spec.pruner.name}, {spec.metric}; Optuna {redact_url(queue.url)}, "
+        f"MLflow {redact_url(uri)})")
     source_of_data = data[spec.base.dataset].source
     first_new = len(queue.trials())
     started = time.perf_counter()
     previous = signal.signal(signal.SIGTERM, raise_interrupted)
     try:
         with parent_run(exp_id, spec.name, spec_hash(spec.raw), command_line(),
-                        {"kind": "tune", OPTUNA_STUDY_TAG: spec.name, "optuna_storage": redact(queue.url),
+                        {"kind": "tune", OPTUNA_STUDY_TAG: spec.name, "optuna_storage": redact_url(queue.url),
                          "data_source": source_of_data, "spec_file": spec.source}) as run:
             summary.run_id = run.info.run_id
             log_json(spec.raw, "spec.json")

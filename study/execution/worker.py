@@ -7,6 +7,10 @@ runs one on any machine that reaches the storage and the tracking server.
 Stopping: the first SIGINT/SIGTERM sets a flag; the trials in progress stop at the next
 batch, are recorded `interrupted` (MLflow KILLED) and re-queued, and the worker exits.
 A second signal stops at once (the trials then come back via their heartbeat).
+
+A store fault (study.core.store_faults: a store unreachable past the retry budget, or a full
+disk) stops the worker at once, whichever thread meets it first: it is raised, the trials in
+progress go back to the queue if the queue can still be written, else by their heartbeat.
 """
 
 from __future__ import annotations
@@ -16,10 +20,11 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 
 import mlflow
 
+from study.core.errors import StoreFault
 from study.core.names import OPTUNA_STUDY_TAG, STATUS_ATTR, WORKER_ATTR
 from study.core.status import TrialStatus
 from study.core.text import worker_id
@@ -63,9 +68,11 @@ def run_worker(spec, queue: TrialQueue, source: TrialSource, options: WorkerOpti
                 return summary
             record = WorkerRecord(worker=ctx.worker, host=socket.gethostname(), pid=os.getpid(), state="idle",
                                   last_seen=time.time())
-            beacon = stack.enter_context(Beacon(queue, record))
+            beacon = stack.enter_context(Beacon(queue, record, on_fault=lambda fault: stop.event.set()))
             claim = options.group_size or EXECUTORS[spec.base.executor].claim_size
             _loop(source, ctx, beacon, summary, log, prefix, claim)
+            if beacon.fault is not None:  # the heartbeat met it: the loop stopped at the next batch
+                raise beacon.fault
             if summary.interrupted and mlflow.active_run() is not None:
                 mlflow.end_run("KILLED")
     except KeyboardInterrupt:  # the second signal: stop now, the heartbeat brings the trials back
@@ -134,6 +141,8 @@ def _loop(source: TrialSource, ctx: TrainingContext, beacon: Beacon, summary: Wo
             try:
                 verdicts = source.run(claims, ctx)
             except KeyboardInterrupt:
+                if beacon.fault is not None:
+                    raise beacon.fault from None
                 for claim in claims:
                     if queue.fail(claim, interrupted, requeue=True):
                         summary.counts["interrupted"] = summary.counts.get("interrupted", 0) + 1
@@ -142,7 +151,8 @@ def _loop(source: TrialSource, ctx: TrainingContext, beacon: Beacon, summary: Wo
                 return
             except BaseException:
                 for claim in claims:
-                    queue.fail(claim, interrupted, requeue=True)
+                    with suppress(StoreFault):  # a queue that failed: the trials come back by heartbeat
+                        queue.fail(claim, interrupted, requeue=True)
                 raise
         for verdict in verdicts:
             summary.counts[verdict.outcome] = summary.counts.get(verdict.outcome, 0) + 1

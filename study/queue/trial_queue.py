@@ -22,7 +22,6 @@ The queue knows nothing about Keras or MLflow; study.execution drives it.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -30,11 +29,12 @@ from typing import Any
 import optuna
 from optuna.exceptions import DuplicatedStudyError, UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
+from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from study.core.names import (CONFIG_ATTR, DUPLICATE_ATTR, GROUP_ATTR, IDENTITY_ATTRS, KEY_ATTR, LEVELS_ATTR,
                               RETRAINS_ATTR, STATUS_ATTR)
 from study.core.status import TrialStatus
-from study.queue.storage import QueueSettings, open_storage
+from study.queue.storage import GuardedStorage, QueueSettings, open_storage
 
 SETTINGS_ATTR = "queue_settings"  # study system attr: the heartbeat every worker of the study uses
 WORKER_PREFIX = "worker:"  # study system attrs: one record per worker that ever joined
@@ -83,7 +83,7 @@ class WorkerRecord:
 class TrialQueue:
     """One Optuna study used as a work queue; safe to share between processes and machines."""
 
-    def __init__(self, storage: optuna.storages.RDBStorage, study: optuna.Study, url: str,
+    def __init__(self, storage: GuardedStorage, study: optuna.Study, url: str,
                  settings: QueueSettings) -> None:
         self.storage = storage
         self.study = study
@@ -176,8 +176,12 @@ class TrialQueue:
         return [t for t in self.trials() if t.user_attrs.get(KEY_ATTR) == claim.key and t.number != claim.number]
 
     def fail_stale(self) -> None:
-        """Fail trials whose worker stopped beating and re-queue them (Optuna's own mechanism)."""
-        optuna.storages.fail_stale_trials(self.study)
+        """Fail trials whose worker stopped beating and re-queue them (Optuna's own mechanism).
+
+        Not while the queue's database is down or came back within the grace period: no worker
+        could beat meanwhile, and each beats again as soon as it is back."""
+        if not self.storage.guard.recently_down(self.settings.grace_period_s):
+            optuna.storages.fail_stale_trials(self.study)
 
     def claim(self) -> Claim | None:
         """Take the oldest waiting trial that is not a duplicate of a live one; None if none is left."""
@@ -341,6 +345,9 @@ def live_keys(trials: list[FrozenTrial]) -> set[str]:
             if t.state in (TrialState.WAITING, TrialState.RUNNING) or trained(t, replaced)}
 
 
+_NOT_YET = object()  # _wait_for_settings: an empty study without settings, perhaps a few milliseconds old
+
+
 def _wait_for_settings(storage: optuna.storages.RDBStorage, study: optuna.Study,
                        timeout_s: float = 10.0) -> QueueSettings | None:
     """The settings the study's creator stored (it writes them right after creating the study).
@@ -349,11 +356,12 @@ def _wait_for_settings(storage: optuna.storages.RDBStorage, study: optuna.Study,
     Optuna): None at once. An empty one may be a few milliseconds old: wait briefly.
     """
     study_id = storage.get_study_id_from_name(study.study_name)
-    deadline = time.monotonic() + timeout_s
-    while True:
+
+    def read() -> object:
         stored = storage.get_study_system_attrs(study_id).get(SETTINGS_ATTR)
         if stored is not None:
             return QueueSettings(**stored)
-        if time.monotonic() > deadline or storage.get_n_trials(study_id) > 0:
-            return None
-        time.sleep(0.2)
+        return None if storage.get_n_trials(study_id) > 0 else _NOT_YET
+
+    return Retrying(retry=retry_if_result(lambda value: value is _NOT_YET), stop=stop_after_delay(timeout_s),
+                    wait=wait_fixed(0.2), retry_error_callback=lambda state: None)(read)

@@ -15,7 +15,7 @@ import pandas as pd
 
 from study.analysis.runs import parent_runs
 from study.core.names import EPOCHS_ATTR, RUN_ID_ATTR
-from study.core.text import format_duration, redact
+from study.core.text import format_duration, redact_url
 from study.report.format import markdown_table as _markdown
 from study.report.format import without_machine_paths
 from study.report.sections.tuning import (ordered_trials as _ordered, history_section, importances_section, intermediate_values, param_map_section,
@@ -102,7 +102,7 @@ def _header(spec: TuneSpec, trials: pd.DataFrame, storage_url: str) -> str:
         "## Summary",
         "",
         f"- Spec: `{spec.source}` (hash `{spec_hash(spec.raw)}`). Optuna study `{spec.name}` in "
-        f"`{redact(storage_url)}`; MLflow experiment `{spec.name}`.",
+        f"`{redact_url(storage_url)}`; MLflow experiment `{spec.name}`.",
         "- Base config" + (f" (best config of the ablation study `{spec.base_from}` by mean val accuracy over seeds, "
                             "then this spec's own settings)" if spec.base_from else "") + f": `{base}`.",
         f"- Objective: {spec.direction} `{spec.metric}` of the kept model (the epoch with the lowest val_loss), "
