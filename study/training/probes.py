@@ -46,9 +46,11 @@ def _activation_kind(layer: Any) -> str | None:
     return None
 
 
-def _kernel_name(variable: Any) -> str:
-    """The layer a kernel belongs to, by its path ('dense_0/kernel' -> 'dense_0'; nested layers keep theirs)."""
-    return variable.path.rpartition("/")[0] or variable.name
+def _kernel_name(variable: Any, model: Any) -> str:
+    """The layer a kernel belongs to, by its path in the model ('dense_0/kernel' -> 'dense_0'; a nested layer
+    keeps its parents' names, 'block/dense'; a subclassed model's own name is dropped)."""
+    path = variable.path.rpartition("/")[0] or variable.name
+    return path.removeprefix(f"{model.name}/")
 
 
 def _saturated(kind: str, values: Any) -> Any:
@@ -65,10 +67,10 @@ class Probe:
     `jax_values` as a pure function of given weights (JAX: jit it, or vmap it over stacked trials)."""
 
     def __init__(self, model: Any) -> None:
-        self.model = model
+        self._model = weakref.ref(model)  # probe_for's cache is keyed by the model: a strong reference would leak
         trainable = model.trainable_variables
         self.kernel_at = [i for i, v in enumerate(trainable) if v.name == KERNEL]
-        self.names = [GRAD_NORM_PREFIX + _kernel_name(trainable[i]) for i in self.kernel_at]
+        self.names = [GRAD_NORM_PREFIX + _kernel_name(trainable[i], model) for i in self.kernel_at]
         self.kinds: list[str] = []
         self.graph = model
         watched = self._activations(model)
@@ -83,6 +85,10 @@ class Probe:
         self._jitted = None
         self._group = None
 
+    @property
+    def model(self) -> Any:
+        return self._model()
+
     @staticmethod
     def _activations(model: Any) -> list[tuple[str, str, Any]]:
         """(name, kind, layer) of each probed activation, named by the nearest kernel layer before it."""
@@ -91,7 +97,7 @@ class Probe:
         for layer in getattr(model, "layers", []):
             kernel = getattr(layer, KERNEL, None)
             if kernel is not None and getattr(kernel, "trainable", False):
-                current = _kernel_name(kernel)
+                current = _kernel_name(kernel, model)
             kind = _activation_kind(layer)
             if kind is not None:
                 taken = {name for name, _, _ in found}
