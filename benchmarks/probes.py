@@ -1,6 +1,7 @@
 """What the per-epoch mechanism probes (study.training.probes) cost: training with and without them.
 
     python benchmarks/probes.py [--data-dir DIR] [--repeats 3] [--epochs 5] [--group 8]
+    python benchmarks/probes.py --markdown benchmarks/results/<date>-<host>-probes.json   (rewrite its .md)
 
 The lesson's first model (4 x 32 ReLU, Xavier, SGD 0.01, batch 32, 5 epochs, all 60,000 training images,
 validation on the test set: ablations/lesson_baseline.yaml) trained by
@@ -152,7 +153,12 @@ def markdown(report: dict) -> str:
               f"{'within' if worst < BUDGET else 'OVER'} budget. The first probe call per model structure and "
               "process traces and compiles the probe (JAX: XLA's persistent cache keeps the compiled program "
               "for later processes); the Keras executor on JAX reuses it with the compiled model, the fused "
-              "executor per program.", "",
+              "executor per program. On TensorFlow every trial builds a fresh model, so its probe share already "
+              "includes building and first calling each trial's probe.", "",
+              "The paired differences are whole trainings with and without probes: on a shared 2-core machine "
+              "they scatter by more than the probes cost (the same epoch's training time varies by a factor of 2 "
+              "or more between runs), so they bound the cost only loosely; the probe share is the direct "
+              "measurement.", "",
               f"This benchmark ran for {report['minutes']:.1f} minutes.", "",
               f"Command: `{report['command']}`", ""]
     return "\n".join(lines)
@@ -166,7 +172,11 @@ def main() -> None:
     parser.add_argument("--group", type=int, default=8)
     parser.add_argument("--inner", nargs=2, metavar=("EXECUTOR", "BACKEND"), help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--markdown", type=Path, help="only rewrite the .md of this results .json")
     args = parser.parse_args()
+    if args.markdown:
+        args.markdown.with_suffix(".md").write_text(markdown(json.loads(args.markdown.read_text())))
+        return
     if args.inner:
         print(json.dumps(inner(*args.inner, args.data_dir, args.repeats, args.epochs, args.group)))
         return
