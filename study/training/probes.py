@@ -142,12 +142,15 @@ class Probe:
         kernels = [self.model.trainable_variables[i] for i in self.kernel_at]
         with tf.GradientTape() as tape:
             loss, activations = self._forward(x, y)
-        return self._summaries(tape.gradient(loss, kernels), activations)
+        grads = tape.gradient(loss, kernels, unconnected_gradients=tf.UnconnectedGradients.ZERO)  # as jax.grad
+        return self._summaries(grads, activations)
 
     # ------------------------------------------------------------------ what executors call
 
     def values(self, x: Any, y: Any) -> dict[str, float]:
         """The probes of the model's current weights (one trial: the Keras executor)."""
+        if not self.names:
+            return {}
         if keras.backend.backend() == "jax":
             import jax
 
@@ -165,6 +168,8 @@ class Probe:
         """Per trial, the probes of a group's stacked variables (leading trial axis; the fused executor)."""
         import jax
 
+        if not self.names:
+            return [{} for _ in range(len(trainable[0]) if trainable else 0)]
         if self._group is None:
             self._group = jax.jit(jax.vmap(self.jax_values, in_axes=(0, 0, None, None)))
         vectors = np.asarray(self._group(trainable, non_trainable, x, y), dtype=float)
