@@ -1,4 +1,4 @@
-"""Names of the records both stores keep: MLflow tags and Optuna user attributes.
+"""Names of the records both stores keep: MLflow tags (and probe metric names) and Optuna user attributes.
 
 One module, so the queue, the trackers and the reports can never disagree on a name.
 """
@@ -39,3 +39,8 @@ RUN_ID_ATTR = "mlflow_run_id"
 DUPLICATE_ATTR = "duplicate_of"
 EPOCHS_ATTR = "epochs_run"
 RECOVERED_ATTR = "recovered"
+
+# --- MLflow per-epoch metrics of the mechanism probes (study.training.probes): `<prefix><layer>`
+GRAD_NORM_PREFIX = "grad_norm/"  # L2 norm of the loss gradient w.r.t. the layer's kernel
+SATURATED_PREFIX = "saturated/"  # share of the layer's units that pass (almost) no gradient
+PROBE_PREFIXES = (GRAD_NORM_PREFIX, SATURATED_PREFIX)

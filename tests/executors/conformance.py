@@ -1,8 +1,8 @@
 """The executor conformance suite: what every executor must do (the scikit-learn `check_estimator` idea).
 
 Run as a script, one backend per process (Keras fixes its backend at import):
-    python tests/executors/conformance.py EXECUTOR BACKEND DATA_DIR
-It prints one JSON line {check: "ok" | failure message} and exits 1 if any check failed.
+    python tests/executors/conformance.py EXECUTOR BACKEND DATA_DIR [CHECK ...]
+(CHECK: run only the checks so named, e.g. check_probes_are_logged). It prints one JSON line {check: "ok" | failure message} and exits 1 if any check failed.
 tests/executors/test_conformance.py runs it for every registered executor.
 
 Checks: results complete and in order; hooks see every epoch with the standard metric
@@ -12,7 +12,10 @@ Interrupted; the kept (best val_loss) epoch's weights are the ones tested and sa
 the same batch twice gives the same numbers; bit-identity with plain Keras where the
 executor claims it, else a trial alone and in a group agree to float rounding; one
 MLflow child run per trial through the tracked path; a user's own model (a builder
-module with its own hyperparameters, tests/executors/user_cnn.py) on digits trains too.
+module with its own hyperparameters, tests/executors/user_cnn.py) on digits trains too;
+the mechanism probes (study.training.probes) are logged each epoch, show sigmoid with
+N(0, 1) init saturated where ReLU with He is not, leave training unchanged, and agree
+with the Keras executor's on JAX.
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ from study.training.executors.base import Batch, ExecutionSettings, TrialHooks  
 from study.training.executors.registry import executor_for  # noqa: E402
 from study.training.models import model_inputs  # noqa: E402
 from study.training.results import EPOCH_METRICS  # noqa: E402
+
+PROBES = ["grad_norm/dense_0", "grad_norm/dense_1", "grad_norm/softmax", "saturated/dense_0", "saturated/dense_1"]
 
 CACHE = SplitCache(preloaded={"mnist": load_mnist(DATA_DIR)})
 BASE = TrialConfig(train_subset=1024, epochs=3, hidden_layers=2, units=16, backend=BACKEND, executor=EXECUTOR,
@@ -93,7 +98,7 @@ def check_hooks_see_every_epoch() -> None:
     run(group()[:2], hooks)
     for i in range(2):
         assert [e for e, _ in seen[i]] == list(range(BASE.epochs)), seen[i]
-        assert all(names == sorted(EPOCH_METRICS) for _, names in seen[i]), seen[i]
+        assert all(names == sorted([*EPOCH_METRICS, *PROBES]) for _, names in seen[i]), seen[i]
 
 
 def check_should_stop_ends_one_trial() -> None:
@@ -198,8 +203,9 @@ def check_one_mlflow_run_per_trial() -> None:
     assert len(runs) == 3 and {r.data.tags["trial_key"] for r in runs} == {t.key for t in trials}
     for run_ in runs:
         assert run_.info.status == "FINISHED" and run_.data.params["executor"] == EXECUTOR
-        history = mlflow.MlflowClient().get_metric_history(run_.info.run_id, "val_accuracy")
-        assert [m.step for m in history] == list(range(BASE.epochs)), history
+        for metric in ("val_accuracy", "grad_norm/dense_0", "saturated/dense_1"):
+            history = mlflow.MlflowClient().get_metric_history(run_.info.run_id, metric)
+            assert [m.step for m in history] == list(range(BASE.epochs)), (metric, history)
 
 
 def check_user_model_trains() -> None:
@@ -212,19 +218,71 @@ def check_user_model_trains() -> None:
     assert [r.status for r in results] == ["completed"] * 2, [r.status for r in results]
     assert all(0.3 < r.final["final_val_accuracy"] <= 1.0 for r in results), [r.final for r in results]  # chance: 0.1
     assert results[0].history != results[1].history, "each trial's own seed"
+    probes = {name for name in results[0].history if name.startswith(("grad_norm/", "saturated/"))}
+    assert probes == {"grad_norm/conv2d", "grad_norm/dense", "saturated/conv2d"}, probes  # relu after the conv
     if EXECUTOR_OBJ.bit_identical_to_keras:
         expected = plain_keras(configs[1])
         assert {k: results[1].history[k] for k in expected} == expected, (results[1].history, expected)
 
 
+def check_probes_are_logged() -> None:
+    """Gradient norms and saturated shares each epoch, finite; sigmoid with N(0, 1) init saturates, ReLU/He not."""
+    configs = [BASE.replace(seed=0, activation="sigmoid", init="normal"), BASE.replace(seed=0, activation="relu",
+                                                                                        init="he")]
+    sigmoid, relu = run(configs)
+    for result in (sigmoid, relu):
+        for name in PROBES:
+            values = result.history[name]
+            assert len(values) == BASE.epochs and all(math.isfinite(v) for v in values), (name, values)
+            assert all(v > 0 for v in values) if name.startswith("grad_norm/") else all(0 <= v <= 1 for v in values), \
+                (name, values)
+    for layer in ("dense_0", "dense_1"):
+        assert sigmoid.history[f"saturated/{layer}"][0] > 0.2 > relu.history[f"saturated/{layer}"][0], \
+            (layer, sigmoid.history, relu.history)
+
+
+def check_probes_leave_training_unchanged() -> None:
+    configs = group()
+    probed = run(configs)
+    plain = run(configs, settings=ExecutionSettings(steps_per_execution=8, save_model=False, probes=False))
+    for a, b in zip(probed, plain):
+        assert {k: a.history[k] for k in EPOCH_METRICS} == b.history, ("probes changed training", a.history, b.history)
+        assert a.final == b.final, (a.final, b.final)
+
+
+def check_probes_agree_with_keras_executor() -> None:
+    """On JAX, an executor's probes equal the Keras executor's for the same trial after one epoch."""
+    if BACKEND != "jax" or EXECUTOR == "keras":
+        return
+    configs = [c.replace(epochs=1) for c in (*group()[:2], BASE.replace(seed=0, activation="sigmoid", init="normal"))]
+    results = run(configs)
+    reference = executor_for("keras")
+    workdir = Path(tempfile.mkdtemp(prefix="conformance-"))
+    worst = [0.0]
+    for config, result in zip(configs, results):
+        batch = Batch(configs=[config.replace(executor="keras")], splits=[splits_for(config)], hooks=[TrialHooks()],
+                      workdir=workdir)
+        expected, = reference.run(batch, SETTINGS)
+        for name in PROBES:
+            a, b = result.history[name][0], expected.history[name][0]
+            assert abs(a - b) <= PROBE_RTOL * max(abs(b), 1e-3), (config, name, a, b)
+            worst[0] = max(worst[0], abs(a - b) / max(abs(b), 1e-3))
+    print(f"probes vs the Keras executor: largest relative difference {worst[0]:.2e}", file=sys.stderr)
+
+
+PROBE_RTOL = 1e-5
+
 CHECKS = [check_results_complete_and_in_order, check_hooks_see_every_epoch, check_should_stop_ends_one_trial,
           check_nan_is_diverged_and_contained, check_stop_event_interrupts, check_kept_epoch_is_tested_and_saved,
           check_same_batch_same_numbers, check_agrees_with_keras, check_one_mlflow_run_per_trial,
-          check_user_model_trains]
+          check_user_model_trains, check_probes_are_logged, check_probes_leave_training_unchanged,
+          check_probes_agree_with_keras_executor]
 
 if __name__ == "__main__":
     outcome = {}
     for check in CHECKS:
+        if sys.argv[4:] and check.__name__ not in sys.argv[4:]:
+            continue
         try:
             check()
             outcome[check.__name__] = "ok"

@@ -40,6 +40,9 @@ class ExecutionSettings:
     # layer; best on a CPU); False groups every seed of a structure together, each trial its own batches
     # (fewer, larger programs: what a GPU wants).
     share_batches: bool = True
+    # Per-epoch mechanism probes (study.training.probes: each kernel's gradient norm, each hidden layer's
+    # saturated share) logged with the epoch's metrics; they read the weights only, never change training.
+    probes: bool = True
 
 
 def _never(epoch: int, logs: dict[str, float]) -> bool:
@@ -53,7 +56,7 @@ def _ignore(epoch: int, logs: dict[str, float]) -> None:
 @dataclass
 class TrialHooks:
     """One trial's listeners: `on_epoch_end(epoch, logs)` after each epoch (logs hold
-    EPOCH_METRICS); `should_stop(epoch, logs)` asked after it (True ends the trial there,
+    EPOCH_METRICS, and the probes' metrics when ExecutionSettings.probes); `should_stop(epoch, logs)` asked after it (True ends the trial there,
     e.g. Optuna's pruner; the trial's last epoch is never asked)."""
 
     on_epoch_end: Callable[[int, dict[str, float]], None] = _ignore

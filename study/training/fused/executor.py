@@ -39,6 +39,7 @@ from study.training.fused.memory import max_group
 from study.training.fused.program import FusedProgram
 from study.training.models import build_model, model_inputs
 from study.training.optimizers import build_optimizer
+from study.training.probes import Probe, probe_batch
 from study.training.results import TrialResult, summarize_history
 
 
@@ -61,6 +62,7 @@ class FusedExecutor:
         self._programs: dict[tuple, FusedProgram] = {}
         self._templates: dict[tuple, SeedReplay] = {}
         self._device: dict[tuple, tuple] = {}
+        self._probes: dict[int, Probe] = {}  # per program (id): its jitted, vmapped probes
 
     def run(self, batch: Batch, settings: ExecutionSettings) -> list[TrialResult]:
         """Train the batch as groups of one structure and seed, each split to fit in memory; results in order."""
@@ -120,6 +122,7 @@ class FusedExecutor:
             state, _, (loss_sum, correct, count, diverged) = carry
             _check(batch)
             val_loss, val_acc = _evaluate(program, state[0], state[1], x_val, y_val, valid_val)
+            probed = self._probe(program, state, x_train, y_train) if settings.probes else [{}] * len(configs)
             loss_sum, correct, count, diverged = map(np.asarray, (loss_sum, correct, count, diverged))
             keep = np.zeros(len(configs), dtype=bool)
             for k, controller in enumerate(controllers):
@@ -127,9 +130,10 @@ class FusedExecutor:
                     continue
                 loss = math.nan if diverged[k] or not count[k] else float(loss_sum[k] / count[k])
                 logs = {"loss": loss, "accuracy": float(correct[k] / count[k]) if count[k] else math.nan,
-                        "val_loss": float(val_loss[k]), "val_accuracy": float(val_acc[k]), "learning_rate": rates[k]}
-                for name in _METRICS:
-                    history[k][name].append(logs[name])
+                        "val_loss": float(val_loss[k]), "val_accuracy": float(val_acc[k]), "learning_rate": rates[k],
+                        **probed[k]}
+                for name, value in logs.items():
+                    history[k].setdefault(name, []).append(value)
                 hooks[k].on_epoch_end(epoch, logs)
                 if not math.isfinite(loss):
                     controller.diverged = True
@@ -178,6 +182,13 @@ class FusedExecutor:
         path = directory / "best_model.keras"
         model.save(str(path))
         return path
+
+    def _probe(self, program: FusedProgram, state: tuple, x_train: jax.Array, y_train: jax.Array) -> list[dict]:
+        """Each trial's mechanism probes at this epoch's end (study.training.probes), one vmapped call."""
+        probe = self._probes.get(id(program))
+        if probe is None:
+            probe = self._probes[id(program)] = Probe(program.model)
+        return probe.group_values(state[0], state[1], *probe_batch(x_train, y_train))
 
     # ------------------------------------------------------------------ what a group is built from
 
