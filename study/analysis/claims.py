@@ -22,6 +22,7 @@ import pandas as pd
 
 from study.analysis.claim_checks import (Check, dropout_levels, labels_of, optimizer_levels, plain_levels,
                                          schedule_notes)
+from study.analysis.gradients import GRADIENT_RATIO
 from study.analysis.reference import LESSON_FIRST_MODEL
 from study.analysis.stats.blocks import within
 from study.analysis.stats.failures import FAILED, LEARNED
@@ -30,7 +31,9 @@ from study.analysis.stats.intervals import level_column
 ACCURACY_MARGIN = 0.005  # 0.5 pp: a change smaller than this is no change worth a sentence
 RATE_MARGIN = 0.05  # 5 percentage points of failure rate
 PRIMARY = "final_val_accuracy"
-MEASURES = {PRIMARY: "val accuracy", "test_accuracy": "test accuracy", FAILED: "share of trials that do not learn"}
+MEASURES = {PRIMARY: "val accuracy", "test_accuracy": "test accuracy", FAILED: "share of trials that do not learn",
+            GRADIENT_RATIO: "log10 gradient norm, first / last hidden layer, after epoch 1 (mechanism)"}
+GRADIENT_MARGIN = 0.1  # log10 units: a ratio within x1.26 is no change in how much the gradient shrinks
 LESSON, GRID = "lesson's condition", "whole grid"
 COLUMNS = ["claim", "scope", "contrast", "condition", "measure", "diff", "ci_low", "ci_high", "unit", "n", "verdict",
            "moderator", "holds", "reverses", "why"]
@@ -43,6 +46,8 @@ def lesson_checks() -> list[Check]:
     checks = [
         Check(relu_claim, "activation", "activation", "relu", "sigmoid"),
         Check(relu_claim, "activation", "activation", "relu", "sigmoid", metric=FAILED, expected=-1),
+        # the mechanism: with sigmoid the gradient shrinks more from the last hidden layer to the first
+        Check(relu_claim, "activation", "activation", "relu", "sigmoid", metric=GRADIENT_RATIO),
     ]
     for activation in ("sigmoid", "relu"):
         for init in ("xavier", "he"):
@@ -107,6 +112,9 @@ def evaluate(check: Check, frame: pd.DataFrame, factor_levels: dict[str, list[st
     row = _base_row(check)
     if check.factor not in factor_levels:
         return [{**row, "contrast": _nominal(check), "why": f"this study does not vary `{check.factor}`"}]
+    if check.metric not in frame or frame[check.metric].isna().all():
+        return [{**row, "contrast": _nominal(check), "why": "no gradient probes were recorded for these trials "
+                                                              "(trained before the executors logged them)"}]
     special = {"optimizer": optimizer_levels, "dropout": dropout_levels}.get(check.factor)
     levels, note, testable = (special(check, frame, factor_levels) if special
                               else plain_levels(check, frame, factor_levels[check.factor]))
@@ -206,7 +214,7 @@ def _condition(where: dict[str, list[str]], fixed: dict[str, list[str]]) -> str:
 
 
 def _margin(check: Check) -> float:
-    return RATE_MARGIN if check.metric == FAILED else ACCURACY_MARGIN
+    return {FAILED: RATE_MARGIN, GRADIENT_RATIO: GRADIENT_MARGIN}.get(check.metric, ACCURACY_MARGIN)
 
 
 def _nominal(check: Check) -> str:

@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 
 import mlflow
+import numpy as np
 import pandas as pd
 
 from study.analysis.runs import epoch_curves
@@ -23,12 +24,20 @@ from study.core.names import GRAD_NORM_PREFIX, PROBE_PREFIXES, SATURATED_PREFIX
 LESSON_CONDITION: dict[str, tuple] = {"optimizer": ("sgd",), "init": ("xavier", "he"), "batch_norm": (False,)}
 
 
-def probe_curves(run_ids: Iterable[str]) -> pd.DataFrame:
-    """epoch_curves of every probe metric each run logged (their names depend on the model's layers)."""
+def probe_curves(run_ids: Iterable[str], structure: Iterable[object] | None = None) -> pd.DataFrame:
+    """epoch_curves of every probe metric each run logged (their names depend on the model's layers).
+    `structure`: per run, what decides its layers' names (e.g. (model, hidden_layers)); the names are then read
+    off one run per structure instead of every run."""
     client = mlflow.MlflowClient()
-    frames = [epoch_curves([run_id], sorted(m for m in client.get_run(run_id).data.metrics
-                                             if m.startswith(PROBE_PREFIXES)))
-              for run_id in run_ids]
+    run_ids = list(run_ids)
+    keys = list(structure) if structure is not None else run_ids
+    names: dict[object, list[str]] = {}
+    frames = []
+    for run_id, key in zip(run_ids, keys):
+        if key not in names:
+            names[key] = sorted(m for m in client.get_run(run_id).data.metrics if m.startswith(PROBE_PREFIXES))
+        if names[key]:
+            frames.append(epoch_curves([run_id], names[key]))
     return pd.concat(frames, ignore_index=True) if frames else epoch_curves([])
 
 
@@ -106,3 +115,25 @@ def layer_profile(curves: pd.DataFrame, frame: pd.DataFrame, by: str = "activati
     bands["layer_index"] = bands["layer"].map({layer: i for i, layer in enumerate(layers)})
     return bands.sort_values(["level", "epoch", "layer_index"]).reset_index(drop=True)[columns]
 
+
+
+GRADIENT_RATIO = "grad_ratio_log10"  # log10(first hidden / last hidden gradient norm) after the first epoch
+FIRST_GRADIENT = "grad_first_log10"  # log10 of the first hidden layer's gradient norm after the first epoch
+
+
+def with_gradients(frame: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
+    """The trial frame with the mechanism's per-trial numbers (log10, so a block difference is a ratio) when the
+    trials logged probes: how much the gradient shrinks from the last hidden layer to the first after the first
+    epoch, and the first hidden layer's gradient norm."""
+    if curves.empty or not curves["metric"].str.startswith(GRAD_NORM_PREFIX).any():
+        return frame
+    table = gradient_table(curves[curves["metric"].str.startswith(PROBE_PREFIXES)])
+    if table.empty or "grad_ratio_epoch1" not in table:
+        return frame
+    with np.errstate(divide="ignore", invalid="ignore"):
+        extra = pd.DataFrame({"run_id": table["run_id"],
+                              GRADIENT_RATIO: np.log10(table["grad_ratio_epoch1"].astype(float)),
+                              FIRST_GRADIENT: np.log10(table["grad_first_epoch1"].astype(float))})
+    extra = extra.replace([np.inf, -np.inf], np.nan)
+    return frame.drop(columns=[c for c in (GRADIENT_RATIO, FIRST_GRADIENT) if c in frame]).merge(extra, on="run_id",
+                                                                                                 how="left")

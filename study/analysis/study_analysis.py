@@ -16,6 +16,7 @@ import pandas as pd
 
 from study.analysis.claims import lesson_claims
 from study.analysis.confirm import path_source
+from study.analysis.gradients import with_gradients
 from study.analysis.leaderboard import METRICS as EFFECT_METRICS
 from study.analysis.leaderboard import ranked_leaderboard
 from study.analysis.leaderboard import CONFIRMED
@@ -97,6 +98,7 @@ def analyse(spec: StudySpec, tidy: pd.DataFrame, source: TrialConfig, rule: Fail
     everything = mark_failures(imputed, rule)
     if curves is not None and not curves.empty:
         everything = everything.merge(learning_rate_changes(curves), left_on="run_id", right_index=True, how="left")
+        everything = with_gradients(everything, curves)
     main = everything[everything["seed"].isin(spec.seeds)].reset_index(drop=True)
     fresh = everything[~everything["seed"].isin(spec.seeds)].reset_index(drop=True)
     board = ranked_leaderboard(everything, spec.seeds, spec.confirm, factors, validation_size=rule.validation_size)

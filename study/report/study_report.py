@@ -15,6 +15,7 @@ from study.analysis.chance import failure_rule
 from study.analysis.confirm import confirm_trials
 from study.analysis.levels import tidy_trials
 from study.analysis.reference import LESSON_FIRST_MODEL
+from study.analysis.gradients import probe_curves
 from study.analysis.runs import epoch_curves, parent_runs, trials_frame
 from study.analysis.study_analysis import analyse
 from study.config import TrialConfig
@@ -80,7 +81,8 @@ def build_context(spec: StudySpec, out: Path, data_dir: str | None = None) -> Re
                         curves=pd.DataFrame(columns=["run_id", "metric", "epoch", "value"]),
                         parents=parent_runs(spec.name))
     if not tidy.empty:
-        ctx.curves = epoch_curves(tidy["run_id"])
+        ctx.curves = pd.concat([epoch_curves(tidy["run_id"]), probe_curves(tidy["run_id"], structure_keys(tidy))],
+                               ignore_index=True)
         export(tidy, ctx.curves, out)
         rule = failure_rule(spec.base, data_dir)
         if ctx.lesson:
@@ -89,6 +91,12 @@ def build_context(spec: StudySpec, out: Path, data_dir: str | None = None) -> Re
             ctx.result = analyse(spec, tidy, spec.base, rule, ctx.curves, source_name="the base config")
             ctx.result.claims = ctx.result.claims.iloc[0:0]
     return ctx
+
+
+def structure_keys(tidy: pd.DataFrame) -> list[tuple]:
+    """What names a trial's layers (and so its probe metrics): its model and depth."""
+    columns = [c for c in ("model", "hidden_layers") if c in tidy]
+    return list(tidy[columns].astype(str).itertuples(index=False, name=None)) if columns else [()] * len(tidy)
 
 
 def fresh_output_dirs(out: Path) -> None:
