@@ -131,6 +131,11 @@ def check_group_independent() -> None:
         assert other.config == target
         assert other.history == alone.history, (f"alone vs in {name}", alone.history, other.history)
         assert other.final == alone.final, (f"alone vs in {name}", alone.final, other.final)
+    cnn = user_model()  # a first layer that is a convolution, not a matrix product
+    alone = run([cnn])[0]
+    other = run([cnn.replace(learning_rate=0.001), cnn.replace(init="xavier"), cnn])[2]
+    assert (other.history, other.final) == (alone.history, alone.final), ("user CNN alone vs in a group of 3",
+                                                                          alone.history, other.history)
 
 
 def check_stop_event_interrupts() -> None:
@@ -221,11 +226,16 @@ def check_one_mlflow_run_per_trial() -> None:
         assert [m.step for m in history] == list(range(BASE.epochs)), history
 
 
-def check_user_model_trains() -> None:
-    """A model of the user's own (a builder module, its own hyperparameters) on digits trains like the lesson's."""
-    user = TrialConfig(model="tests.executors.user_cnn:build", dataset="digits", epochs=3, batch_size=64,
+def user_model() -> TrialConfig:
+    """A model of the user's own: a builder module with its own hyperparameters (a small CNN on digits)."""
+    return TrialConfig(model="tests.executors.user_cnn:build", dataset="digits", epochs=3, batch_size=64,
                        batch_norm=True, dropout=0.2, optimizer="adam", learning_rate=0.003, backend=BACKEND,
                        executor=EXECUTOR, hparams={"filters": 8, "kernel_size": 3})
+
+
+def check_user_model_trains() -> None:
+    """A model of the user's own (a builder module, its own hyperparameters) on digits trains like the lesson's."""
+    user = user_model()
     configs = [user.replace(seed=0), user.replace(seed=1)]
     results = run(configs)
     assert [r.status for r in results] == ["completed"] * 2, [r.status for r in results]

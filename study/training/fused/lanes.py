@@ -13,11 +13,14 @@ short one is padded with inert lanes (copies of its first trial, never active, t
 results dropped). The padding is in the stacked state itself, so every vmapped function
 over a group's state (training, evaluation, anything added at epoch end) sees `width`.
 
-Width by measurement (benchmarks/results/*-fused-lanes.md): on a CPU a lane's cost stops
-falling at about 4 lanes, so 4 wastes little on the small groups of a confirm stage or a
-tuning round and costs a few percent on the lesson grid's groups of 12. A GPU is
-latency-bound: a wide program costs about what a narrow one does, so its lanes are wider.
-STUDY_FUSED_LANES overrides it (and with it the rounding: results are reproducible at one width).
+Width by measurement (CPU seconds of one group, 2 epochs of the lesson's MLP, here): a
+lane's cost stops falling at about 4-6 lanes; 6 divides the lesson grid's groups of 12
+(init x schedule) and holds its confirm stage's groups of 5 in one program: +4% on the
+grid's groups, where 4 lanes cost +15% (three programs per group) and 12 cost 3.3x on the
+confirm stage's groups of 5 and 7x on its trials alone. A trial alone pays for 6 lanes
+(about 3.8x its old time). A GPU is latency-bound: a wide program costs about what a narrow
+one does, so its lanes are wider (not measured yet). STUDY_FUSED_LANES overrides the width,
+and with it the rounding: results are reproducible at one width.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-WIDTH = {"cpu": 4}  # by platform; others (GPUs) take DEFAULT_WIDE
+WIDTH = {"cpu": 6}  # by platform; others (GPUs) take DEFAULT_WIDE
 DEFAULT_WIDE = 16
 
 
