@@ -36,9 +36,9 @@ class ExecutionSettings:
     # MLflow UI charts every logged per-epoch metric anyway; `--trial-figures` turns it on.
     trial_figures: bool = False
     group_size: int | None = None  # executors that train groups: the most trials per call (None: decide)
-    # Fused executor: trials of one seed share their batches (one matrix product for the group's first
-    # layer; best on a CPU); False groups every seed of a structure together, each trial its own batches
-    # (fewer, larger programs: what a GPU wants).
+    # Fused executor: trials of one seed share their batches (one gather per step for the group; best on
+    # a CPU); False groups every seed of a structure together, each trial its own batches (fewer, larger
+    # programs: what a GPU wants). Either way every program has the platform's fixed number of lanes.
     share_batches: bool = True
     # Per-epoch mechanism probes (study.training.probes: each kernel's gradient norm, each hidden layer's
     # saturated share) logged with the epoch's metrics; they read the weights only, never change training.
