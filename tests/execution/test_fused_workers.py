@@ -1,4 +1,4 @@
-"""The fused executor on the real queue and CLI: a group is claimed, beaten for, lost and re-queued whole."""
+"""The fused executor on the real queue and CLI: a group is leased, beaten for, lost and re-queued whole."""
 
 from __future__ import annotations
 
