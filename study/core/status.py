@@ -20,9 +20,11 @@ class TrialStatus(StrEnum):
 
     completed/diverged are results that count as done for resume; pruned is a tuning
     result; failed, interrupted and lost attempts are tried again; duplicate and
-    surplus attempts were dropped before training.
+    surplus attempts were dropped before training. Where an attempt stands in the queue
+    is one of waiting, running, completed, pruned or failed (study.queue.records).
     """
 
+    WAITING = "waiting"
     RUNNING = "running"
     COMPLETED = "completed"
     DIVERGED = "diverged"

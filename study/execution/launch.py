@@ -31,7 +31,8 @@ from study.queue.storage import QueueSettings, default_storage_url
 from study.queue.trial_queue import TrialQueue
 from study.spec.study_spec import StudySpec, spec_hash
 from study.tracking.environment import command_line
-from study.tracking.runs import done_keys, log_json, log_study_data, parent_run, reap_dead_local_runs
+from study.tracking.record import MlflowRecord
+from study.tracking.runs import log_json, log_study_data, parent_run, reap_dead_local_runs
 from study.tracking.store import configure, experiment_id
 from study.tracking.summary import log_totals, study_totals
 from study.training.backend import name_backend, select_backend
@@ -130,7 +131,7 @@ def run_study(
     if reaped:
         log(f"marked {reaped} run(s) left RUNNING by a dead process on this host as interrupted")
     source = GridSource(spec)
-    missing = source.enqueue(queue, mlflow_done=done_keys(exp_id))
+    missing = source.enqueue(queue, record=MlflowRecord(exp_id, spec.name))  # MLflow is the record
     missing += source.confirm(queue)  # the confirm stage, if every main trial was already done
     before = source.key_status(queue)  # after queueing: a key queued again (its MLflow run lost) is not done
     trials = source.trials

@@ -173,6 +173,13 @@ def finished_trial_run(exp_id: str, key: str) -> Any | None:
     return min(runs, key=lambda r: r.info.start_time) if runs else None
 
 
+def tag_runs(run_ids: Iterable[str], tag: str, value: str) -> None:
+    """Set one tag on runs that may have ended already."""
+    client = mlflow.MlflowClient()
+    for run_id in run_ids:
+        client.set_tag(run_id, tag, value)
+
+
 # --------------------------------------------------------------------------- closing runs of dead workers
 
 
