@@ -125,14 +125,21 @@ def test_keys_of_trials_stored_before_later_fields_existed_are_unchanged():
 
 
 def test_adding_a_factor_is_one_declaration_and_keeps_old_keys():
-    """weight_decay was added after key version 1: declared once in TrialConfig, used once in the
-    optimizer builder. At its default it leaves every key as it was; set, it makes a new trial."""
-    factor = FACTORS["weight_decay"]
-    assert not factor.keyed_at_default and factor.structural and factor.numeric
+    """weight_decay and label_smoothing were added after key version 1: each is declared once in TrialConfig
+    and read once in the trial's recipe (study/training/recipe.py), which every executor trains with; no other
+    module names them. At its default each leaves every key as it was; set, it makes a new trial."""
     plain = TrialConfig()
-    assert plain.key() == "2320763cf976863f" == plain.replace(weight_decay=0.0).key()
-    assert plain.replace(weight_decay=1e-4).key() != plain.key()
-    assert "weight_decay" not in plain.identity() and "weight_decay" in plain.replace(weight_decay=1e-4).identity()
-    assert factor.problem("weight_decay", -1.0) == "-1.0 is out of range; allowed: weight_decay >= 0 (finite)"
-    source = (PACKAGE / "training" / "optimizers.py").read_text()
-    assert "config.weight_decay" in source
+    assert plain.key() == "2320763cf976863f"
+    for name, value in (("weight_decay", 1e-4), ("label_smoothing", 0.1)):
+        factor = FACTORS[name]
+        assert not factor.keyed_at_default and factor.structural and factor.numeric
+        assert plain.replace(**{name: FACTORS[name].coerce(0)}).key() == plain.key()
+        assert plain.replace(**{name: value}).key() != plain.key()
+        assert name not in plain.identity() and name in plain.replace(**{name: value}).identity()
+        assert f"config.{name}" in (PACKAGE / "training" / "recipe.py").read_text()
+        readers = sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py") if name in p.read_text())
+        assert readers == ["config/trial_config.py", "training/recipe.py"], readers
+    assert FACTORS["weight_decay"].problem("weight_decay", -1.0) == \
+        "-1.0 is out of range; allowed: weight_decay >= 0 (finite)"
+    assert FACTORS["label_smoothing"].problem("label_smoothing", 1.0) == \
+        "1.0 is out of range; allowed: 0 <= label_smoothing < 1"

@@ -4,8 +4,8 @@ Every field is an explicit keyword with a default (the scikit-learn convention) 
 factor declaration (study.config.factors), so the trial key, the MLflow params, the
 spec validation and the report columns all come from one place.
 
-Adding a factor: one `declare(...)` line below, plus its use where it acts (e.g. the
-optimizer builder for `weight_decay`). Fields added after the first key version are
+Adding a factor: one `declare(...)` line below, plus its use where it acts: study.training.recipe for
+whatever acts on training (the loss for `label_smoothing`, the optimizer for `weight_decay`). Fields added after the first key version are
 hashed only when they differ from their default, so every stored trial keeps its key.
 """
 
@@ -63,6 +63,8 @@ class TrialConfig:
     # --- added after key version 1: hashed only when set to something else than the default
     weight_decay: float = declare(0.0, "float", low=0.0, structural=True,
                                   doc="decoupled weight decay of the optimizer (Keras' weight_decay)")
+    label_smoothing: float = declare(0.0, "float", low=0.0, high=1.0, high_open=True, structural=True,
+                                     doc="smooth the loss's one-hot targets: (1 - e) * one_hot + e / classes")
     executor: str = declare("keras", "choice", choices=("keras", "fused"), structural=True,
                             doc="how trials are trained (study.training.executors.registry)")
     model: str = declare(LESSON_MODEL, "text", check=model_problem, structural=True,

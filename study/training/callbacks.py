@@ -10,18 +10,42 @@ from study.core.errors import Interrupted
 from study.training.results import is_epoch_metric
 
 
-class LearningRateRecorder(keras.callbacks.Callback):
-    """Adds the learning rate actually used in each epoch to the epoch logs.
+class PolicyCallback(keras.callbacks.Callback):
+    """Runs a trial's EpochPolicy (study.training.recipe) inside `fit`, as the fused executor runs it per lane:
+    sets each epoch's learning rate and logs it as `learning_rate`, keeps the kept epoch's weights in memory
+    (`weights`), reduces the rate on a plateau and stops early. Must come first: the rate it logs is read
+    by the callbacks after it.
 
-    Must come after the schedule callbacks, which set the rate in on_epoch_begin.
+    Why the weights in memory rather than ModelCheckpoint(save_best_only=True): that writes an .h5 file on
+    every improving epoch, ~55 ms each on this machine (8% of a JAX trial), to read it back once; keeping the
+    arrays is what EarlyStopping(restore_best_weights) does.
     """
 
+    def __init__(self, policy) -> None:  # noqa: ANN001 - study.training.recipe.EpochPolicy
+        super().__init__()
+        self.policy = policy
+        self.weights: list | None = None
+        self._rate = policy.learning_rate
+
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self._lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        self._rate = self.policy.rate_for_epoch(epoch)
+        optimizer = self.model.optimizer
+        if float(keras.ops.convert_to_numpy(optimizer.learning_rate)) != self._rate:
+            optimizer.learning_rate = self._rate
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        if logs is not None:
-            logs["learning_rate"] = self._lr
+        if logs is None:
+            return
+        logs["learning_rate"] = self._rate
+        loss, val_loss = logs.get("loss"), logs.get("val_loss")
+        if loss is None or val_loss is None or not math.isfinite(float(loss)):
+            return  # a non-finite loss: DivergenceMonitor ends the trial
+        loss, val_loss = float(loss), float(val_loss)
+        if self.policy.keeps(loss, val_loss):
+            self.weights = self.model.get_weights()
+        self.policy.end_epoch(epoch, val_loss)
+        if self.policy.stopped:
+            self.model.stop_training = True
 
 
 class DivergenceMonitor(keras.callbacks.Callback):
@@ -44,31 +68,6 @@ class DivergenceMonitor(keras.callbacks.Callback):
         self._check(logs)
 
 
-class BestWeights(keras.callbacks.Callback):
-    """Keeps in memory the weights of the epoch with the lowest finite val_loss (with a
-    finite training loss too): exactly the epoch `study.training.results.summarize_history` reports as
-    `final_*`, whose model is then tested and saved.
-
-    Why not ModelCheckpoint(save_best_only=True): it writes an .h5 file on every
-    improving epoch, ~55 ms each on this machine (8% of a JAX trial), to read it back
-    once. Keeping the arrays in memory is what EarlyStopping(restore_best_weights) does.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.best = math.inf
-        self.epoch: int | None = None
-        self.weights: list | None = None
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        logs = logs or {}
-        loss, val_loss = logs.get("loss"), logs.get("val_loss")
-        if loss is None or val_loss is None or not (math.isfinite(loss) and math.isfinite(val_loss)):
-            return
-        if val_loss < self.best:
-            self.best, self.epoch, self.weights = float(val_loss), epoch, self.model.get_weights()
-
-
 class HooksCallback(keras.callbacks.Callback):
     """Tells a trial's TrialHooks (study.training.executors.base) about each epoch, and stops the
     trial when `should_stop` says so (Optuna's pruner, optuna-integration's KerasPruningCallback idea).
@@ -76,7 +75,7 @@ class HooksCallback(keras.callbacks.Callback):
     It stops with `stop_training` rather than raising inside `fit`, so the trial still returns
     its history and its run is closed (as `pruned`) by the caller. The last epoch is reported
     but never asked: nothing is left to save, and a trial that trained its whole budget is a
-    complete result. Must come after LearningRateRecorder and ProbeCallback, which add to the logs.
+    complete result. Must come after PolicyCallback and ProbeCallback, which add to the logs.
     """
 
     def __init__(self, hooks, epochs: int) -> None:  # noqa: ANN001 - TrialHooks

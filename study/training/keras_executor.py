@@ -18,14 +18,13 @@ from study.config import LESSON_MODEL, TrialConfig
 from study.core.status import TrialStatus
 from study.data.arrays import Splits
 from study.data.registry import dataset_info
-from study.training.callbacks import BestWeights, DivergenceMonitor, HooksCallback, LearningRateRecorder, StopOnRequest
+from study.training.callbacks import DivergenceMonitor, HooksCallback, PolicyCallback, StopOnRequest
 from study.training.executors.base import Batch, ExecutionSettings, TrialHooks
 from study.training.keras_internals import CompiledModels, fast_path_allowed, fuse_train_steps
 from study.training.models import build_model, model_inputs
-from study.training.optimizers import build_optimizer
 from study.training.probes import ProbeCallback, probe_batch
+from study.training.recipe import Recipe
 from study.training.results import EPOCH_METRICS, TrialResult, is_epoch_metric, nonfinite, summarize_history
-from study.training.schedules import schedule_callbacks
 
 _COMPILED = CompiledModels()
 
@@ -47,10 +46,11 @@ class KerasExecutor:
         return results
 
 
-def compile_model(model: Any, config: TrialConfig, settings: ExecutionSettings) -> None:
+def compile_model(model: Any, recipe: Recipe, settings: ExecutionSettings) -> None:
+    config = recipe.config
     model.compile(
-        optimizer=build_optimizer(config),
-        loss=keras.losses.SparseCategoricalCrossentropy(),
+        optimizer=recipe.optimizer(),
+        loss=recipe.keras_loss(),
         metrics=["accuracy"],
         steps_per_execution=settings.steps_per_execution,
     )
@@ -62,12 +62,14 @@ def compile_model(model: Any, config: TrialConfig, settings: ExecutionSettings) 
         fuse_train_steps(model, settings.steps_per_execution)
 
 
-def prepared_model(config: TrialConfig, settings: ExecutionSettings, train_samples: int) -> Any:
+def prepared_model(config: TrialConfig, settings: ExecutionSettings, train_samples: int,
+                   recipe: Recipe | None = None) -> Any:
     """The trial's freshly built, seeded and compiled model, or a compiled twin holding its initial state."""
+    recipe = recipe or Recipe(config)
     keras.backend.clear_session()
     keras.utils.set_random_seed(config.seed)
     fresh = build_model(config, dataset_info(config.dataset))
-    compile_model(fresh, config, settings)  # cheap (nothing is traced yet), and draws what a fresh trial draws
+    compile_model(fresh, recipe, settings)  # cheap (nothing is traced yet), and draws what a fresh trial draws
     if settings.reuse_compiled and fast_path_allowed():
         return _COMPILED.model_for(config, fresh, settings.steps_per_execution, train_samples)
     return fresh
@@ -83,15 +85,15 @@ def train_trial(
 ) -> TrialResult:
     """Train and evaluate one trial. KeyboardInterrupt propagates to the caller."""
     started = time.perf_counter()
-    model = prepared_model(config, settings, len(splits.x_train))
-    best_weights = BestWeights()
+    recipe = Recipe(config)
+    model = prepared_model(config, settings, len(splits.x_train), recipe)
+    policy = PolicyCallback(recipe.policy())  # the learning rate, plateau, early stopping and the kept epoch
     divergence = DivergenceMonitor()
     hooked = HooksCallback(hooks or TrialHooks(), config.epochs)
-    callbacks = [*schedule_callbacks(config), LearningRateRecorder(), divergence, best_weights]
+    callbacks = [policy, divergence]
     if settings.probes:
-        callbacks.append(ProbeCallback(*probe_batch(model_inputs(model, splits.x_train), splits.y_train)))
-    if config.early_stopping_patience > 0:
-        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.early_stopping_patience))
+        callbacks.append(ProbeCallback(*probe_batch(model_inputs(model, splits.x_train), splits.y_train),
+                                       loss=recipe.loss))
     callbacks += [hooked, *extra_callbacks]
 
     fit = model.fit(
@@ -113,8 +115,8 @@ def train_trial(
 
     model_path = None
     # Only a finite best epoch (summarize_history) yields a model worth testing.
-    if best_weights.weights is not None and "best_epoch" in final:
-        model.set_weights(best_weights.weights)
+    if policy.weights is not None and "best_epoch" in final:
+        model.set_weights(policy.weights)
         test_loss, test_acc = model.evaluate(model_inputs(model, splits.x_test), splits.y_test,
                                              batch_size=settings.eval_batch_size, verbose=0)
         final["test_loss"], final["test_accuracy"] = float(test_loss), float(test_acc)

@@ -16,13 +16,20 @@ from study.config import FACTORS, LESSON_MODEL, TrialConfig, structure_key
 from study.core.errors import SpecError
 from study.data.registry import DatasetInfo, dataset_info
 from study.training.builders import ModelError, resolve, shape_fits
+from study.training.executors.registry import inert_problem
 from study.training.models import build_model, model_inputs
 
 _CHECKED: set[tuple] = set()  # structures this process has checked (a worker started in-process checks none twice)
 
 
 def check_models(configs: Iterable[TrialConfig], source: str) -> int:
-    """Build each user-model structure among `configs` once; return how many were built."""
+    """Refuse a factor an executor declares inert; build each user-model structure among `configs` once;
+    return how many were built."""
+    configs = list(configs)
+    for config in configs:
+        problem = inert_problem(config)
+        if problem:
+            raise SpecError(source, "executor", problem)
     configs = [c for c in configs if c.model != LESSON_MODEL]
     todo: dict[tuple, TrialConfig] = {}
     for config in configs:

@@ -4,8 +4,8 @@ rather than inferred from accuracy (issue 19).
 At the end of each epoch, with the current weights, on a fixed probe batch (the first PROBE_BATCH images of
 the trial's training split: the same for every trial of a split) and in inference mode (training=False: no
 dropout draws, batch norm on its moving statistics), so every executor computes the same numbers:
-- `grad_norm/<layer>`: the L2 norm of the gradient of the training loss (mean sparse categorical
-  crossentropy over the probe batch, plus the model's own losses) with respect to every trainable kernel
+- `grad_norm/<layer>`: the L2 norm of the gradient of the training loss (the trial's recipe loss,
+  study.training.recipe, averaged over the probe batch, plus the model's own losses) with respect to every trainable kernel
   (Dense, Conv, ...), named by its layer (`dense_0` ... and the output layer `softmax` in the lesson's MLP);
 - `saturated/<layer>`: for a hidden layer whose activation is sigmoid, tanh or relu, the share of its units
   that pass (almost) no gradient. sigmoid: share of activations (examples x units) below SIGMOID_TAIL or
@@ -22,6 +22,7 @@ Imports Keras: load only after the backend is chosen (study.training.backend).
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -66,8 +67,9 @@ class Probe:
     """The probes of one model (its structure fixes the names); `values` for its current weights,
     `jax_values` as a pure function of given weights (JAX: jit it, or vmap it over stacked trials)."""
 
-    def __init__(self, model: Any) -> None:
-        self._model = weakref.ref(model)  # probe_for's cache is keyed by the model: a strong reference would leak
+    def __init__(self, model: Any, loss: Callable[[Any, Any], Any] | None = None) -> None:
+        self._model = weakref.ref(model)
+        self.loss = loss or ops.sparse_categorical_crossentropy  # per example: the trial's Recipe.loss  # probe_for's cache is keyed by the model: a strong reference would leak
         trainable = model.trainable_variables
         self.kernel_at = [i for i, v in enumerate(trainable) if v.name == KERNEL]
         self.names = [GRAD_NORM_PREFIX + _kernel_name(trainable[i], model) for i in self.kernel_at]
@@ -110,7 +112,7 @@ class Probe:
         """Training loss on (x, y) in inference mode, and the watched activations."""
         outputs = self.graph(x, training=False)
         outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
-        loss = ops.mean(ops.sparse_categorical_crossentropy(y, outputs[0]))
+        loss = ops.mean(self.loss(y, outputs[0]))
         for extra in self.graph.losses:
             loss = loss + extra
         return loss, outputs[1:]
@@ -179,11 +181,12 @@ class Probe:
 _PROBES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def probe_for(model: Any) -> Probe:
-    """The model's Probe, built once per model object (a reused compiled model keeps its jitted probe)."""
+def probe_for(model: Any, loss: Callable[[Any, Any], Any] | None = None) -> Probe:
+    """The model's Probe, built once per model object (a reused compiled model keeps its jitted probe: its
+    structure, the recipe's loss included, is the same for every trial that reuses it)."""
     probe = _PROBES.get(model)
     if probe is None:
-        probe = _PROBES[model] = Probe(model)
+        probe = _PROBES[model] = Probe(model, loss)
     return probe
 
 
@@ -196,13 +199,13 @@ class ProbeCallback(keras.callbacks.Callback):
     """Adds the probes of each epoch's final weights to the epoch logs (so HooksCallback and History see them).
     Must come before the callbacks that read them; reads only, draws nothing, so training is unchanged."""
 
-    def __init__(self, x: Any, y: Any) -> None:
+    def __init__(self, x: Any, y: Any, loss: Callable[[Any, Any], Any] | None = None) -> None:
         super().__init__()
-        self.x, self.y = x, y
+        self.x, self.y, self.loss = x, y, loss
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         self.x, self.y = ops.convert_to_tensor(self.x), ops.convert_to_tensor(self.y)  # on the device once
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if logs is not None:
-            logs.update(probe_for(self.model).values(self.x, self.y))
+            logs.update(probe_for(self.model, self.loss).values(self.x, self.y))

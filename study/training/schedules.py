@@ -1,9 +1,9 @@
-"""Learning-rate schedules, as pure functions of the epoch plus their Keras callbacks.
+"""Learning-rate schedules, as pure functions of the epoch.
 
-The pure functions are what the report plots and what the trainer uses, so the
-plotted "shark fin" and the trained schedule cannot drift apart. Each trial uses
-one mechanism only: callbacks that assign `optimizer.learning_rate` (Keras 3
-refuses assignment when the optimizer holds a LearningRateSchedule object).
+The pure functions are what the report plots and what every executor trains with (through
+study.training.recipe.EpochPolicy), so the plotted "shark fin" and the trained schedule cannot
+drift apart. The rate is assigned to `optimizer.learning_rate` each epoch (Keras 3 refuses
+assignment when the optimizer holds a LearningRateSchedule object).
 """
 
 from __future__ import annotations
@@ -53,17 +53,3 @@ def planned_learning_rates(config: TrialConfig) -> list[float] | None:
         fn = EPOCH_SCHEDULES[config.schedule]
         return [fn(e, config.learning_rate, config.warmup_epochs, config.epochs) for e in range(config.epochs)]
     return None
-
-
-def schedule_callbacks(config: TrialConfig) -> list:
-    """The Keras callbacks that implement `config.schedule` (empty for constant)."""
-    import keras
-
-    if config.schedule == "constant":
-        return []
-    if config.schedule == "plateau":
-        return [keras.callbacks.ReduceLROnPlateau(
-            monitor="val_loss", factor=config.plateau_factor, patience=config.plateau_patience, verbose=0)]
-    fn = EPOCH_SCHEDULES[config.schedule]
-    return [keras.callbacks.LearningRateScheduler(
-        lambda epoch, lr: fn(epoch, config.learning_rate, config.warmup_epochs, config.epochs), verbose=0)]

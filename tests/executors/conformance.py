@@ -179,12 +179,12 @@ def plain_keras(config: TrialConfig) -> dict:
     """The lesson's way: a fresh model, Keras' own fit, one step per call."""
     from study.data.registry import dataset_info
     from study.training.models import build_model
-    from study.training.optimizers import build_optimizer
+    from study.training.recipe import Recipe
 
     keras.backend.clear_session()
     keras.utils.set_random_seed(config.seed)
     model = build_model(config, dataset_info(config.dataset))
-    model.compile(optimizer=build_optimizer(config), loss=keras.losses.SparseCategoricalCrossentropy(),
+    model.compile(optimizer=Recipe(config).optimizer(), loss=keras.losses.SparseCategoricalCrossentropy(),
                   metrics=["accuracy"])
     splits = splits_for(config)
     fit = model.fit(model_inputs(model, splits.x_train), splits.y_train, batch_size=config.batch_size,

@@ -14,13 +14,8 @@ import keras  # noqa: E402
 
 from study.config import TrialConfig  # noqa: E402
 from study.training.lesson_mlp import build_model, hidden_initializer  # noqa: E402
-from study.training.optimizers import build_optimizer  # noqa: E402
-from study.training.schedules import (  # noqa: E402
-    corrected_warmup_cosine,
-    lesson_warmup_cosine,
-    planned_learning_rates,
-    schedule_callbacks,
-)
+from study.training.recipe import Recipe  # noqa: E402
+from study.training.schedules import corrected_warmup_cosine, lesson_warmup_cosine, planned_learning_rates  # noqa: E402
 
 
 def layer_types(model) -> list[str]:
@@ -73,7 +68,7 @@ def test_batch_norm_sits_between_dense_and_activation_and_dropout_after():
 
 @pytest.mark.parametrize("name, cls, lr", [("sgd", keras.optimizers.SGD, 0.01), ("adam", keras.optimizers.Adam, 0.001)])
 def test_optimizers(name, cls, lr):
-    optimizer = build_optimizer(TrialConfig(optimizer=name, learning_rate=lr))
+    optimizer = Recipe(TrialConfig(optimizer=name, learning_rate=lr)).optimizer()
     assert isinstance(optimizer, cls)
     assert math.isclose(float(optimizer.learning_rate), lr, rel_tol=1e-6)
 
@@ -103,17 +98,57 @@ def test_planned_learning_rates_match_the_schedule_functions():
     assert planned_learning_rates(TrialConfig(schedule="plateau")) is None
 
 
-def test_plateau_callback_cuts_lr_by_factor_after_patience():
+def test_plateau_policy_cuts_lr_by_factor_after_patience_as_keras_does():
+    """The recipe's plateau decision and Keras' ReduceLROnPlateau, fed the same val_losses, give the same rates."""
     config = TrialConfig(schedule="plateau", plateau_factor=0.1, plateau_patience=2, learning_rate=0.01)
-    (callback,) = schedule_callbacks(config)
-    assert isinstance(callback, keras.callbacks.ReduceLROnPlateau)
+    callback = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.1, patience=2, verbose=0)
     model = build_model(config)
-    model.compile(optimizer=build_optimizer(config), loss="sparse_categorical_crossentropy")
+    model.compile(optimizer=Recipe(config).optimizer(), loss="sparse_categorical_crossentropy")
     callback.set_model(model)
     callback.on_train_begin()
-    lrs = []
-    for epoch, val_loss in enumerate([1.0, 0.9, 0.95, 0.95, 0.95, 0.95]):
-        callback.on_epoch_end(epoch, {"val_loss": val_loss})
+    policy = Recipe(config).policy()
+    lrs, ours = [], []
+    for epoch, val_loss in enumerate([1.0, 0.9, 0.95, 0.95, 0.95, 0.95, 0.89995, 0.8]):
+        ours.append(policy.rate_for_epoch(epoch))
+        policy.end_epoch(epoch, val_loss)
         lrs.append(float(model.optimizer.learning_rate))
-    # improves at epochs 0-1, then 2 epochs without improvement -> x0.1, 2 more -> x0.1 again
-    assert lrs == pytest.approx([0.01, 0.01, 0.01, 0.001, 0.001, 0.0001])
+        callback.on_epoch_end(epoch, {"val_loss": val_loss})
+    # improves at epochs 0-1, then 2 epochs without improvement -> x0.1, 2 more -> x0.1 again; 0.89995 is
+    # within min_delta (1e-4) of the best, so not an improvement either
+    assert ours == lrs
+    assert lrs == pytest.approx([0.01, 0.01, 0.01, 0.01, 0.001, 0.001, 0.0001, 0.0001])
+
+
+def test_early_stopping_policy_stops_as_keras_does():
+    config = TrialConfig(early_stopping_patience=2)
+    callback = keras.callbacks.EarlyStopping(monitor="val_loss", patience=2)
+    model = build_model(config)
+    callback.set_model(model)
+    callback.on_train_begin()
+    policy = Recipe(config).policy()
+    for epoch, val_loss in enumerate([1.0, 0.9, 0.9, 0.95, 0.8]):
+        policy.end_epoch(epoch, val_loss)
+        callback.on_epoch_end(epoch, {"val_loss": val_loss})
+        assert policy.stopped == getattr(model, "stop_training", False), epoch
+        if policy.stopped:
+            break
+    assert epoch == 3  # 0.9 again is no improvement (min_delta 0): the second epoch without one stops
+
+
+def test_label_smoothing_is_the_smoothed_one_hot_crossentropy():
+    """The recipe's loss at label_smoothing e equals Keras' CategoricalCrossentropy(label_smoothing=e) on one-hot
+    labels, and at 0 is Keras' sparse categorical cross-entropy (what the lesson trains with)."""
+    import numpy as np
+
+    y = np.array([0, 3, 9, 3])
+    probs = keras.ops.softmax(keras.random.normal((4, 10), seed=1))
+    one_hot = keras.ops.one_hot(y, 10)
+    smoothed = Recipe(TrialConfig(label_smoothing=0.1))
+    expected = keras.losses.CategoricalCrossentropy(label_smoothing=0.1)(one_hot, probs)
+    assert float(keras.ops.mean(smoothed.loss(y, probs))) == pytest.approx(float(expected), rel=1e-6)
+    assert float(smoothed.keras_loss()(y, probs)) == pytest.approx(float(expected), rel=1e-6)
+    plain = Recipe(TrialConfig())
+    assert isinstance(plain.keras_loss(), keras.losses.SparseCategoricalCrossentropy)
+    assert np.array_equal(keras.ops.convert_to_numpy(plain.loss(y, probs)),
+                          keras.ops.convert_to_numpy(keras.ops.sparse_categorical_crossentropy(y, probs)))
+    assert float(keras.ops.mean(smoothed.loss(y, probs))) > float(keras.ops.mean(plain.loss(y, probs)))

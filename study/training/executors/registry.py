@@ -11,7 +11,7 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from study.config import TrialConfig, structure_key
+from study.config import DEFAULTS, TrialConfig, structure_key
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,9 @@ class ExecutorEntry:
     group_key: Callable[[TrialConfig], str | None]  # equal keys can be trained in one call; None: alone
     describe: str
     lease_size: int = 1  # the most trials a worker takes from the queue at once for this executor
+    # Factors this executor does not implement: a trial that sets one (to anything but its default) is refused
+    # (inert_problem), never trained as if it were not set. The conformance suite checks every other factor.
+    inert: tuple[str, ...] = ()
 
 
 def alone(config: TrialConfig) -> str | None:
@@ -54,6 +57,19 @@ def executor_for(name: str):
     entry = EXECUTORS[name]
     module, _, cls = entry.target.partition(":")
     return getattr(importlib.import_module(module), cls)()  # backend-selection import: Keras comes after it
+
+
+def inert_problem(config: TrialConfig) -> str | None:
+    """Why `config`'s executor refuses it (a factor set that the executor declares inert), or None."""
+    entry = EXECUTORS.get(config.executor)
+    if entry is None:
+        return None
+    values = config.as_dict()
+    for name in entry.inert:
+        if values[name] != DEFAULTS[name]:
+            return (f"{name}={values[name]!r}: executor {entry.name} does not implement {name} (declared inert); "
+                    f"use another executor or {name}: {DEFAULTS[name]!r}")
+    return None
 
 
 def group_of(config: TrialConfig) -> str | None:

@@ -35,15 +35,14 @@ from study.core.status import TrialStatus
 from study.data.arrays import Splits
 from study.data.registry import dataset_info
 from study.training.executors.base import Batch, ExecutionSettings, TrialHooks
-from study.training.fused.controllers import TrialController
 from study.training.fused.initial_state import (NotFusable, SeedReplay, build_template, learning_rate_index,
                                                 optimizer_values, rebuilt_values)
 from study.training.fused.lanes import lane_width, lanes_of, parts, stack
 from study.training.fused.memory import max_group
 from study.training.fused.program import FusedProgram
 from study.training.models import build_model, model_inputs
-from study.training.optimizers import build_optimizer
 from study.training.probes import Probe, probe_batch
+from study.training.recipe import EpochPolicy, Recipe
 from study.training.results import TrialResult, summarize_history
 
 
@@ -115,16 +114,16 @@ class FusedExecutor:
         state = (trainable, non_trainable, opt)
         best = (jax.tree.map(jnp.copy, trainable), jax.tree.map(jnp.copy, non_trainable))
         has_best = np.zeros(len(configs), dtype=bool)
-        controllers = [TrialController(c) for c in configs]
+        policies: list[EpochPolicy] = [Recipe(c).policy() for c in configs]  # per trial, between epochs
         history: list[dict[str, list[float]]] = [{m: [] for m in _METRICS} for _ in configs]
         size, batch_size = len(y_train), configs[0].batch_size
         orders = BatchOrders(list(lanes_of([c.seed for c in configs], width, configs[0].seed)), size, batch_size)
         for epoch in range(configs[0].epochs):
-            active = lanes_of([not (c.stopped or c.diverged or c.stopped_by_hook) for c in controllers], width, False)
+            active = lanes_of([c.active for c in policies], width, False)
             if not active.any():
                 break
             _check(batch)
-            rates = [c.rate_for_epoch(epoch) for c in controllers]
+            rates = [c.rate_for_epoch(epoch) for c in policies]
             opt = list(state[2])
             opt[lr_index] = jnp.asarray(lanes_of(rates, width, rates[0]), dtype=opt[lr_index].dtype)
             state = (state[0], state[1], opt)
@@ -141,7 +140,7 @@ class FusedExecutor:
             probed = self._probe(program, state, x_train, y_train) if settings.probes else [{}] * len(configs)
             loss_sum, correct, count, diverged = map(np.asarray, (loss_sum, correct, count, diverged))
             keep = np.zeros(width, dtype=bool)
-            for k, controller in enumerate(controllers):
+            for k, policy in enumerate(policies):
                 if not active[k]:
                     continue
                 loss = math.nan if diverged[k] or not count[k] else float(loss_sum[k] / count[k])
@@ -152,21 +151,21 @@ class FusedExecutor:
                     history[k].setdefault(name, []).append(value)
                 hooks[k].on_epoch_end(epoch, logs)
                 if not math.isfinite(loss):
-                    controller.diverged = True
+                    policy.diverged = True
                     continue
-                keep[k] = controller.keeps(loss, logs["val_loss"])
-                controller.end_epoch(epoch, logs["val_loss"])
+                keep[k] = policy.keeps(loss, logs["val_loss"])
+                policy.end_epoch(epoch, logs["val_loss"])
                 if epoch + 1 != configs[k].epochs and hooks[k].should_stop(epoch, logs):
-                    controller.stopped_by_hook = True
+                    policy.stopped_by_hook = True
             if keep.any():
                 mask = jnp.asarray(keep)
                 best = (jax.tree.map(lambda n, o: _where(mask, n, o), state[0], best[0]),
                         jax.tree.map(lambda n, o: _where(mask, n, o), state[1], best[1]))
                 has_best |= keep[:len(configs)]
-        return self._finish(configs, program, best, has_best, history, controllers, data, batch, settings,
+        return self._finish(configs, program, best, has_best, history, policies, data, batch, settings,
                             positions, (time.perf_counter() - started) / len(configs))
 
-    def _finish(self, configs, program, best, has_best, history, controllers, data, batch, settings, positions,
+    def _finish(self, configs, program, best, has_best, history, policies, data, batch, settings, positions,
                 seconds_each) -> list[TrialResult]:
         """Test the kept weights once, save the kept models, and make the results."""
         *_, x_test, y_test, valid_test = data
@@ -182,9 +181,9 @@ class FusedExecutor:
                 if settings.save_model:
                     model_path = self._save(model, kept, k, batch.workdir / f"trial-{positions[k]}")
             final["params"] = float(model.count_params())
-            diverged = controllers[k].diverged or any(not math.isfinite(v) for v in history[k]["loss"])
+            diverged = policies[k].diverged or any(not math.isfinite(v) for v in history[k]["loss"])
             results.append(TrialResult(config=config, history=history[k], final=final, wall_time_s=seconds_each,
-                                       model_path=model_path, stopped_by_hook=controllers[k].stopped_by_hook,
+                                       model_path=model_path, stopped_by_hook=policies[k].stopped_by_hook,
                                        status=(TrialStatus.DIVERGED if diverged else TrialStatus.COMPLETED).value))
         return results
 
@@ -203,7 +202,7 @@ class FusedExecutor:
         """Each trial's mechanism probes at this epoch's end (study.training.probes), one vmapped call."""
         probe = self._probes.get(id(program))
         if probe is None:
-            probe = self._probes[id(program)] = Probe(program.model)
+            probe = self._probes[id(program)] = Probe(program.model, program.loss)
         return probe.group_values(state[0], state[1], *probe_batch(x_train, y_train))
 
     # ------------------------------------------------------------------ what a group is built from
@@ -212,12 +211,12 @@ class FusedExecutor:
         key = structure_key(config)
         if key not in self._programs:
             model = self._template(config).model
+            recipe = Recipe(config)  # a structural factor: the same for every trial of the program
             # Compiled like the Keras executor's models, so a saved kept model evaluates as it loads.
-            model.compile(optimizer=build_optimizer(config), loss=keras.losses.SparseCategoricalCrossentropy(),
-                          metrics=["accuracy"])
-            optimizer = build_optimizer(config)
+            model.compile(optimizer=recipe.optimizer(), loss=recipe.keras_loss(), metrics=["accuracy"])
+            optimizer = recipe.optimizer()
             optimizer.build(model.trainable_variables)
-            self._programs[key] = FusedProgram(model, optimizer, unroll=scan_unroll())
+            self._programs[key] = FusedProgram(model, optimizer, recipe.loss, unroll=scan_unroll())
         return self._programs[key]
 
     def _template(self, config: TrialConfig) -> SeedReplay:

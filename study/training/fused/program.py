@@ -1,6 +1,6 @@
 """One structure's training and evaluation as XLA programs over a leading trial axis (JAX).
 
-The model and optimizer stay Keras objects: `model.stateless_call` and
+The model and optimizer stay Keras objects and the loss is the trial's recipe's (study.training.recipe): `model.stateless_call` and
 `optimizer.stateless_apply` are vmapped over the trials' stacked variables inside a
 jitted `lax.scan` over a chunk of steps. The learning rate is an optimizer variable,
 so stacking gives each trial its own. Trials of a group share their batches (same
@@ -16,6 +16,7 @@ pruned, diverged) are frozen the same way, so the rest of the group goes on unto
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +41,7 @@ class FusedProgram:
 
     model: Any
     optimizer: Any
+    loss: Callable[[Any, Any], Any]  # per example (labels, probabilities): the trial's Recipe.loss
     unroll: int = 1  # scan steps per loop iteration: a GPU pays a host round trip per iteration
 
     def __post_init__(self) -> None:
@@ -52,7 +54,7 @@ class FusedProgram:
         def loss_fn(trainable_values, non_trainable_values):
             y_pred, non_trainable_values, losses = self.model.stateless_call(
                 trainable_values, non_trainable_values, x, training=True, return_losses=True)
-            loss = keras.ops.mean(keras.ops.sparse_categorical_crossentropy(y, y_pred))
+            loss = keras.ops.mean(self.loss(y, y_pred))
             if losses:
                 loss = loss + sum(losses)
             return loss, (y_pred, non_trainable_values)
@@ -95,7 +97,7 @@ class FusedProgram:
         x is broadcast to every lane, as in training."""
         def one(trainable_values, non_trainable_values, x):
             y_pred, _ = self.model.stateless_call(trainable_values, non_trainable_values, x, training=False)
-            losses = keras.ops.sparse_categorical_crossentropy(y, y_pred)
+            losses = self.loss(y, y_pred)
             return (jnp.sum(jnp.where(valid, losses, 0.0)),
                     jnp.sum(jnp.where(valid, jnp.argmax(y_pred, axis=-1) == y, False)))
 
