@@ -16,7 +16,9 @@ MLflow child run per trial through the tracked path; a user's own model (a build
 module with its own hyperparameters, tests/executors/user_cnn.py) on digits trains too;
 the mechanism probes (study.training.probes) are logged each epoch, show sigmoid with
 N(0, 1) init saturated where ReLU with He is not, leave training unchanged, and agree
-with the Keras executor's on JAX.
+with the Keras executor's on JAX; every declared factor (TrialConfig field) changes what
+the executor computes and agrees with the Keras executor's within FACTOR_RTOL, or is
+declared inert for the executor and refused in one line.
 """
 
 from __future__ import annotations
@@ -301,11 +303,113 @@ def check_probes_agree_with_keras_executor() -> None:
 
 PROBE_RTOL = 1e-5
 
+
+# ------------------------------------------------------------------ every declared factor acts, in every executor
+
+# A small trial that overfits within its epochs (128 images), so plateau reductions and early stopping happen.
+FACTOR_BASE = TrialConfig(train_subset=128, epochs=8, hidden_layers=2, units=16, optimizer="adam",
+                          learning_rate=0.02, batch_size=32, seed=0, backend=BACKEND, executor=EXECUTOR)
+# Each TrialConfig field at two levels, (a, b) as changes from FACTOR_BASE.
+FACTOR_LEVELS: dict[str, tuple[dict, dict]] = {
+    "dataset": ({}, {"dataset": "digits"}),
+    "validation": ({}, {"validation": "test"}),
+    "train_subset": ({}, {"train_subset": 256}),
+    "epochs": ({}, {"epochs": 9}),
+    "batch_size": ({}, {"batch_size": 64}),
+    "hidden_layers": ({}, {"hidden_layers": 3}),
+    "units": ({}, {"units": 24}),
+    "activation": ({}, {"activation": "sigmoid"}),
+    "init": ({}, {"init": "he"}),
+    "batch_norm": ({}, {"batch_norm": True}),
+    "dropout": ({}, {"dropout": 0.2}),
+    "optimizer": ({}, {"optimizer": "sgd"}),
+    "learning_rate": ({}, {"learning_rate": 0.01}),
+    "schedule": ({}, {"schedule": "warmup_cosine_corrected"}),
+    "warmup_epochs": ({"schedule": "warmup_cosine_corrected"}, {"schedule": "warmup_cosine_corrected",
+                                                               "warmup_epochs": 1}),
+    "plateau_factor": ({"schedule": "plateau", "plateau_patience": 0},
+                       {"schedule": "plateau", "plateau_patience": 0, "plateau_factor": 0.5}),
+    "plateau_patience": ({"schedule": "plateau", "plateau_patience": 0},
+                         {"schedule": "plateau", "plateau_patience": 2}),
+    "early_stopping_patience": ({}, {"early_stopping_patience": 1}),
+    "seed": ({}, {"seed": 1}),
+    "weight_decay": ({}, {"weight_decay": 0.01}),
+    "label_smoothing": ({}, {"label_smoothing": 0.1}),
+}
+# Fields that are not levels of one trial's training here, and where they are checked instead.
+NOT_LEVELS = {"backend": "one backend per suite run", "executor": "the executor under test",
+              "model": "check_user_model_trains", "hparams": "check_user_model_trains"}
+# How far an executor may be from the reference (the Keras executor on this backend) after FACTOR_BASE's epochs,
+# relative to max(1, |value|): losses to float rounding; accuracy to 5 of 10,000 validation predictions, as
+# rounding flips an example at the decision boundary (batch norm, fused vs Keras on JAX: 1 in 10,000). The
+# learning rates and the epochs run (the recipe's policy) must be equal.
+FACTOR_RTOL = {"loss": 1e-4, "val_loss": 1e-4, "val_accuracy": 5e-4}
+
+
+def check_every_factor_acts() -> None:
+    """Every declared factor changes what this executor computes (its two levels train differently), and the
+    executor agrees with the reference (the Keras executor) within FACTOR_RTOL at the second level; a factor
+    the executor declares inert (study.training.executors.registry) is refused in one line instead. A factor declared in TrialConfig
+    without a level here fails the suite: a new factor is checked in every executor from the start."""
+    from study.config import FACTORS
+    from study.core.errors import InputError
+    from study.training.executors.registry import EXECUTORS
+    from study.training.recipe import Recipe
+
+    missing = set(FACTORS) - set(FACTOR_LEVELS) - set(NOT_LEVELS)
+    assert not missing, f"no levels for factor(s) {sorted(missing)}: add them to FACTOR_LEVELS"
+    inert = set(EXECUTORS[EXECUTOR].inert)
+    assert inert <= set(FACTOR_LEVELS), ("inert factors that are not factors", inert - set(FACTOR_LEVELS))
+    problems = []
+    for name in sorted(inert):
+        config = FACTOR_BASE.replace(**FACTOR_LEVELS[name][1])
+        try:
+            Recipe(config)
+            problems.append(f"{name}: declared inert for {EXECUTOR} but not refused")
+        except InputError as exc:
+            if name not in str(exc) or "\n" in str(exc):
+                problems.append(f"{name}: refused without one line naming it: {exc}")
+    pairs = {name: tuple(FACTOR_BASE.replace(**level) for level in levels)
+             for name, levels in FACTOR_LEVELS.items() if name not in inert}
+    unique = list(dict.fromkeys(c for pair in pairs.values() for c in pair))
+    results = dict(zip(unique, run(unique)))
+    reference = None
+    if EXECUTOR != "keras":  # the reference executor on this backend, on the second levels
+        seconds = list(dict.fromkeys(b.replace(executor="keras") for _, b in pairs.values()))
+        reference = dict(zip(seconds, executor_for("keras").run(
+            Batch(configs=seconds, splits=[splits_for(c) for c in seconds], hooks=[TrialHooks() for _ in seconds],
+                  workdir=Path(tempfile.mkdtemp(prefix="conformance-"))), SETTINGS)))
+    worst = dict.fromkeys(FACTOR_RTOL, 0.0)
+    for name, (a, b) in pairs.items():
+        ra, rb = results[a], results[b]
+        if ra.status != "completed" or rb.status != "completed":
+            problems.append(f"{name}: {ra.status} / {rb.status}")
+            continue
+        if (ra.history["loss"], ra.history["val_loss"]) == (rb.history["loss"], rb.history["val_loss"]):
+            problems.append(f"{name}: both levels trained identically (the factor is ignored)")
+        if reference is None:
+            continue
+        expected = reference[b.replace(executor="keras")]
+        if (rb.history["learning_rate"], rb.epochs_run) != (expected.history["learning_rate"], expected.epochs_run):
+            problems.append(f"{name}: learning rates / epochs differ from the Keras executor's: "
+                            f"{rb.history['learning_rate']} vs {expected.history['learning_rate']}")
+            continue
+        for metric, rtol in FACTOR_RTOL.items():
+            for x, y in zip(expected.history[metric], rb.history[metric]):
+                worst[metric] = max(worst[metric], abs(x - y) / max(1.0, abs(x)))
+                if abs(x - y) > rtol * max(1.0, abs(x)):
+                    problems.append(f"{name}: {metric} {y} vs the Keras executor's {x}")
+                    break
+    if reference is not None:
+        print("factors vs the Keras executor, largest relative difference: "
+              + ", ".join(f"{m} {v:.2e}" for m, v in worst.items()), file=sys.stderr)
+    assert not problems, "; ".join(problems)
+
 CHECKS = [check_results_complete_and_in_order, check_hooks_see_every_epoch, check_should_stop_ends_one_trial,
           check_nan_is_diverged_and_contained, check_group_independent, check_stop_event_interrupts, check_kept_epoch_is_tested_and_saved,
           check_same_batch_same_numbers, check_agrees_with_keras, check_one_mlflow_run_per_trial,
           check_user_model_trains, check_probes_are_logged, check_probes_leave_training_unchanged,
-          check_probes_agree_with_keras_executor]
+          check_probes_agree_with_keras_executor, check_every_factor_acts]
 
 if __name__ == "__main__":
     outcome = {}

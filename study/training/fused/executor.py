@@ -208,7 +208,7 @@ class FusedExecutor:
     # ------------------------------------------------------------------ what a group is built from
 
     def _program(self, config: TrialConfig) -> FusedProgram:
-        key = structure_key(config)
+        key = (structure_key(config), config.dataset)  # the data fixes the model's input and output shapes
         if key not in self._programs:
             model = self._template(config).model
             recipe = Recipe(config)  # a structural factor: the same for every trial of the program
