@@ -349,8 +349,9 @@ FACTOR_RTOL = {"loss": 1e-4, "val_loss": 1e-4, "val_accuracy": 5e-4}
 def check_every_factor_acts() -> None:
     """Every declared factor changes what this executor computes (its two levels train differently), and the
     executor agrees with the reference (the Keras executor) within FACTOR_RTOL at the second level; a factor
-    the executor declares inert (study.training.executors.registry) is refused in one line instead. A factor declared in TrialConfig
-    without a level here fails the suite: a new factor is checked in every executor from the start."""
+    the executor declares inert (study.training.executors.registry) is refused in one line instead. A factor
+    declared in TrialConfig without a level here fails the suite: a new factor is checked in every executor
+    from the start."""
     from study.config import FACTORS
     from study.core.errors import InputError
     from study.training.executors.registry import EXECUTORS

@@ -1,7 +1,7 @@
 """One structure's training and evaluation as XLA programs over a leading trial axis (JAX).
 
-The model and optimizer stay Keras objects and the loss is the trial's recipe's (study.training.recipe): `model.stateless_call` and
-`optimizer.stateless_apply` are vmapped over the trials' stacked variables inside a
+The model and optimizer stay Keras objects and the loss is the trials' recipe's
+(study.training.recipe): `model.stateless_call` and `optimizer.stateless_apply` are vmapped over the trials' stacked variables inside a
 jitted `lax.scan` over a chunk of steps. The learning rate is an optimizer variable,
 so stacking gives each trial its own. Trials of a group share their batches (same
 seed, same order), so each step gathers one batch for all of them. That batch is
