@@ -36,7 +36,7 @@ from study.tracking.runs import log_json, log_study_data, parent_run, reap_dead_
 from study.tracking.store import configure, experiment_id
 from study.tracking.summary import log_totals, study_totals
 from study.training.backend import name_backend, select_backend
-from study.training.model_check import check_models
+from study.training.model_check import check_inert, check_models
 
 
 @dataclass
@@ -66,7 +66,9 @@ def verify_data(datasets: Iterable[str], data_dir: str | None, log: Callable[[st
 def verify_models(configs: list, spec, log: Callable[[str], None]) -> None:
     """Build a user model once per structure before anything is created (SpecError, exit 2, naming `model`).
     With several local workers this process builds them too (it imports Keras for that, trains nothing);
-    each worker checks its base model again when it starts, as a worker on another machine does."""
+    each worker checks its base model again when it starts, as a worker on another machine does. A factor an
+    executor declares inert is refused here too (study.training.model_check.check_inert)."""
+    check_inert(configs, spec.source)
     if all(c.model == LESSON_MODEL for c in configs):
         return  # the lesson's MLP needs no check (and a launcher of many workers never imports Keras for it)
     select_backend(spec.base.backend)  # a no-op when this process trains (chosen above)

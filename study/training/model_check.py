@@ -26,10 +26,7 @@ def check_models(configs: Iterable[TrialConfig], source: str) -> int:
     """Refuse a factor an executor declares inert; build each user-model structure among `configs` once;
     return how many were built."""
     configs = list(configs)
-    for config in configs:
-        problem = inert_problem(config)
-        if problem:
-            raise SpecError(source, "executor", problem)
+    check_inert(configs, source)
     configs = [c for c in configs if c.model != LESSON_MODEL]
     todo: dict[tuple, TrialConfig] = {}
     for config in configs:
@@ -67,6 +64,15 @@ def check_models(configs: Iterable[TrialConfig], source: str) -> int:
         _CHECKED.add(key)
     keras.backend.clear_session()
     return len(todo)
+
+
+def check_inert(configs: Iterable[TrialConfig], source: str) -> None:
+    """A SpecError (exit 2, one line naming `executor`) for a trial that sets a factor its executor declares
+    inert (study.training.executors.registry): it would train as if the factor were not set."""
+    for config in configs:
+        problem = inert_problem(config)
+        if problem:
+            raise SpecError(source, "executor", problem)
 
 
 def model_problem(model: Any, data: DatasetInfo) -> str | None:
