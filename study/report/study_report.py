@@ -29,6 +29,7 @@ from study.report.sections.conditional import ConditionalSection
 from study.report.sections.effects import EffectsSection
 from study.report.sections.findings import FindingsSection
 from study.report.sections.methods import MethodsSection
+from study.report.sections.gradients import GradientsSection
 from study.report.sections.lesson import LessonComparisonSection, LessonFiguresSection
 from study.report.sections.results import LeaderboardSection, PathSection, TrialsSection
 from study.spec.study_spec import StudySpec
@@ -46,7 +47,7 @@ class NoTrialsYet:
 SECTIONS: list[Section] = [
     HeaderSection(), NoTrialsYet(), AdviceSection(), FindingsSection(), ClaimsSection(), ConditionalSection(),
     TrialsSection(), LeaderboardSection(), EffectsSection(), InteractionsSection(), PathSection(), LessonFiguresSection(),
-    LessonComparisonSection(), MethodsSection(), SpecSection(), FilesSection(), ReproducibilitySection(),
+    GradientsSection(), LessonComparisonSection(), MethodsSection(), SpecSection(), FilesSection(), ReproducibilitySection(),
 ]
 
 
