@@ -17,18 +17,19 @@ from typing import Any
 from study.config import TrialConfig
 from study.core.errors import Interrupted
 from study.core.names import (CONFIG_ATTR, DUPLICATE_ATTR, LEVELS_ATTR, NUMBER_TAG, OPTUNA_STUDY_TAG,
-                              RECOVERED_ATTR, RUN_ID_ATTR, STATUS_ATTR, STATUS_TAG, WORKER_ATTR)
+                              RECOVERED_ATTR, RUN_ID_ATTR, STATUS_ATTR, STATUS_TAG, TAGS_ATTR, WORKER_ATTR)
 from study.core.status import DONE_STATUSES, TrialStatus
 from study.core.text import format_duration
 from study.execution import confirm_stage
 from study.execution.sources import TrainingContext, Verdict, objective_value
 from study.execution.status_text import grid_status_text
-from study.execution.tracked import Recording, run_tracked
+from study.execution.tracked import Recording, pruned_or_own, run_tracked
 from study.queue.progress import collect, key_states
 from study.queue.trial_queue import Claim, QueueItem, TrialQueue
 from study.spec.designs import Trial
 from study.spec.study_spec import StudySpec
 from study.tracking.runs import finished_trial_run, reap_key_runs
+from study.training.executors.base import TrialHooks
 from study.training.executors.registry import group_of, program_of
 
 
@@ -40,6 +41,7 @@ class GridSource:
 
     kind = "ablation"
     keeps_models = True
+    later = "the confirm stage"  # what `study run` says comes after the trials it knows of
 
     def __init__(self, spec: StudySpec) -> None:
         self.spec = spec
@@ -133,7 +135,9 @@ class GridSource:
             ctx.open_parent()
             executor = ctx.executor(todo[0][2].config.executor)
             recording = Recording(
-                tags=[{OPTUNA_STUDY_TAG: self.spec.name, NUMBER_TAG: str(claim.number)} for _, claim, _ in todo],
+                tags=[{OPTUNA_STUDY_TAG: self.spec.name, NUMBER_TAG: str(claim.number),
+                       **claim.user_attrs.get(TAGS_ATTR, {})} for _, claim, _ in todo],
+                hooks=self.hooks([claim for _, claim, _ in todo], ctx), status_of=pruned_or_own,
                 on_start=lambda i, run_id: queue.set_attrs(todo[i][1], {RUN_ID_ATTR: run_id}),
                 still_ours=lambda i: queue.holds(todo[i][1]))
             outcomes = run_tracked([trial for _, _, trial in todo], self.spec.name, ctx.exp_id, ctx.splits,
@@ -146,6 +150,10 @@ class GridSource:
                                        "error": outcome.error.splitlines()[0][:500]})
                 verdicts[index] = Verdict(outcome.status, outcome.val_accuracy, outcome.seconds)
         return [verdicts[i] for i in range(len(claims))]
+
+    def hooks(self, claims: Sequence[Claim], ctx: TrainingContext) -> list[TrialHooks] | None:
+        """Per-trial epoch listeners beside MLflow's logging: none for a grid (a stage that prunes adds them)."""
+        return None
 
     def describe(self, queue: TrialQueue, finished: Sequence[tuple[Claim, Verdict]]) -> list[str]:
         """One line per trial: study-wide done/total, the trial, its outcome, time, study-wide ETA."""

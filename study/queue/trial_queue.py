@@ -32,7 +32,7 @@ from optuna.exceptions import DuplicatedStudyError, UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
 from study.core.names import (CONFIG_ATTR, DUPLICATE_ATTR, GROUP_ATTR, IDENTITY_ATTRS, KEY_ATTR, LEVELS_ATTR,
-                              RETRAINS_ATTR, STATUS_ATTR)
+                              RETRAINS_ATTR, STATUS_ATTR, TAGS_ATTR)
 from study.core.status import TrialStatus
 from study.queue.storage import QueueSettings, open_storage
 
@@ -48,6 +48,7 @@ class QueueItem:
     config: dict[str, Any]
     levels: dict[str, str] = field(default_factory=dict)
     group: str | None = None  # trials with the same group can be taken and trained together
+    tags: dict[str, str] = field(default_factory=dict)  # extra MLflow tags of its run (e.g. stage, arm)
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,8 @@ class TrialQueue:
             attrs = {KEY_ATTR: item.key, CONFIG_ATTR: item.config, LEVELS_ATTR: item.levels}
             if item.group is not None:
                 attrs[GROUP_ATTR] = item.group
+            if item.tags:
+                attrs[TAGS_ATTR] = item.tags
             if item.key in replaced:
                 attrs[RETRAINS_ATTR] = replaced[item.key]
             self.study.enqueue_trial({}, user_attrs=attrs)
