@@ -123,7 +123,8 @@ def _not_a_factor(source: str, where: str, name: str, factors: dict[str, tuple[L
         for level in levels:
             if name in level.values:
                 raise SpecError(source, where, f"is set by level {level.label!r} of factors.{factor}; a tuned field "
-                                               "takes each arm's tuned value, so no level may set it")
+                                               "takes each arm's tuned value, so no level may set it (its fixed "
+                                               "value comes from base)")
 
 
 def _parse_arms(source: str, raw: Any, factors: dict[str, tuple[Level, ...]]) -> tuple[str, ...] | None:

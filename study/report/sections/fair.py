@@ -59,7 +59,7 @@ def comparison_markdown(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def fair_section(ctx: ReportContext, fair: FairAnalysis) -> str:
-    spec, out = ctx.spec, ctx.out
+    spec = ctx.spec
     tune = tuning(spec)
     fields = list(tune.fields)
     done = int(fair.arms["trials"].sum()) if not fair.arms.empty else 0
