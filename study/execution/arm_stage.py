@@ -23,15 +23,31 @@ from collections.abc import Sequence
 import pandas as pd
 
 from study.analysis.runs import epoch_curves, trials_frame
-from study.analysis.tuned_arms import (PRIMARY, TuningPlan, decide, point_table, tuning_frame, tuning_plan)
+from study.analysis.tuned_arms import (
+    PRIMARY,
+    TuningPlan,
+    decide,
+    point_table,
+    tuning_frame,
+    tuning_plan,
+)
 from study.core.names import ARM_TAG, CONFIG_ATTR, KEY_ATTR, STAGE_TAG, TAGS_ATTR
+from study.core.store_lock import schema_lock
 from study.execution.confirm_stage import main_done
 from study.execution.grid_source import GridSource
 from study.execution.sources import TrainingContext, Verdict
 from study.queue.progress import key_states
 from study.queue.trial_queue import Claim, QueueItem, TrialQueue
-from study.spec.arms import (STAGE_CONFIRM, STAGE_FIXED, STAGE_MAIN, STAGE_TUNE, arm_for, fixed_trials, tuned_spec,
-                             tuning)
+from study.spec.arms import (
+    STAGE_CONFIRM,
+    STAGE_FIXED,
+    STAGE_MAIN,
+    STAGE_TUNE,
+    arm_for,
+    fixed_trials,
+    tuned_spec,
+    tuning,
+)
 from study.spec.designs import Trial
 from study.spec.study_spec import StudySpec
 from study.training.executors.base import TrialHooks
@@ -119,8 +135,9 @@ class ArmSource(GridSource):
         tuned = tuning_frame(self.untuned, self.plan, runs)
         points = point_table(self.untuned, tuned)
         values = decide(self.untuned, points)
-        write_arm_studies(queue.storage, self.untuned.name, tuning(self.untuned).space,
-                          arm_points(self.plan, tuned, points), values)
+        with schema_lock(queue.url, "storage"):  # workers deciding at once: the second finds every point there
+            write_arm_studies(queue.storage, self.untuned.name, tuning(self.untuned).space,
+                              arm_points(self.plan, tuned, points), values)
         self.spec = tuned_spec(self.untuned, values)  # GridSource.confirm reads the tuned spec from here on
         main = self.spec.unique_trials()
         fresh = self._add(main, STAGE_MAIN)

@@ -3,8 +3,9 @@
 The tuning trials themselves are ordinary trials of the study's queue (one per point and tuning
 seed, exactly once); what a user wants to look at is each arm's search: one Optuna trial per point,
 its params, its value (the mean val accuracy over the tuning seeds) and the per-seed values. Written
-when the arm's tuning is decided, by whichever worker decides it; writing again adds only the points
-the study lacks (a rerun after a crash completes it, a second writer finds it complete).
+when the arm's tuning is decided, by whichever worker decides it, under the store's lock
+(study.core.store_lock); writing again adds only the points the study lacks (a rerun after a crash
+completes it, a second writer finds it complete).
 """
 
 from __future__ import annotations

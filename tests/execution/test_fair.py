@@ -143,3 +143,39 @@ def test_a_worker_killed_in_the_tuning_stage_loses_nothing_and_repeats_nothing(t
     assert len(finished) == 64
     killed = [r for r in trial_runs(tracking, "fair_outside") if r.info.status != "FINISHED"]
     assert killed and {r.data.tags.get("trial_status") for r in killed} <= {"interrupted"}
+
+
+TPE = """
+name: fair_tpe
+epochs: 3
+train_subset: 300
+validation: holdout
+seeds: [0]
+base: {hidden_layers: 2, units: 16, learning_rate: 0.05}
+factors:
+  optimizer: [sgd, adam]
+tune_each_arm:
+  learning_rate: {low: 1.0e-3, high: 1.0, log: true}
+  trials: 5
+  seeds: [100, 101]
+  sampler: tpe
+"""
+
+
+def test_tpe_proposes_each_arms_points_one_after_another_and_prunes_by_the_arms_median(tmp_path, data_dir):
+    spec_path = write_spec(tmp_path / "fair_tpe.yaml", TPE)
+    tracking, storage = f"sqlite:///{tmp_path / 'mlflow.db'}", f"sqlite:///{tmp_path / 'optuna.db'}"
+    result = run_cli("run", str(spec_path), "--data-dir", str(data_dir), "--tracking-uri", tracking, "--storage",
+                     storage, "--reports-dir", str(tmp_path / "reports"), "--workers", "2", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "6 trials, 0 already done, 6 to run" in result.stdout, "first points of 2 arms x 2 seeds, 2 fixed"
+    finished = assert_stages_complete(spec_path, tracking)
+    tune = [r for r in finished if r.data.tags["stage"] == "tune"]
+    assert len(tune) == 2 * 5 * 2
+    assert {r.data.tags["trial_status"] for r in tune} <= {"completed", "diverged", "pruned"}
+    pruned = [r for r in tune if r.data.tags["trial_status"] == "pruned"]
+    assert all(r.data.metrics["epochs_run"] < 3 for r in pruned)
+    studies = {s.study_name: s.n_trials for s in optuna.get_all_study_summaries(storage)}
+    assert studies["fair_tpe/arm/optimizer=sgd"] == 5 and studies["fair_tpe/arm/optimizer=adam"] == 5
+    arms = pd.read_csv(tmp_path / "reports" / "fair_tpe" / "tables" / "tuned_arms.csv")
+    assert list(arms["points"]) == [5, 5] and list(arms["trials"]) == [10, 10]
