@@ -13,6 +13,7 @@ import optuna
 import pandas as pd
 import pytest
 
+from study.analysis.confirm import confirm_trials_from_runs
 from study.analysis.runs import trials_frame
 from study.analysis.tuned_arms import resolved, tuning_plan
 from study.core.names import TAGS_ATTR
@@ -47,6 +48,7 @@ tune_each_arm:
   trials: 4
   seeds: [100, 101]
   arms: [optimizer, batch_norm]
+confirm: {top_k: 1, seeds: [7], path: false}
 """
 
 
@@ -70,6 +72,9 @@ def assert_stages_complete(spec_path, tracking: str) -> list:
     stages, finished = stage_counts(tracking, spec.name)
     expected = {"tune": {t.key for t in plan.all_trials()}, "fixed": {t.key for t in fixed_trials(spec)},
                 "main": {t.key for t in tuned.unique_trials()}}
+    if spec.confirm is not None:  # the confirm stage's configs, picked from the main trials at the tuned values
+        expected["confirm"] = {t.key for t in confirm_trials_from_runs(tuned, runs[runs["seed"].isin(spec.seeds)])}
+        assert len(expected["confirm"]) == spec.confirm.top_k * len(spec.confirm.seeds)
     assert stages == {stage: len(keys) for stage, keys in expected.items()}
     for stage, keys in expected.items():
         mine = [r for r in finished if r.data.tags.get("stage") == stage]
@@ -87,8 +92,11 @@ def test_someone_elses_spec_gets_tuned_arms_both_effects_and_claims_at_tuned_val
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert "48 trials, 0 already done, 48 to run (then the main trials at each arm's tuned values)" in first.stdout
     finished = assert_stages_complete(spec_path, tracking)
-    assert len(finished) == 32 + 16 + 16
+    assert len(finished) == 32 + 16 + 16 + 1
     tune_runs = [r for r in finished if r.data.tags["stage"] == "tune"]
+    confirmed = [r for r in finished if r.data.tags["stage"] == "confirm"]
+    assert float(confirmed[0].data.params["learning_rate"]) in {float(r.data.params["learning_rate"])
+                                                                 for r in tune_runs}, "confirmed at a tuned value"
     assert len({r.data.tags["arm"] for r in tune_runs}) == 4
 
     out = tmp_path / "reports" / "fair_outside"
@@ -114,7 +122,7 @@ def test_someone_elses_spec_gets_tuned_arms_both_effects_and_claims_at_tuned_val
 
     again = run_cli(*args, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert "64 trials, 64 already done, 0 to run" in again.stdout
+    assert "65 trials, 65 already done, 0 to run" in again.stdout
     assert stage_counts(tracking, "fair_outside")[0]["main"] == 16, "a rerun trains nothing"
 
 
@@ -140,7 +148,7 @@ def test_a_worker_killed_in_the_tuning_stage_loses_nothing_and_repeats_nothing(t
     again = run_cli(*args, cwd=tmp_path)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     finished = assert_stages_complete(spec_path, tracking)
-    assert len(finished) == 64
+    assert len(finished) == 65
     killed = [r for r in trial_runs(tracking, "fair_outside") if r.info.status != "FINISHED"]
     assert killed and {r.data.tags.get("trial_status") for r in killed} <= {"interrupted"}
 
