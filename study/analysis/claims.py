@@ -103,6 +103,7 @@ def _text(value: object) -> str:
 
 def _base_row(check: Check) -> dict:
     return {"claim": check.claim, "scope": "", "contrast": "", "condition": "", "measure": _measure(check),
+            "metric": check.metric,
             "diff": math.nan, "ci_low": math.nan, "ci_high": math.nan, "unit": "", "n": 0,
             "verdict": "not testable here", "moderator": "", "holds": "", "reverses": "", "why": ""}
 
