@@ -68,8 +68,8 @@ class Probe:
     `jax_values` as a pure function of given weights (JAX: jit it, or vmap it over stacked trials)."""
 
     def __init__(self, model: Any, loss: Callable[[Any, Any], Any] | None = None) -> None:
-        self._model = weakref.ref(model)
-        self.loss = loss or ops.sparse_categorical_crossentropy  # per example: the trial's Recipe.loss  # probe_for's cache is keyed by the model: a strong reference would leak
+        self._model = weakref.ref(model)  # probe_for's cache is keyed by the model: a strong reference would leak
+        self.loss = loss or ops.sparse_categorical_crossentropy  # per example: the trial's Recipe.loss
         trainable = model.trainable_variables
         self.kernel_at = [i for i, v in enumerate(trainable) if v.name == KERNEL]
         self.names = [GRAD_NORM_PREFIX + _kernel_name(trainable[i], model) for i in self.kernel_at]
