@@ -183,3 +183,8 @@ def _inside(param: Param) -> Any:
     number = StrictInt if param.is_int else Annotated[float, Strict(), Field(allow_inf_nan=False)]
     return Annotated[number, Field(ge=param.low, le=param.high),
                      says(f"{{value}} must be a number in [{param.low}, {param.high}]")]
+
+
+def parse_range(source: str, where: str, name: str, body: Any, factor: Factor) -> Param:
+    """One range (`low`, `high`, `log`, `step`) at `where`: the syntax `tune` and `tune_each_arm` share."""
+    return validate(_range(name, factor), body, source, tuple(where.split(".")))

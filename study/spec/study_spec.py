@@ -18,6 +18,7 @@ from study.spec.fields import STUDY_WIDE_FIELDS, Fields, checked_field, config_e
 from study.spec.hyperparameters import Hyperparameters, check_used
 from study.spec.ray_resources import RayResources
 from study.spec.region import parse_region
+from study.spec.tune_each_arm import TuneEachArm, parse_tune_each_arm
 from study.spec.schema import Name, Problem, Section, Text, choice, integer, read_yaml, seed_list, validate
 
 
@@ -42,6 +43,7 @@ class StudyKeys(Section):
     confirm: Optional[ConfirmSpec] = None  # noqa: UP007
     ray: Optional[RayResources] = None  # noqa: UP007
     region: Any = None
+    tune_each_arm: Any = None  # checked by parse_tune_each_arm once factors are known
 
     @field_validator("sample_size", "sample_seed", mode="wrap")
     @classmethod
@@ -82,10 +84,17 @@ class StudySpec:
     hyperparameters: dict[str, Hyperparameter] = field(default_factory=dict)  # the spec's own (`hyperparameters:`)
     ray: RayResources = RayResources()  # each Ray worker's resources under --ray (study.spec.ray_resources)
     region: dict[str, Any] = field(default_factory=dict, compare=False)  # the report's region (study.spec.region)
+    tune_each_arm: TuneEachArm | None = None  # each arm's nuisance hyperparameters tuned first (study.spec.arms)
+    # Once tuned (study.spec.arms.tuned_spec): each design config's tuned values, by its key at seed 0.
+    tuned: dict[str, dict[str, Any]] | None = field(default=None, compare=False)
 
     def trials(self) -> list[Trial]:
-        """Every trial of the design, one per (config, seed), seeds outermost (duplicates included)."""
-        return expand(self.design, Design(self.base, self.factors, self.sample_size, self.sample_seed), self.seeds)
+        """Every trial of the design, one per (config, seed), seeds outermost (duplicates included); each at
+        its arm's tuned values once the spec is tuned."""
+        trials = expand(self.design, Design(self.base, self.factors, self.sample_size, self.sample_seed), self.seeds)
+        if self.tuned is None:
+            return trials
+        return [Trial(t.config.with_values(self.tuned[t.config.replace(seed=0).key()]), t.levels) for t in trials]
 
     def unique_trials(self) -> list[Trial]:
         """The trials to train: levels that produce the same config are trained once."""
@@ -129,6 +138,9 @@ def parse_spec(raw: Any, source: str = "<spec>", default_name: str = "study") ->
         ray=keys.ray or RayResources(),
         region=parse_region(source, keys.region, factors),
     )
+    tune = parse_tune_each_arm(source, raw.get("tune_each_arm"), fields, factors, spec.base, keys.seeds,
+                               spec.confirm.seeds if spec.confirm else ())
+    spec = replace(spec, tune_each_arm=tune)
     _check_every_config(spec)
     check_used(source, fields.declared, {t.config.model for t in spec.trials()})
     return spec
