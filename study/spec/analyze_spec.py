@@ -16,14 +16,97 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Optional
+
+from pydantic import BeforeValidator, Field, Strict, StrictBool, StrictStr, StringConstraints, model_validator
 
 from study.core.errors import SpecError
-from study.spec.reading import finite_number, read_yaml, reject_unknown
+from study.spec.schema import Problem, Section, check, read_yaml, says, validate
 
 KEYS = ("experiment", "factors", "seed_param", "metric", "higher_is_better", "lower_is_better", "chance", "margin",
         "reference", "tracking_uri", "reports_dir", "name")
 COMMAND_LINE = "command line"
+
+
+def _text(required: bool) -> Any:
+    """A string (stripped); a required one is not empty."""
+    return Annotated[StrictStr, StringConstraints(strip_whitespace=True, min_length=int(required)), says(
+        lambda value: "is required" if value in (None, "") else f"{value!r} must be a non-empty string")]
+
+
+def _listed(value: Any) -> Any:
+    return [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value
+
+
+def _once(names: list[str]) -> tuple[str, ...]:
+    if len(set(names)) != len(names):
+        raise Problem(f"{names} names a param twice; each once")
+    return tuple(names)
+
+
+def _pairs(value: Any) -> dict:
+    """`{factor: level}` from a mapping or "a=lo,b=x"."""
+    if value is None or value == "":
+        return {}
+    if isinstance(value, str):
+        pairs = [part.split("=", 1) for part in value.split(",") if part.strip()]
+        if any(len(p) != 2 for p in pairs):
+            raise Problem(f"{value!r} must be factor=level pairs, e.g. a=lo,b=x")
+        value = {k.strip(): v.strip() for k, v in pairs}
+    if not isinstance(value, dict):
+        raise Problem(f"{value!r} must map factors to their reference level")
+    return value
+
+
+Required, Folder = _text(required=True), _text(required=False)
+Names = Annotated[list[Annotated[StrictStr, StringConstraints(strip_whitespace=True, min_length=1)]],
+                  Field(min_length=1), check(_once), says(
+                      "{value} must be a non-empty list of param names, e.g. lr,batch_size", whole=True),
+                  BeforeValidator(_listed)]
+TrueFalse = Optional[Annotated[StrictBool, says("{value} must be true or false")]]  # noqa: UP007
+Chance = Optional[Annotated[float, Strict(), Field(allow_inf_nan=False), says(  # noqa: UP007
+    "{value} must be a finite number (the metric's value at chance)")]]
+Margin = Optional[Annotated[float, Strict(), Field(ge=0, allow_inf_nan=False), says(  # noqa: UP007
+    "{value} must be a finite number >= 0")]]
+Where = Optional[Annotated[StrictStr, says("{value} must be a string")]]  # noqa: UP007
+
+
+class AnalyzeKeys(Section):
+    """The keys of `study analyze` (options or file), one field each."""
+
+    experiment: Required = Field(None, validate_default=True)
+    factors: Names = Field(None, validate_default=True)
+    seed_param: Required = "seed"
+    metric: Required = Field(None, validate_default=True)
+    higher_is_better: TrueFalse = None
+    lower_is_better: TrueFalse = None
+    chance: Chance = None
+    margin: Margin = None
+    reference: Annotated[dict, BeforeValidator(_pairs)] = {}
+    tracking_uri: Where = None
+    reports_dir: Where = None
+    name: Folder = ""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AnalyzeKeys:
+        if self.seed_param in self.factors:
+            raise Problem(f"{self.seed_param!r} is the seed param; a factor is a param other than the seed", "factors")
+        if self.higher_is_better is not None and self.higher_is_better == self.lower_is_better:
+            raise Problem("contradicts higher_is_better; give one of them", "lower_is_better")
+        if self.margin is not None and self.chance is None:
+            raise Problem("only applies with chance (a run fails at or below chance + margin)", "margin")
+        unknown = [k for k in self.reference if k not in self.factors]
+        if unknown:
+            raise Problem(f"{unknown[0]!r} is not one of the factors ({', '.join(self.factors)})", "reference")
+        name = self.folder
+        if not all(c.isalnum() or c in "-_." for c in name) or name.startswith("."):
+            raise Problem(f"{name!r} must be letters, digits, '-', '_' or '.' (a folder name)", "name")
+        return self
+
+    @property
+    def folder(self) -> str:
+        """The report's folder: `name`, else the experiment's name as a folder name (MLflow allows '/' and spaces)."""
+        return self.name or re.sub(r"[^A-Za-z0-9_.-]+", "_", self.experiment).strip("_.") or "experiment"
 
 
 @dataclass(frozen=True)
@@ -49,87 +132,23 @@ def load_analyze_spec(path: str | Path | None, options: dict[str, Any] | None = 
     if not isinstance(raw, dict):
         raise SpecError(source, "<top level>", "must be a mapping of keys to values")
     raw = {str(k).replace("-", "_"): v for k, v in raw.items()}
-    reject_unknown(source, "<top level>", raw, KEYS)
-    given = {k: v for k, v in (options or {}).items() if v is not None}
+    given = {k: str(v) if isinstance(v, Path) else v for k, v in (options or {}).items() if v is not None}
     return parse_analyze_spec({**raw, **given}, source, from_options=set(given))
 
 
 def parse_analyze_spec(raw: dict[str, Any], source: str = COMMAND_LINE, from_options: set[str] = frozenset()
                        ) -> AnalyzeSpec:
-    def error(key: str, message: str) -> SpecError:
-        shown = f"--{key.replace('_', '-')}" if key in from_options or source == COMMAND_LINE else key
-        return SpecError(source, shown, message)
-
-    def text(key: str, required: bool = True, default: str = "") -> str:
-        value = raw.get(key, default)
-        if value is None or (required and value == ""):
-            raise error(key, "is required" if value in (None, "") else "must not be empty")
-        if not isinstance(value, str) or (required and not value.strip()):
-            raise error(key, f"{value!r} must be a non-empty string")
-        return value.strip()
-
-    experiment, metric = text("experiment"), text("metric")
-    seed_param = text("seed_param", default="seed")
-    factors = _factors(raw.get("factors"), error)
-    if seed_param in factors:
-        raise error("factors", f"{seed_param!r} is the seed param; a factor is a param other than the seed")
-    higher, lower = raw.get("higher_is_better"), raw.get("lower_is_better")
-    for key, value in (("higher_is_better", higher), ("lower_is_better", lower)):
-        if value is not None and not isinstance(value, bool):
-            raise error(key, f"{value!r} must be true or false")
-    if higher is not None and lower is not None and higher == lower:
-        raise error("lower_is_better", "contradicts higher_is_better; give one of them")
-    chance, margin = raw.get("chance"), raw.get("margin")
-    if chance is not None and not finite_number(chance):
-        raise error("chance", f"{chance!r} must be a finite number (the metric's value at chance)")
-    if margin is not None and not (finite_number(margin) and margin >= 0):
-        raise error("margin", f"{margin!r} must be a finite number >= 0")
-    if margin is not None and chance is None:
-        raise error("margin", "only applies with chance (a run fails at or below chance + margin)")
-    name = text("name", required=False) or _folder_name(experiment)
-    if not all(c.isalnum() or c in "-_." for c in name) or name.startswith("."):
-        raise error("name", f"{name!r} must be letters, digits, '-', '_' or '.' (a folder name)")
+    try:
+        keys = validate(AnalyzeKeys, raw, source)
+    except SpecError as exc:  # an option's error names the option
+        if exc.key not in from_options and source != COMMAND_LINE:
+            raise
+        message = str(exc)[len(f"{source}: {exc.key}: "):]
+        raise SpecError(source, f"--{exc.key.replace('_', '-')}", message) from None
     return AnalyzeSpec(
-        experiment=experiment, factors=factors, metric=metric, seed_param=seed_param,
-        lower_is_better=bool(lower) if lower is not None else (higher is False),
-        chance=float(chance) if chance is not None else None, margin=float(margin) if margin is not None else None,
-        reference=_reference(raw.get("reference"), factors, error), tracking_uri=raw.get("tracking_uri") or None,
-        reports_dir=Path(raw.get("reports_dir") or "reports"), name=name, source=source)
-
-
-def _factors(value: Any, error) -> tuple[str, ...]:  # noqa: ANN001 - error: key, message -> SpecError
-    if isinstance(value, str):
-        value = [part.strip() for part in value.split(",") if part.strip()]
-    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v.strip() for v in value):
-        raise error("factors", f"{value!r} must be a non-empty list of param names, e.g. lr,batch_size")
-    names = tuple(v.strip() for v in value)
-    if len(set(names)) != len(names):
-        raise error("factors", f"{list(names)} names a param twice; each once")
-    return names
-
-
-def _reference(value: Any, factors: tuple[str, ...], error) -> dict[str, str]:  # noqa: ANN001
-    """`{factor: level}` from a mapping or "a=lo,b=x"; only factors named in `factors`."""
-    if value is None or value == "":
-        return {}
-    if isinstance(value, str):
-        pairs = [part.split("=", 1) for part in value.split(",") if part.strip()]
-        if any(len(p) != 2 for p in pairs):
-            raise error("reference", f"{value!r} must be factor=level pairs, e.g. a=lo,b=x")
-        value = {k.strip(): v.strip() for k, v in pairs}
-    if not isinstance(value, dict):
-        raise error("reference", f"{value!r} must map factors to their reference level")
-    unknown = [k for k in value if k not in factors]
-    if unknown:
-        raise error("reference", f"{unknown[0]!r} is not one of the factors ({', '.join(factors)})")
-    return {str(k): _label(v) for k, v in value.items()}
-
-
-def _label(value: Any) -> str:
-    """A level as MLflow's text params hold it (YAML's true is Python's True, which MLflow logs as "True")."""
-    return str(value)
-
-
-def _folder_name(experiment: str) -> str:
-    """The experiment's name as a folder name (MLflow allows '/' and spaces in names)."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", experiment).strip("_.") or "experiment"
+        experiment=keys.experiment, factors=keys.factors, metric=keys.metric, seed_param=keys.seed_param,
+        lower_is_better=bool(keys.lower_is_better) if keys.lower_is_better is not None else (
+            keys.higher_is_better is False),
+        chance=keys.chance, margin=keys.margin, reference={str(k): str(v) for k, v in keys.reference.items()},
+        tracking_uri=keys.tracking_uri or None, reports_dir=Path(keys.reports_dir or "reports"), name=keys.folder,
+        source=source)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from study.config import TrialConfig
-from study.spec.reading import read_yaml
+from study.spec.schema import read_yaml
 from study.spec.study_spec import StudySpec
 from study.spec.tune_spec import TuneSpec
 

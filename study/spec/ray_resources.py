@@ -15,53 +15,30 @@ ray:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Optional
 
-from study.config.factors import is_int, is_number
-from study.core.errors import SpecError
-from study.spec.reading import reject_unknown
+from pydantic import Field, Strict
 
-RAY_KEYS = ("workers", "cpus_per_worker", "gpus_per_worker", "max_restarts")
+from study.spec.schema import Section, integer, says, validate
 
 
-@dataclass(frozen=True)
-class RayResources:
+def number(above: str) -> Any:
+    """A number `above` ('> 0' or '>= 0'), as a float; None leaves the flag's (or Ray's) default."""
+    bound = {"gt" if above == "> 0" else "ge": 0}
+    return Optional[Annotated[float, Strict(), Field(**bound), says(f"{{value}} must be a number {above}")]]  # noqa: UP007
+
+
+class RayResources(Section):
     """Per-worker Ray resources from the spec; None leaves the flag's (or Ray's) default."""
 
-    workers: int | None = None
-    cpus_per_worker: float | None = None
-    gpus_per_worker: float | None = None
-    max_restarts: int | None = None
+    shape = ("must be a mapping with keys workers, cpus_per_worker, gpus_per_worker, max_restarts, "
+             "e.g. {cpus_per_worker: 2, gpus_per_worker: 1}")
+    workers: Optional[integer(1)] = None  # noqa: UP007
+    cpus_per_worker: number("> 0") = None
+    gpus_per_worker: number(">= 0") = None
+    max_restarts: Optional[integer(-1)] = None  # noqa: UP007
 
 
 def parse_ray_resources(source: str, raw: Any) -> RayResources:
     """The `ray` mapping, validated key by key; an empty RayResources when absent."""
-    if raw is None:
-        return RayResources()
-    if not isinstance(raw, dict):
-        raise SpecError(source, "ray", "must be a mapping with keys " + ", ".join(RAY_KEYS)
-                        + ", e.g. {cpus_per_worker: 2, gpus_per_worker: 1}")
-    reject_unknown(source, "ray", raw, RAY_KEYS)
-    return RayResources(
-        workers=_integer(source, raw, "workers", low=1),
-        cpus_per_worker=_number(source, raw, "cpus_per_worker", positive=True),
-        gpus_per_worker=_number(source, raw, "gpus_per_worker", positive=False),
-        max_restarts=_integer(source, raw, "max_restarts", low=-1),
-    )
-
-
-def _integer(source: str, raw: dict, key: str, low: int) -> int | None:
-    value = raw.get(key)
-    if value is not None and (not is_int(value) or value < low):
-        raise SpecError(source, f"ray.{key}", f"{value!r} must be an integer >= {low}")
-    return value
-
-
-def _number(source: str, raw: dict, key: str, positive: bool) -> float | None:
-    value = raw.get(key)
-    if value is None:
-        return None
-    if not is_number(value) or (value <= 0 if positive else value < 0):
-        raise SpecError(source, f"ray.{key}", f"{value!r} must be a number {'> 0' if positive else '>= 0'}")
-    return float(value)
+    return RayResources() if raw is None else validate(RayResources, raw, source, at=("ray",))

@@ -11,39 +11,43 @@ Without it the report finds the region from the data (study.analysis.stats.regio
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from study.core.errors import SpecError
+from pydantic import Field, Strict
+
 from study.spec.designs import Level
+from study.spec.schema import Section, cached, check, says, section, validate
 
 MARGIN_KEY = "margin_pp"
+Margin = Annotated[float, Strict(), Field(gt=0, le=100), says(
+    "{value} is not allowed; allowed: a number of percentage points, 0 < margin_pp <= 100")]
+
+
+class RegionSection(Section):
+    shape = "must be a mapping of factor to a list of its levels, or {margin_pp: number}, e.g. {activation: [relu]}"
+    nonempty = True
+
+    @classmethod
+    def unknown(cls, key: Any) -> str:
+        return f"is not a factor of this study; allowed keys: {', '.join(cls.keys())}"
 
 
 def parse_region(source: str, raw: Any, factors: dict[str, tuple[Level, ...]]) -> dict[str, Any]:
     """`{factor: [level labels]}` and/or `{margin_pp: x}`, validated against the spec's factors; {} when absent."""
     if raw is None:
         return {}
-    if not isinstance(raw, dict) or not raw:
-        raise SpecError(source, "region", "must be a mapping of factor to a list of its levels, or {margin_pp: "
-                                          "number}, e.g. {activation: [relu]}")
-    out: dict[str, Any] = {}
-    for key, value in raw.items():
-        where = f"region.{key}"
-        if key == MARGIN_KEY:
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 100:
-                raise SpecError(source, where, f"{value!r} is not allowed; allowed: a number of percentage points, "
-                                               "0 < margin_pp <= 100")
-            out[key] = float(value)
-            continue
-        if key not in factors:
-            allowed = ", ".join([*factors, MARGIN_KEY]) or MARGIN_KEY
-            raise SpecError(source, where, f"is not a factor of this study; allowed keys: {allowed}")
-        labels = [lv.label for lv in factors[key]]
-        values = value if isinstance(value, list) else None
-        chosen = [str(v).lower() if isinstance(v, bool) else str(v) for v in values or []]
-        unknown = [v for v in chosen if v not in labels]
-        if not chosen or unknown:
-            raise SpecError(source, where, f"{value!r} is not allowed; allowed: a non-empty list of the factor's "
-                                           f"levels {labels}")
-        out[key] = chosen
-    return out
+    labels = {name: [lv.label for lv in levels] for name, levels in factors.items() if name != MARGIN_KEY}
+    model = cached(("region", *labels.items()), lambda: section("Region", RegionSection, {
+        **{name: _labels(known) for name, known in labels.items()}, MARGIN_KEY: Margin}))
+    return validate(model, raw, source, at=("region",)).given(raw)
+
+
+def _labels(labels: list[str]) -> Any:
+    """A non-empty list of a factor's level labels (as YAML writes them: true, 0.2, relu)."""
+    def known(values: list) -> list[str]:
+        chosen = [str(v).lower() if isinstance(v, bool) else str(v) for v in values]
+        if any(v not in labels for v in chosen):
+            raise ValueError("not a level")
+        return chosen
+    return Annotated[list[Any], Field(min_length=1), check(known), says(
+        f"{{value}} is not allowed; allowed: a non-empty list of the factor's levels {labels}")]

@@ -6,23 +6,65 @@ import hashlib
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
+
+from pydantic import Field, ValidationInfo, create_model, field_validator, model_validator
 
 from study.config import Hyperparameter, TrialConfig
-from study.config.factors import is_int
 from study.core.errors import SpecError
-from study.spec.confirm import ConfirmSpec, parse_confirm
+from study.spec.confirm import ConfirmSpec
 from study.spec.designs import DESIGNS, Design, Level, Trial, expand, unique
-from study.spec.fields import STUDY_WIDE_FIELDS, checked_field, config_error, parse_base
-from study.spec.hyperparameters import Fields, check_used, parse_hyperparameters, unknown_factor
-from study.spec.ray_resources import RayResources, parse_ray_resources
+from study.spec.fields import STUDY_WIDE_FIELDS, Fields, checked_field, config_error, study_wide
+from study.spec.hyperparameters import Hyperparameters, check_used
+from study.spec.ray_resources import RayResources
 from study.spec.region import parse_region
-from study.spec.reading import (check_top_level, int_value, read_yaml, reject_unknown, seed_list, text_value)
 from study.spec.tune_each_arm import TuneEachArm, parse_tune_each_arm
+from study.spec.schema import Name, Problem, Section, Text, choice, integer, read_yaml, seed_list, validate
 
-TOP_LEVEL_KEYS = ("name", "description", "seeds", "base", "design", "factors", "steps_per_execution",
-                  "sample_size", "sample_seed", "hyperparameters", "confirm", "ray", "region",
-                  "tune_each_arm") + STUDY_WIDE_FIELDS
+
+_ABSENT = object()  # sample_size not written: needed for random_subset, refused for the other designs
+
+
+class StudyKeys(Section):
+    """The keys of a study spec, one field each (a new key is one field here and its use in `parse_spec`).
+    `base`, `factors` and `region` are checked once the spec's own hyperparameters are known (Fields)."""
+
+    name: Name = ""  # "": the file's name
+    description: Text = ""
+    seeds: seed_list() = (0,)
+    base: Any = None
+    design: choice(tuple(DESIGNS)) = "full_factorial"
+    factors: Any = None
+    steps_per_execution: integer(1) = 128
+    sample_size: integer(1, "{value} must be an integer >= 1 (design random_subset needs it)") = Field(
+        _ABSENT, validate_default=True)
+    sample_seed: integer(0) = 0
+    hyperparameters: Hyperparameters = Field(default_factory=dict)
+    confirm: Optional[ConfirmSpec] = None  # noqa: UP007
+    ray: Optional[RayResources] = None  # noqa: UP007
+    region: Any = None
+    tune_each_arm: Any = None  # checked by parse_tune_each_arm once factors are known
+
+    @field_validator("sample_size", "sample_seed", mode="wrap")
+    @classmethod
+    def _random_subset_only(cls, value: Any, handler: Any, info: ValidationInfo) -> Any:
+        design = info.data.get("design")  # None: not valid, and said so
+        if design == "random_subset":
+            return handler(None if value is _ABSENT else value)
+        if design is not None and value is not _ABSENT:
+            raise Problem(f"only applies to design random_subset (design is {design})")
+        return 0
+
+    @model_validator(mode="after")
+    def _consistent(self) -> StudyKeys:
+        reused = sorted(set(self.confirm.seeds) & set(self.seeds)) if self.confirm else []
+        if reused:
+            raise Problem(f"{reused} repeat the study's seeds {list(self.seeds)}; confirm seeds must be new, so "
+                          "selection and confirmation use different data", "confirm", "seeds")
+        return self
+
+
+StudyFile = create_model("StudyFile", __base__=StudyKeys, **study_wide())
 
 
 @dataclass(frozen=True)
@@ -75,87 +117,33 @@ def load_spec(path: str | Path) -> StudySpec:
 
 
 def parse_spec(raw: Any, source: str = "<spec>", default_name: str = "study") -> StudySpec:
-    name = check_top_level(raw, source, TOP_LEVEL_KEYS, default_name)
-    design = raw.get("design", "full_factorial")
-    if design not in DESIGNS:
-        raise SpecError(source, "design", f"{design!r} is not allowed; allowed values: {', '.join(DESIGNS)}")
-    sample_size, sample_seed = _parse_sample(source, raw, design)
-    fields = Fields(parse_hyperparameters(source, raw.get("hyperparameters")))
-    seeds = seed_list(source, "seeds", raw.get("seeds", [0]))
-    factors = _parse_factors(source, raw.get("factors", {}), fields)
+    keys = validate(StudyFile, raw, source)
+    fields = Fields(keys.hyperparameters)
+    top = {name: getattr(keys, name) for name in STUDY_WIDE_FIELDS if name in keys.model_fields_set}
+    factors = fields.factors(source, keys.factors)
     spec = StudySpec(
-        name=name,
+        name=keys.name or default_name,
         source=source,
-        base=parse_base(source, raw, fields=fields),
-        seeds=seeds,
-        design=design,
+        base=fields.base(source, keys.base, top),
+        seeds=keys.seeds,
+        design=keys.design,
         factors=factors,
-        steps_per_execution=int_value(source, "steps_per_execution", raw.get("steps_per_execution", 128), low=1),
-        description=text_value(source, "description", raw.get("description", "")),
-        sample_size=sample_size,
-        sample_seed=sample_seed,
-        confirm=parse_confirm(source, raw.get("confirm"), seeds),
+        steps_per_execution=keys.steps_per_execution,
+        description=keys.description,
+        sample_size=keys.sample_size,
+        sample_seed=keys.sample_seed,
+        confirm=keys.confirm,
         raw=raw,
         hyperparameters=fields.declared,
-        ray=parse_ray_resources(source, raw.get("ray")),
-        region=parse_region(source, raw.get("region"), factors),
+        ray=keys.ray or RayResources(),
+        region=parse_region(source, keys.region, factors),
     )
-    tune = parse_tune_each_arm(source, raw.get("tune_each_arm"), fields, factors, spec.base, seeds,
+    tune = parse_tune_each_arm(source, raw.get("tune_each_arm"), fields, factors, spec.base, keys.seeds,
                                spec.confirm.seeds if spec.confirm else ())
     spec = replace(spec, tune_each_arm=tune)
     _check_every_config(spec)
     check_used(source, fields.declared, {t.config.model for t in spec.trials()})
     return spec
-
-
-def _parse_sample(source: str, raw: dict, design: str) -> tuple[int, int]:
-    """sample_size / sample_seed belong to the random_subset design only."""
-    if design != "random_subset":
-        for key in ("sample_size", "sample_seed"):
-            if key in raw:
-                raise SpecError(source, key, f"only applies to design random_subset (design is {design})")
-        return 0, 0
-    size = raw.get("sample_size")
-    if not is_int(size) or size < 1:
-        raise SpecError(source, "sample_size", f"{size!r} must be an integer >= 1 (design random_subset needs it)")
-    return size, int_value(source, "sample_seed", raw.get("sample_seed", 0), low=0)
-
-
-def _parse_factors(source: str, raw: Any, fields: Fields) -> dict[str, tuple[Level, ...]]:
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise SpecError(source, "factors", "must be a mapping of factor name to a list of levels")
-    factors: dict[str, tuple[Level, ...]] = {}
-    for factor, levels in raw.items():
-        where = f"factors.{factor}"
-        if factor not in fields.names:
-            raise SpecError(source, where, unknown_factor(factor, fields))
-        if not isinstance(levels, list) or not levels:
-            raise SpecError(source, where, "must be a non-empty list of levels")
-        parsed = tuple(_parse_level(source, f"{where}[{i}]", factor, lv, fields) for i, lv in enumerate(levels))
-        labels = [lv.label for lv in parsed]
-        if len(set(labels)) != len(labels):
-            raise SpecError(source, where, f"levels {labels} repeat a label; each level once")
-        factors[factor] = parsed
-    return factors
-
-
-def _parse_level(source: str, where: str, factor: str, level: Any, fields: Fields) -> Level:
-    """A level is a plain value of the factor's field, or {label: {field: value, ...}}."""
-    if isinstance(level, dict):
-        if len(level) != 1:
-            raise SpecError(source, where, "a compound level must be a single {label: {field: value}} mapping")
-        (label, values), = level.items()
-        if not isinstance(values, dict) or not values:
-            raise SpecError(source, f"{where}.{label}", "must be a non-empty mapping of config fields to values")
-        reject_unknown(source, f"{where}.{label}", values, fields.names)
-        if factor not in values:
-            raise SpecError(source, f"{where}.{label}", f"must set the factor's own field {factor!r}")
-        typed = {n: fields.checked(source, f"{where}.{label}.{n}", n, v) for n, v in values.items()}
-        return Level(label=str(label), values=typed)
-    value = fields.checked(source, where, factor, level)
-    return Level(label=str(value).lower() if isinstance(value, bool) else str(value), values={factor: value})
 
 
 def _check_every_config(spec: StudySpec) -> None:

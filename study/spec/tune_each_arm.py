@@ -28,10 +28,9 @@ from study.config import TrialConfig, searchable_fields
 from study.core.errors import SpecError
 from study.spec.designs import Level
 from study.spec.fields import config_error
-from study.spec.hyperparameters import Fields
+from study.spec.fields import Fields
 from study.spec.reading import int_value, seed_list
-from study.spec.tune_spec import Param
-from study.spec.tune_spec import _parse_param as parse_range  # one range syntax for `tune` and `tune_each_arm`
+from study.spec.search_space import Param, parse_range  # one range syntax for `tune` and `tune_each_arm`
 
 KEY = "tune_each_arm"
 OPTIONS = ("trials", "seeds", "sampler", "arms", "compare_fixed")

@@ -3,91 +3,68 @@
 A tuning spec names a base config (`base`, or `base_from` a finished ablation
 study), the numeric fields to search and how (sampler, pruner, budget). Like the
 ablation spec, every error names the file and the key, unknown keys are errors,
-and config values are checked by the same `field_error` the ablation spec uses.
+and config values are checked by the same field types the ablation spec uses.
 """
 
 from __future__ import annotations
 
 import itertools
-import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Optional
 
-from study.config import FACTORS, Factor, Hyperparameter, TrialConfig, searchable_fields
+from pydantic import Field, Strict, StrictStr, create_model, model_validator
+
+from study.config import Hyperparameter, TrialConfig
 from study.core.errors import SpecError
-from study.spec.fields import STUDY_WIDE_FIELDS, checked_field, config_error, parse_base
-from study.spec.hyperparameters import Fields, check_used, parse_hyperparameters
-from study.spec.ray_resources import RayResources, parse_ray_resources
-from study.spec.reading import check_top_level, finite_number, int_value, read_yaml, reject_unknown, seed_list
+from study.spec.fields import STUDY_WIDE_FIELDS, Fields, checked_field, config_error, study_wide
+from study.spec.hyperparameters import Hyperparameters, check_used
+from study.spec.ray_resources import RayResources
+from study.spec.schema import Boolean, Name, Problem, Section, Text, choice, integer, read_yaml, says, seed_list
+from study.spec.schema import validate
+from study.spec.search_space import PRUNERS, SAMPLERS, Choice, Param, choice_of, parse_enqueue, parse_space
 
-TOP_LEVEL_KEYS = (
-    "name", "description", "base", "base_from", "search_space", "n_trials", "timeout", "sampler", "pruner",
-    "metric", "direction", "seed", "retrain_seeds", "enqueue_base", "enqueue", "steps_per_execution",
-    "hyperparameters", "ray",
-) + STUDY_WIDE_FIELDS
-
-# Numeric config fields that can be searched (bools are not numeric; the seed is not a hyperparameter).
-SEARCHABLE = searchable_fields()
-PARAM_KEYS = ("low", "high", "log", "step")
+__all__ = ["Choice", "Param", "TuneSpec", "check_configs", "load_tune_spec", "parse_tune_spec", "with_base"]
 
 # Objective: the kept model's validation metric (epoch with the lowest val_loss).
 METRICS = {"val_accuracy": "maximize", "val_loss": "minimize"}
 DIRECTIONS = ("maximize", "minimize")
-
-# name -> {option: default}; an option given in the spec must be one of these.
-SAMPLERS: dict[str, dict[str, Any]] = {
-    "tpe": {"seed": 0, "n_startup_trials": 10, "multivariate": False},
-    "random": {"seed": 0},
-    "grid": {"seed": 0, "points": 3},
-}
-PRUNERS: dict[str, dict[str, Any]] = {
-    "median": {"n_startup_trials": 5, "n_warmup_steps": 0},
-    "hyperband": {"min_resource": 1, "reduction_factor": 3},
-    "none": {},
-}
+Seconds = Annotated[float, Strict(), Field(gt=0, allow_inf_nan=False), says("{value} must be null or a number of seconds > 0")]
+StudyName = Annotated[StrictStr, Field(min_length=1), says("{value} must be the name of a finished ablation study")]
 
 
-@dataclass(frozen=True)
-class Param:
-    """One searched config field: Optuna's suggest_int/suggest_float arguments."""
+class TuneKeys(Section):
+    """The keys of a tuning spec, one field each (a new key is one field here and its use in `parse_tune_spec`).
+    `base`, `search_space` and `enqueue` are checked once the spec's own hyperparameters are known."""
 
-    name: str
-    low: float
-    high: float
-    log: bool = False
-    step: float | None = None
-    kind: str = field(default="", compare=False)  # the field's kind (int or float); not part of as_dict()
+    name: Name = ""  # "": the file's name
+    description: Text = ""
+    base: Any = None
+    base_from: Optional[StudyName] = None  # noqa: UP007
+    search_space: Any = None
+    n_trials: integer(1) = 20
+    timeout: Optional[Seconds] = None  # noqa: UP007
+    sampler: choice_of(SAMPLERS) = Field("tpe", validate_default=True)
+    pruner: choice_of(PRUNERS) = Field("median", validate_default=True)
+    metric: choice(tuple(METRICS)) = "val_accuracy"
+    direction: choice(DIRECTIONS) = None  # None: the metric's
+    seed: integer(0) = 0
+    retrain_seeds: seed_list(2, "[1, 2, 3]") = (1, 2, 3)  # the tuned and the base config, paired by seed
+    enqueue_base: Boolean = True
+    enqueue: Any = []
+    steps_per_execution: integer(1) = 128
+    hyperparameters: Hyperparameters = Field(default_factory=dict)
+    ray: Optional[RayResources] = None  # noqa: UP007
 
-    @property
-    def is_int(self) -> bool:
-        return (self.kind or FACTORS[self.name].kind) == "int"
-
-    def contains(self, value: float) -> bool:
-        return self.low <= value <= self.high
-
-    def grid(self, points: int) -> list[float]:
-        """`points` evenly spaced values (log-spaced for log ranges), ends included."""
-        if self.log:
-            values = [math.exp(math.log(self.low) + i * (math.log(self.high) - math.log(self.low)) / (points - 1))
-                      for i in range(points)]
-        else:
-            values = [self.low + i * (self.high - self.low) / (points - 1) for i in range(points)]
-        values = [min(max(v, self.low), self.high) for v in values]  # no float drift outside the range
-        if self.is_int:
-            return sorted({int(round(v)) for v in values})
-        return [float(f"{v:.6g}") if self.low < v < self.high else v for v in values]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"low": self.low, "high": self.high, "log": self.log, "step": self.step}
+    @model_validator(mode="after")
+    def _consistent(self) -> TuneKeys:
+        if self.direction not in (None, METRICS[self.metric]):
+            raise Problem(f"{self.direction!r} contradicts metric {self.metric!r}, which is to "
+                          f"{METRICS[self.metric]}", "direction")
+        return self
 
 
-@dataclass(frozen=True)
-class Choice:
-    """A sampler or pruner: its name and complete options (defaults filled in)."""
-
-    name: str
-    options: dict[str, Any]
+TuneFile = create_model("TuneFile", __base__=TuneKeys, **study_wide())
 
 
 @dataclass(frozen=True)
@@ -136,66 +113,41 @@ def load_tune_spec(path: str | Path) -> TuneSpec:
 
 
 def parse_tune_spec(raw: Any, source: str = "<spec>", default_name: str = "tune") -> TuneSpec:
-    name = check_top_level(raw, source, TOP_LEVEL_KEYS, default_name)
-
-    base_from = raw.get("base_from")
-    if base_from is not None and (not isinstance(base_from, str) or not base_from):
-        raise SpecError(source, "base_from", f"{base_from!r} must be the name of a finished ablation study")
-    if base_from == name:
+    keys = validate(TuneFile, raw, source)
+    name = keys.name or default_name
+    if keys.base_from == name:
         raise SpecError(source, "base_from", f"must differ from the tuning study's own name {name!r}")
-    fields = Fields(parse_hyperparameters(source, raw.get("hyperparameters")))
-    base = parse_base(source, raw, fields=fields)  # validates `base` and the study-wide top-level fields
-    explicit = [*(raw.get("base") or {}), *(n for n in STUDY_WIDE_FIELDS if n in raw)]
-    overrides = {n: getattr(base, n) for n in explicit}  # what `base_from`'s config is overridden with
-    seed = int_value(source, "seed", raw.get("seed", 0), low=0)
-    base = base.replace(seed=seed)
-
-    space = _parse_space(source, raw.get("search_space"), fields)
-    metric = raw.get("metric", "val_accuracy")
-    if metric not in METRICS:
-        raise SpecError(source, "metric", f"{metric!r} is not allowed; allowed values: {', '.join(METRICS)}")
-    direction = raw.get("direction", METRICS[metric])
-    if direction not in DIRECTIONS:
-        raise SpecError(source, "direction", f"{direction!r} is not allowed; allowed values: {', '.join(DIRECTIONS)}")
-    if direction != METRICS[metric]:
-        raise SpecError(source, "direction", f"{direction!r} contradicts metric {metric!r}, which is to "
-                                             f"{METRICS[metric]}")
-    timeout = raw.get("timeout")
-    if timeout is not None and (not _is_number(timeout) or not timeout > 0 or not math.isfinite(timeout)):
-        raise SpecError(source, "timeout", f"{timeout!r} must be null or a number of seconds > 0")
-    description = raw.get("description", "")
-    if not isinstance(description, str):
-        raise SpecError(source, "description", "must be a string")
-    enqueue_base = raw.get("enqueue_base", True)
-    if not isinstance(enqueue_base, bool):
-        raise SpecError(source, "enqueue_base", f"{enqueue_base!r} must be a boolean (true or false)")
-
+    fields = Fields(keys.hyperparameters)
+    top = {n: getattr(keys, n) for n in STUDY_WIDE_FIELDS if n in keys.model_fields_set}
+    base = fields.base(source, keys.base, top)  # validates `base` and the study-wide top-level fields
+    overrides = {n: getattr(base, n) for n in [*(keys.base or {}), *top]}  # what `base_from`'s config is overridden with
+    space = parse_space(source, keys.search_space, fields)
     spec = TuneSpec(
         name=name,
         source=source,
-        base=base,
+        base=base.replace(seed=keys.seed),
         space=space,
-        n_trials=int_value(source, "n_trials", raw.get("n_trials", 20), low=1),
-        timeout=float(timeout) if timeout is not None else None,
-        sampler=_parse_choice(source, "sampler", raw.get("sampler", "tpe"), SAMPLERS),
-        pruner=_parse_choice(source, "pruner", raw.get("pruner", "median"), PRUNERS),
-        metric=metric,
-        direction=direction,
-        retrain_seeds=_parse_retrain_seeds(source, raw.get("retrain_seeds", [1, 2, 3])),
-        enqueue_base=enqueue_base,
-        enqueue=_parse_enqueue(source, raw.get("enqueue", []), space),
-        steps_per_execution=int_value(source, "steps_per_execution", raw.get("steps_per_execution", 128), low=1),
-        description=description,
-        base_from=base_from,
+        n_trials=keys.n_trials,
+        timeout=keys.timeout,
+        sampler=keys.sampler,
+        pruner=keys.pruner,
+        metric=keys.metric,
+        direction=keys.direction or METRICS[keys.metric],
+        retrain_seeds=keys.retrain_seeds,
+        enqueue_base=keys.enqueue_base,
+        enqueue=parse_enqueue(source, keys.enqueue, space),
+        steps_per_execution=keys.steps_per_execution,
+        description=keys.description,
+        base_from=keys.base_from,
         base_overrides=overrides,
         raw=raw,
         hyperparameters=fields.declared,
-        ray=parse_ray_resources(source, raw.get("ray")),
+        ray=keys.ray or RayResources(),
     )
-    if base_from is None:  # else the model comes from the ablation study
+    if keys.base_from is None:  # else the model comes from the ablation study
         check_used(source, fields.declared, {spec.base.model})
     _check_choices(spec)
-    if base_from is None:
+    if keys.base_from is None:
         check_configs(spec)
     return spec
 
@@ -225,97 +177,6 @@ def check_configs(spec: TuneSpec, key: str = "search_space") -> None:
             raise SpecError(spec.source, key, f"{problem} (at the corner {where} of the search space)")
 
 
-# --------------------------------------------------------------------------- parts
-
-
-def _parse_space(source: str, raw: Any, fields: Fields) -> dict[str, Param]:
-    if not isinstance(raw, dict) or not raw:
-        raise SpecError(source, "search_space", "must be a non-empty mapping of config field to "
-                                                "{low, high, log, step}, e.g. dropout: {low: 0.0, high: 0.5}")
-    space = {}
-    for name, body in raw.items():
-        where = f"search_space.{name}"
-        searchable = SEARCHABLE + tuple(n for n, h in fields.declared.items() if h.factor.numeric)
-        if name not in searchable:
-            raise SpecError(source, where, f"unknown or non-numeric field; searchable fields: {', '.join(searchable)}")
-        space[name] = _parse_param(source, where, name, body, fields.factor(name))
-    return space
-
-
-def _parse_param(source: str, where: str, name: str, body: Any, factor: Factor) -> Param:
-    if not isinstance(body, dict):
-        raise SpecError(source, where, "must be a mapping {low: ..., high: ...} (optional log: true, step: ...)")
-    reject_unknown(source, where, body, PARAM_KEYS)
-    is_int = factor.kind == "int"
-    ends = {}
-    for end in ("low", "high"):
-        if end not in body:
-            raise SpecError(source, f"{where}.{end}", "is required")
-        value = body[end]
-        if isinstance(value, str):
-            raise SpecError(source, f"{where}.{end}", f"{value!r} must be a number (YAML reads 1e-4 as text: "
-                                                      "write 1.0e-4)")
-        if is_int and not (isinstance(value, int) and not isinstance(value, bool)):
-            raise SpecError(source, f"{where}.{end}", f"{value!r} must be an integer ({name} is an integer field)")
-        if not _is_number(value):
-            raise SpecError(source, f"{where}.{end}", f"{value!r} must be a number")
-        value = value if is_int else float(value)
-        problem = factor.problem(name, value)
-        if problem:
-            raise SpecError(source, f"{where}.{end}", problem)
-        ends[end] = value
-    low, high = ends["low"], ends["high"]
-    if low == high:
-        raise SpecError(source, where, f"empty range: low == high == {low}; search a range with low < high "
-                                       "or set the value in base")
-    if low > high:
-        raise SpecError(source, where, f"inverted range: low {low} > high {high}; low must be < high")
-    log = body.get("log", False)
-    if not isinstance(log, bool):
-        raise SpecError(source, f"{where}.log", f"{log!r} must be a boolean (true or false)")
-    if log and low <= 0:
-        raise SpecError(source, f"{where}.low", f"{low} must be > 0 for a log range (log: true)")
-    step = body.get("step")
-    if step is not None:
-        if log and not (is_int and step == 1):
-            raise SpecError(source, f"{where}.step", "cannot be combined with log: true (Optuna allows one of them)")
-        if is_int and not (isinstance(step, int) and not isinstance(step, bool) and step >= 1):
-            raise SpecError(source, f"{where}.step", f"{step!r} must be an integer >= 1")
-        if not _is_number(step) or not step > 0:
-            raise SpecError(source, f"{where}.step", f"{step!r} must be a number > 0")
-        if step > high - low:
-            raise SpecError(source, f"{where}.step", f"{step} is larger than the range {low}..{high}")
-    elif is_int:
-        step = 1  # Optuna's suggest_int default (and the only step it allows with log)
-    return Param(name=name, low=low, high=high, log=log, step=step, kind=factor.kind)
-
-
-def _parse_choice(source: str, key: str, raw: Any, table: dict[str, dict[str, Any]]) -> Choice:
-    """`sampler: tpe` or `sampler: {name: tpe, seed: 1}`; options are checked against the defaults' types."""
-    if isinstance(raw, str):
-        raw = {"name": raw}
-    if not isinstance(raw, dict) or "name" not in raw:
-        raise SpecError(source, key, f"must be a name ({', '.join(table)}) or a mapping with `name` and options")
-    name = raw["name"]
-    if name not in table:
-        raise SpecError(source, f"{key}.name" if len(raw) > 1 else key,
-                        f"{name!r} is not allowed; allowed values: {', '.join(table)}")
-    defaults = table[name]
-    reject_unknown(source, key, raw, ("name", *defaults))
-    options = dict(defaults)
-    for option, value in raw.items():
-        if option == "name":
-            continue
-        default = defaults[option]
-        if isinstance(default, bool):
-            if not isinstance(value, bool):
-                raise SpecError(source, f"{key}.{option}", f"{value!r} must be a boolean (true or false)")
-        elif not (isinstance(value, int) and not isinstance(value, bool)) or value < 0:
-            raise SpecError(source, f"{key}.{option}", f"{value!r} must be an integer >= 0")
-        options[option] = value
-    return Choice(name=name, options=options)
-
-
 def _check_choices(spec: TuneSpec) -> None:
     if spec.sampler.name == "grid" and spec.sampler.options["points"] < 2:
         raise SpecError(spec.source, "sampler.points", f"{spec.sampler.options['points']} must be >= 2")
@@ -324,30 +185,3 @@ def _check_choices(spec: TuneSpec) -> None:
             raise SpecError(spec.source, "pruner.min_resource", "must be an integer >= 1 (epochs)")
         if spec.pruner.options["reduction_factor"] < 2:
             raise SpecError(spec.source, "pruner.reduction_factor", "must be an integer >= 2")
-
-
-def _parse_enqueue(source: str, raw: Any, space: dict[str, Param]) -> tuple[dict[str, float], ...]:
-    """Points Optuna tries first (study.enqueue_trial), each inside the search space."""
-    if not isinstance(raw, list):
-        raise SpecError(source, "enqueue", "must be a list of {field: value} points inside the search space")
-    points = []
-    for i, point in enumerate(raw):
-        where = f"enqueue[{i}]"
-        if not isinstance(point, dict) or not point:
-            raise SpecError(source, where, "must be a non-empty mapping of searched fields to values")
-        reject_unknown(source, where, point, tuple(space))
-        for name, value in point.items():
-            param = space[name]
-            if not _is_number(value) or (param.is_int and not isinstance(value, int)) or not param.contains(value):
-                raise SpecError(source, f"{where}.{name}", f"{value!r} must be a number in [{param.low}, {param.high}]")
-        points.append({n: (v if space[n].is_int else float(v)) for n, v in point.items()})
-    return tuple(points)
-
-
-def _parse_retrain_seeds(source: str, raw: Any) -> tuple[int, ...]:
-    """Seeds the tuned and the base config are both retrained with (paired by seed; an interval needs two)."""
-    return seed_list(source, "retrain_seeds", raw, minimum=2, example="[1, 2, 3]")
-
-
-def _is_number(value: Any) -> bool:
-    return finite_number(value)
