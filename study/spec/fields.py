@@ -5,13 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from study.config import FIELD_NAMES, TrialConfig, coerce_field, field_problem
+from study.config.user_code import code_problem
 from study.core.errors import SpecError
 from study.data.registry import static_train_size
 from study.spec.hyperparameters import SETTABLE, Fields
 from study.spec.reading import reject_unknown
+from study.spec.user_code import check_code, code_executor
 
 # Top-level keys that fill the base config (study-wide settings).
-STUDY_WIDE_FIELDS = ("dataset", "epochs", "batch_size", "validation", "train_subset", "backend", "executor", "model")
+STUDY_WIDE_FIELDS = ("dataset", "epochs", "batch_size", "validation", "train_subset", "backend", "executor", "model",
+                     "train", "command")
 __all__ = ["SETTABLE", "STUDY_WIDE_FIELDS", "checked_field", "config_error", "parse_base"]
 
 
@@ -41,7 +44,9 @@ def parse_base(source: str, raw: dict, study_wide: tuple[str, ...] = STUDY_WIDE_
     for name in study_wide:
         if name in raw and name in FIELD_NAMES:
             values[name] = checked_field(source, name, name, raw[name])
-    return TrialConfig(**values, hparams=own)
+    base = TrialConfig(**code_executor(source, values), hparams=own)  # train:/command: imply their executor
+    check_code(source, base)
+    return base
 
 
 def config_error(config: TrialConfig) -> str | None:
@@ -49,6 +54,8 @@ def config_error(config: TrialConfig) -> str | None:
     if config.schedule.startswith("warmup") and config.epochs <= config.warmup_epochs:
         return (f"schedule {config.schedule} needs epochs > warmup_epochs "
                 f"(got epochs={config.epochs}, warmup_epochs={config.warmup_epochs})")
+    if code_problem(config):
+        return code_problem(config)
     if config.executor == "fused" and config.backend != "jax":
         return f"executor fused trains with JAX: set backend: jax (got backend={config.backend})"
     available = static_train_size(config.dataset, config.validation)

@@ -10,6 +10,7 @@ from typing import Any
 
 from study.config import Hyperparameter, TrialConfig
 from study.config.factors import is_int
+from study.config.user_code import code_of
 from study.core.errors import SpecError
 from study.spec.confirm import ConfirmSpec, parse_confirm
 from study.spec.designs import DESIGNS, Design, Level, Trial, expand, unique
@@ -92,7 +93,7 @@ def parse_spec(raw: Any, source: str = "<spec>", default_name: str = "study") ->
         region=parse_region(source, raw.get("region"), factors),
     )
     _check_every_config(spec)
-    check_used(source, fields.declared, {t.config.model for t in spec.trials()})
+    check_used(source, fields.declared, {code_of(t.config) for t in spec.trials()})
     return spec
 
 

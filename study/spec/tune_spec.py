@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from study.config import FACTORS, Factor, Hyperparameter, TrialConfig, searchable_fields
+from study.config.user_code import code_of
 from study.core.errors import SpecError
 from study.spec.fields import STUDY_WIDE_FIELDS, checked_field, config_error, parse_base
 from study.spec.hyperparameters import Fields, check_used, parse_hyperparameters
@@ -193,7 +194,7 @@ def parse_tune_spec(raw: Any, source: str = "<spec>", default_name: str = "tune"
         ray=parse_ray_resources(source, raw.get("ray")),
     )
     if base_from is None:  # else the model comes from the ablation study
-        check_used(source, fields.declared, {spec.base.model})
+        check_used(source, fields.declared, {code_of(spec.base)})
     _check_choices(spec)
     if base_from is None:
         check_configs(spec)
