@@ -152,10 +152,11 @@ def tail_file(path: Path, target: Path, max_bytes: int = 1_000_000) -> Path:
 
 
 def failure(argv: list[str], code: int, output: Path, lines: int) -> str:
-    """`python train.py ... exited with status 1: ValueError: boom`, then the output's last lines."""
+    """`the command exited with status 1: ValueError: boom`, the command line, then the output's last lines."""
     text = output.read_bytes()[-20_000:].decode(errors="replace").rstrip().splitlines()[-lines:]
     last = next((line.strip() for line in reversed(text) if line.strip()), "no output")
-    return f"`{shlex.join(argv)[:300]}` exited with status {code}: {last}\n" + "\n".join(text)
+    return (f"the command exited with status {code}: {last}\ncommand: {shlex.join(argv)[:1000]}\n"
+            f"its last {len(text)} lines:\n" + "\n".join(text))
 
 
 class EpochFeed:
