@@ -14,7 +14,7 @@ from study.cli.ray_cli import ray_cluster
 from study.cli.tune_commands import tune_queue, tune_spec
 from study.cli.ui_server import serve
 from study.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, InputError
-from study.core.text import format_duration, redact
+from study.core.text import format_duration, redact, redact_url
 from study.execution.launch import run_study
 from study.execution.signals import StopFlag
 from study.execution.worker import run_worker
@@ -97,12 +97,12 @@ def worker(args: argparse.Namespace) -> int:
 
 
 def grid_worker_source(args: argparse.Namespace):
-    from study.execution.grid_source import GridSource
+    from study.execution.arm_stage import source_for
 
     spec = load_spec(args.spec).with_overrides(**overrides(args))
     data = verified_data(spec, args)  # before the queue: bad data leaves nothing behind
     queue = TrialQueue.open(args.storage or default_storage_url(args.tracking_uri), spec.name, queue_settings(args))
-    source = GridSource(spec)
+    source = source_for(spec)
     added = source.enqueue(queue)
     if added:
         print(f"queued {added} trial(s) of {spec.name} that were not in the queue yet")
@@ -126,19 +126,19 @@ def status(args: argparse.Namespace) -> int:
             spec = load_tune_spec(args.spec)
             source, label, start = TuneSource(spec), f"tuning study {spec.name}", f"python -m study tune {spec.source}"
         else:
-            from study.execution.grid_source import GridSource
+            from study.execution.arm_stage import source_for
 
             spec = load_spec(args.spec)
-            source, label, start = GridSource(spec), f"study {spec.name}", f"python -m study run {spec.source}"
+            source, label, start = source_for(spec), f"study {spec.name}", f"python -m study run {spec.source}"
         url = args.storage or default_storage_url(args.tracking_uri)
         if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
-            print(f"{label}: not started ({redact(url)} does not exist; run `{start}`)")
+            print(f"{label}: not started ({redact_url(url)} does not exist; run `{start}`)")
             return EXIT_OK
         queue = TrialQueue.open(url, spec.name, readonly=True)
     except InputError as exc:
         return fail(exc)
     if queue is None:
-        print(f"{label}: not started in {redact(url)} (run `{start}` first)")
+        print(f"{label}: not started in {redact_url(url)} (run `{start}` first)")
         return EXIT_OK
     print(source.status_text(queue))
     return EXIT_OK

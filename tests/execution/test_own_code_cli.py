@@ -19,9 +19,8 @@ from pathlib import Path
 import mlflow
 import psutil
 import pytest
-from optuna.trial import TrialState
 
-from study.core.names import KEY_ATTR
+from study.queue.records import COMPLETED
 from study.queue.trial_queue import TrialQueue
 from tests.conftest import ROOT, run_cli
 from tests.execution.test_workers import start_cli
@@ -148,7 +147,7 @@ def assert_each_key_once(tmp_path: Path, study: str, keys: int) -> list:
     assert {r.data.tags["trial_status"] for r in runs if r.info.status == "FINISHED"} == {"completed"}
     assert not [r for r in runs if r.info.status == "RUNNING"], "a run was left RUNNING"
     queue = TrialQueue.open(f"sqlite:///{tmp_path / 'optuna.db'}", study, create=False)
-    complete = Counter(t.user_attrs[KEY_ATTR] for t in queue.trials((TrialState.COMPLETE,)))
+    complete = Counter(t.key for t in queue.trials((COMPLETED,)))
     assert set(complete) == set(finished) and max(complete.values()) == 1
     return [r for r in runs if r.info.status == "FINISHED"]
 
