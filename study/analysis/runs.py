@@ -78,7 +78,8 @@ def epoch_curves(run_ids: Iterable[str], metrics: Iterable[str] = ("loss", "accu
         for metric in metrics:
             for m in client.get_metric_history(run_id, metric):
                 rows.append((run_id, metric, m.step, m.value))
-    return pd.DataFrame(rows, columns=["run_id", "metric", "epoch", "value"])
+    # typed even when empty: an empty frame of object columns concatenated to the curves turns `value` into objects
+    return pd.DataFrame(rows, columns=["run_id", "metric", "epoch", "value"]).astype({"epoch": "int64", "value": "float64"})
 
 
 def parent_runs(study_name: str) -> list:

@@ -23,7 +23,8 @@ from study.spec.kinds import data_configs
 from study.tracking.environment import command_line
 from study.tracking.store import experiment_id
 from study.tracking.summary import attach_report, latest_invocation_run
-from study.training.backend import name_backend, select_backend
+from study.training.backend import name_backend
+from study.training.executors.registry import choose_backend
 
 
 def fail(exc: Exception) -> int:
@@ -81,7 +82,7 @@ def verified_data(spec, args: argparse.Namespace, log: Callable[[str], None] = l
     first (MNIST's web route imports Keras), and imported after the data passed."""
     name_backend(spec.base.backend)
     data = verify_data({config.dataset for config in data_configs(spec)}, args.data_dir, log)
-    select_backend(spec.base.backend, threads=getattr(args, "threads", None))
+    choose_backend(spec.base, threads=getattr(args, "threads", None))
     return data
 
 

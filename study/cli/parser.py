@@ -6,9 +6,10 @@ import argparse
 from pathlib import Path
 
 from study.config import FACTORS
+from study.config.user_code import CODE_FIELDS
 
 BACKENDS = FACTORS["backend"].choices
-EXECUTORS = FACTORS["executor"].choices
+EXECUTORS = tuple(c for c in FACTORS["executor"].choices if c not in CODE_FIELDS)  # train:/command: set theirs
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from study.config.factors import Factor, declare
+from study.config.user_code import CODE_FIELDS, command_problem, train_problem
 from study.config.user_model import LESSON_MODEL, PARAM_PREFIX, Pairs, model_problem, pairs, parse_text
 from study.data.registry import dataset_problem
 
@@ -65,13 +66,20 @@ class TrialConfig:
                                   doc="decoupled weight decay of the optimizer (Keras' weight_decay)")
     label_smoothing: float = declare(0.0, "float", low=0.0, high=1.0, high_open=True, structural=True,
                                      doc="smooth the loss's one-hot targets: (1 - e) * one_hot + e / classes")
-    executor: str = declare("keras", "choice", choices=("keras", "fused"), structural=True,
-                            doc="how trials are trained (study.training.executors.registry)")
+    executor: str = declare("keras", "choice", choices=("keras", "fused", *CODE_FIELDS), structural=True,
+                            doc="how trials are trained (study.training.executors.registry); function and "
+                                "command run your code (set by train: and command:)")
     model: str = declare(LESSON_MODEL, "text", check=model_problem, structural=True,
                          doc="lesson_mlp, or package.module:function: your builder (study.training.models)")
     hparams: Pairs = declare((), "mapping", structural=True,
                              doc="your model's own hyperparameters, name-sorted (name, value) pairs "
                                  "(study.config.user_model); a spec names each one like a field")
+    train: str | None = declare(None, "text", optional=True, check=train_problem, structural=True,
+                                doc="package.module:function: your training function, called as "
+                                    "function(config, reporter) (study.config.user_code)")
+    command: str | None = declare(None, "text", optional=True, check=command_problem, structural=True,
+                                  doc="a command line run per trial, {placeholders} from the config, logging to the "
+                                      "trial's MLflow run (study.config.user_code)")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hparams", pairs(self.hparams))  # a dict or JSON lists become sorted pairs

@@ -21,6 +21,7 @@ from study.config.factors import Factor
 
 LESSON_MODEL = "lesson_mlp"
 LESSON_DATASET = "mnist"
+LESSON_EXECUTORS = ("keras", "fused")  # your own code (train:, command:) trains no lesson model, whatever its data
 PARAM_PREFIX = "hp."  # MLflow param of user hyperparameter `filters`: `hp.filters`
 REFERENCE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -31,6 +32,7 @@ RESERVED = frozenset({
     "final_val_accuracy", "final_val_loss", "test_accuracy", "test_loss", "best_val_accuracy", "last_accuracy",
     "last_loss", "final_accuracy", "best_epoch", "epochs_run", "wall_time_s", "params", "level", "factor",
     "keys", "items", "values", "get", "model", "hparams",
+    "input_shape", "num_classes",  # on the hp of a build(hp) builder (study.training.builders)
 })
 Pairs = tuple[tuple[str, Any], ...]
 
@@ -103,4 +105,5 @@ def lesson_setup(configs: Iterable[Any]) -> bool:
     """Whether every config trains the lesson's model on the lesson's data: the one predicate that decides
     whether a report shows the lesson's own sections (its figures, its first model, its claims)."""
     configs = list(configs)
-    return bool(configs) and all(c.model == LESSON_MODEL and c.dataset == LESSON_DATASET for c in configs)
+    return bool(configs) and all(c.model == LESSON_MODEL and c.dataset == LESSON_DATASET
+                                 and getattr(c, "executor", "keras") in LESSON_EXECUTORS for c in configs)

@@ -142,7 +142,8 @@ class GridSource:
                 elif outcome.status == TrialStatus.FAILED:
                     queue.fail(lease, {STATUS_ATTR: TrialStatus.FAILED.value,
                                        "error": outcome.error.splitlines()[0][:500]})
-                verdicts[index] = Verdict(outcome.status, outcome.val_accuracy, outcome.seconds)
+                verdicts[index] = Verdict(outcome.status, outcome.val_accuracy, outcome.seconds,
+                                          error=outcome.error.splitlines()[0][:300] if outcome.error else "")
         return [verdicts[i] for i in range(len(leases))]
 
     def hooks(self, leases: Sequence[Lease], ctx: TrainingContext) -> list[TrialHooks] | None:
@@ -159,8 +160,11 @@ class GridSource:
             config = lease.user_attrs.get(CONFIG_ATTR) or {}
             label = " ".join(f"{f}={lv}" for f, lv in levels.items()) or "base"
             acc = f"val_acc {verdict.val_acc:.4f}" if verdict.val_acc is not None else "val_acc   n/a "
-            lines.append(f"[{status.done}/{status.total}] {label} seed={config.get('seed')} | {verdict.outcome:<9} "
-                         f"{acc} | {verdict.seconds:5.1f}s | {eta}".rstrip())
+            line = (f"[{status.done}/{status.total}] {label} seed={config.get('seed')} | {verdict.outcome:<9} "
+                    f"{acc} | {verdict.seconds:5.1f}s | {eta}".rstrip())
+            if verdict.error:  # a failed trial says why (a command: its exit status and last line)
+                line += (" " if line.endswith("|") else " | ") + verdict.error
+            lines.append(line)
         return lines
 
     def idle_message(self, queue: Queue) -> str:

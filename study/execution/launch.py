@@ -36,7 +36,9 @@ from study.tracking.runs import log_json, log_study_data, parent_run, reap_dead_
 from study.tracking.store import configure, experiment_id
 from study.tracking.summary import log_totals, study_totals
 from study.training.backend import name_backend, select_backend
+from study.training.executors.registry import choose_backend
 from study.training.model_check import check_inert, check_models
+from study.training.user_code_check import check_code
 
 
 @dataclass
@@ -66,9 +68,13 @@ def verify_data(datasets: Iterable[str], data_dir: str | None, log: Callable[[st
 def verify_models(configs: list, spec, log: Callable[[str], None]) -> None:
     """Build a user model once per structure before anything is created (SpecError, exit 2, naming `model`).
     With several local workers this process builds them too (it imports Keras for that, trains nothing);
-    each worker checks its base model again when it starts, as a worker on another machine does. A factor an
-    executor declares inert is refused here too (study.training.model_check.check_inert)."""
+    each worker checks its base model again when it starts, as a worker on another machine does. Your training
+    code (train:, command:) is checked the same way: it imports and takes (config, reporter), the program runs.
+    A factor an executor declares inert is refused here too (study.training.model_check.check_inert)."""
     check_inert(configs, spec.source)
+    code = check_code(configs, spec.source)
+    if code:
+        log(f"code: {', '.join(code)} (checked)")
     if all(c.model == LESSON_MODEL for c in configs):
         return  # the lesson's MLP needs no check (and a launcher of many workers never imports Keras for it)
     select_backend(spec.base.backend)  # a no-op when this process trains (chosen above)
@@ -123,7 +129,7 @@ def run_study(
     name_backend(spec.base.backend)  # MNIST's web route imports Keras
     data = verify_data((t.config.dataset for t in trials), data_dir, log)  # first: bad data exits 2 at once
     if in_process:  # this process trains
-        select_backend(spec.base.backend, threads=threads)
+        choose_backend(spec.base, threads=threads)
     verify_models([t.config for t in trials], spec, log)
     uri = configure(tracking_uri)
     url = storage or default_storage_url(uri)

@@ -68,6 +68,7 @@ class Verdict:
     outcome: str  # completed | diverged | failed | pruned | recovered | duplicate | lost
     val_acc: float | None = None
     seconds: float = 0.0
+    error: str = ""  # a failed trial's error, first line (a command's: its exit status and last line)
 
 
 class TrialSource(Protocol):

@@ -74,12 +74,15 @@ def run_tracked(trials: Sequence[Trial], study_name: str, exp_id: str, splits: S
                               splits.inputs(config.dataset, config.validation, config.train_subset))
             if recording.on_start is not None:
                 recording.on_start(index, runs[-1].run_id)
-        hooks = [_logging_hooks(run, recording.hooks[i] if recording.hooks else None) for i, run in enumerate(runs)]
+        logs = not getattr(executor, "logs_own_epochs", False)  # a command logs its epochs to its run itself
+        hooks = [_logging_hooks(run, recording.hooks[i] if recording.hooks else None, logs)
+                 for i, run in enumerate(runs)]
         with tempfile.TemporaryDirectory(prefix="trials-") as tmp:
             batch = Batch(configs=[t.config for t in trials],
                           splits=[splits.get(t.config.dataset, t.config.validation, t.config.train_subset)
                                   for t in trials],
-                          hooks=hooks, workdir=Path(tmp), stop=stop or threading.Event())
+                          hooks=hooks, workdir=Path(tmp), stop=stop or threading.Event(),
+                          run_ids=[run.run_id for run in runs])
             results = executor.run(batch, settings)
             outcomes = []
             for index, (trial, run, result) in enumerate(zip(trials, runs, results)):
@@ -130,10 +133,11 @@ def _open(runs: list[TrialRun], finished: set[int]) -> list[TrialRun]:
     return [run for index, run in enumerate(runs) if index not in finished]
 
 
-def _logging_hooks(run: TrialRun, extra: TrialHooks | None) -> TrialHooks:
+def _logging_hooks(run: TrialRun, extra: TrialHooks | None, log: bool = True) -> TrialHooks:
     """Each epoch's metrics go to the trial's run as they happen (the MLflow UI charts them live)."""
     def on_epoch_end(epoch: int, logs: dict[str, float]) -> None:
-        run.log_epoch(logs, epoch)
+        if log:
+            run.log_epoch(logs, epoch)
         if extra is not None:
             extra.on_epoch_end(epoch, logs)
 

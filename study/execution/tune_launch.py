@@ -31,9 +31,8 @@ from study.spec.tune_spec import TuneSpec, with_base
 from study.tracking.environment import command_line
 from study.tracking.runs import done_keys, log_json, log_study_data, parent_run, reap_dead_local_runs
 from study.tracking.store import configure, experiment_id
-from study.training.backend import select_backend
 from study.training.executors.base import ExecutionSettings
-from study.training.executors.registry import executor_for
+from study.training.executors.registry import choose_backend, executor_for
 from study.tuning.optuna_setup import arm_configs, counted_trials, search_corners
 
 ARMS = ("base", "tuned")
@@ -82,7 +81,7 @@ def run_tuning(spec: TuneSpec, queue: TrialQueue, tracking_uri: str | None = Non
     remaining = max(0, spec.n_trials - done)
     workers = max(1, min(workers, remaining or 1))
     threads = threads if threads is not None or ray is not None else threads_per_worker(workers)
-    select_backend(spec.base.backend, threads=threads if workers == 1 and ray is None else None)
+    choose_backend(spec.base, threads=threads if workers == 1 and ray is None else None)
     data = data or verify_data([spec.base.dataset], data_dir, log)
     verify_models(search_corners(spec), spec, log)
     uri = configure(tracking_uri)

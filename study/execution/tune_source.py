@@ -123,7 +123,7 @@ class TuneSource:
             return [Verdict(TrialStatus.PRUNED, None, time.perf_counter() - started)]
         except TrialFailed as exc:
             queue.fail(lease, {STATUS_ATTR: TrialStatus.FAILED.value, "error": str(exc)[:500]})
-            return [Verdict(TrialStatus.FAILED, None, time.perf_counter() - started)]
+            return [Verdict(TrialStatus.FAILED, None, time.perf_counter() - started, error=str(exc)[:300])]
         except TrialLost:
             return [Verdict(TrialStatus.LOST, None, time.perf_counter() - started)]
         seconds = time.perf_counter() - started
@@ -156,7 +156,8 @@ class TuneSource:
         mean = (time.monotonic() - self.started) / self.finished
         eta = f"ETA {format_duration(mean * left / max(1, running))}" if left else ""
         return (f"[{len(results)}/{spec.n_trials}] #{trial.number} {params} | {trial.state_name:<8} {value} | "
-                f"{epochs} | {verdict.seconds:.1f}s | {best_text} | {eta}").rstrip(" |")
+                f"{epochs} | {verdict.seconds:.1f}s | {best_text} | {eta}").rstrip(" |") + \
+            (f" | {verdict.error}" if verdict.error else "")
 
     def idle_message(self, queue: TrialQueue) -> str:
         done = counted(queue)

@@ -39,10 +39,10 @@ from study.spec.study_spec import spec_hash
 from study.tracking.environment import command_line
 from study.tracking.runs import PARENT_RUN_ENV, log_json, log_study_data, parent_run
 from study.tracking.store import configure, experiment_id
-from study.training.backend import select_backend
 from study.training.executors.base import ExecutionSettings, Executor
-from study.training.executors.registry import EXECUTORS, executor_for
+from study.training.executors.registry import EXECUTORS, choose_backend, executor_for
 from study.training.model_check import check_models
+from study.training.user_code_check import check_code
 
 
 def run_worker(spec, queue: Queue, source: TrialSource, options: WorkerOptions,
@@ -87,12 +87,13 @@ def run_worker(spec, queue: Queue, source: TrialSource, options: WorkerOptions,
 
 def _load(spec, queue: Queue, source: TrialSource, options: WorkerOptions, stop: StopFlag, stack: ExitStack,
           log: Callable[[str], None], prefix: str) -> TrainingContext:
-    select_backend(spec.base.backend, threads=options.threads)
+    choose_backend(spec.base, threads=options.threads)
     uri = configure(options.tracking_uri)
     exp_id = experiment_id(spec.name, uri)
     splits = SplitCache(options.data_dir, preloaded=options.preloaded)
     data = splits.dataset(spec.base.dataset)  # the base's dataset now: a bad one fails before any trial is taken
     check_models([spec.base], spec.source)  # a user model that does not build here fails before any trial, too
+    check_code([spec.base], spec.source)  # so does training code that does not import or run here
     settings = ExecutionSettings(steps_per_execution=options.steps_per_execution or spec.steps_per_execution,
                                  save_model=source.keeps_models, trial_figures=options.trial_figures,
                                  group_size=options.group_size)

@@ -15,13 +15,16 @@ from typing import Annotated, Any, Literal, Optional
 from pydantic import Field, PlainValidator, Strict, StrictBool, StrictInt, StrictStr, TypeAdapter, WrapValidator
 
 from study.config import FACTORS, FIELD_NAMES, Factor, Hyperparameter, TrialConfig
+from study.config.user_code import code_problem
 from study.core.errors import SpecError
 from study.data.registry import static_train_size
 from study.spec.designs import Level
 from study.spec.schema import Problem, Section, cached, check, says, section, validate
+from study.spec.user_code import check_code, code_executor
 
 # Top-level keys that fill the base config (study-wide settings).
-STUDY_WIDE_FIELDS = ("dataset", "epochs", "batch_size", "validation", "train_subset", "backend", "executor", "model")
+STUDY_WIDE_FIELDS = ("dataset", "epochs", "batch_size", "validation", "train_subset", "backend", "executor", "model",
+                     "train", "command")
 # Config fields a spec can set by name: all but the seed (seeds: ...) and the hyperparameters' own container.
 SETTABLE = tuple(n for n in FIELD_NAMES if n not in ("seed", "hparams"))
 
@@ -73,7 +76,10 @@ class Fields:
             if name in top:
                 raise SpecError(source, f"base.{name}", "is also set at the top level; set it in one place")
         own = {**self.defaults(), **{n: v for n, v in given.items() if n in self.declared}}
-        return TrialConfig(**{n: v for n, v in given.items() if n not in self.declared}, **top, hparams=own)
+        values = {**{n: v for n, v in given.items() if n not in self.declared}, **top}
+        base = TrialConfig(**code_executor(source, values), hparams=own)  # train:/command: imply their executor
+        check_code(source, base)
+        return base
 
     def factors(self, source: str, raw: Any) -> dict[str, tuple[Level, ...]]:
         """`factors`: name -> its levels, each a plain value of the field or `{label: {field: value, ...}}`."""
@@ -158,6 +164,8 @@ def config_error(config: TrialConfig) -> str | None:
     if config.schedule.startswith("warmup") and config.epochs <= config.warmup_epochs:
         return (f"schedule {config.schedule} needs epochs > warmup_epochs "
                 f"(got epochs={config.epochs}, warmup_epochs={config.warmup_epochs})")
+    if code_problem(config):
+        return code_problem(config)
     if config.executor == "fused" and config.backend != "jax":
         return f"executor fused trains with JAX: set backend: jax (got backend={config.backend})"
     available = static_train_size(config.dataset, config.validation)

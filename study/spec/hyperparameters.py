@@ -114,7 +114,9 @@ Hyperparameters = Annotated[dict[str, Declaration], WrapValidator(_declared)]
 
 
 def check_used(source: str, declared: dict[str, Hyperparameter], models: set[str]) -> None:
-    """Hyperparameters only mean something to a model of the user's own: the lesson's MLP takes none."""
+    """Hyperparameters only mean something to a model or training code of the user's own: the lesson's MLP
+    takes none. `models`: what trains the study's trials (study.config.user_code.code_of)."""
     if declared and models == {LESSON_MODEL}:
-        raise SpecError(source, "hyperparameters", f"only a model of your own uses them (model: "
-                                                   f"package.module:function); {LESSON_MODEL} takes none")
+        raise SpecError(source, "hyperparameters", f"only a model of your own (model: package.module:function) or "
+                                                   f"your own training code (train:, command:) uses them; "
+                                                   f"{LESSON_MODEL} takes none")

@@ -11,6 +11,7 @@ from typing import Any, Optional
 from pydantic import Field, ValidationInfo, create_model, field_validator, model_validator
 
 from study.config import Hyperparameter, TrialConfig
+from study.config.user_code import code_of
 from study.core.errors import SpecError
 from study.spec.confirm import ConfirmSpec
 from study.spec.designs import DESIGNS, Design, Level, Trial, expand, unique
@@ -142,7 +143,7 @@ def parse_spec(raw: Any, source: str = "<spec>", default_name: str = "study") ->
                                spec.confirm.seeds if spec.confirm else ())
     spec = replace(spec, tune_each_arm=tune)
     _check_every_config(spec)
-    check_used(source, fields.declared, {t.config.model for t in spec.trials()})
+    check_used(source, fields.declared, {code_of(t.config) for t in spec.trials()})
     return spec
 
 

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Optional
 from pydantic import Field, Strict, StrictStr, create_model, model_validator
 
 from study.config import Hyperparameter, TrialConfig
+from study.config.user_code import code_of
 from study.core.errors import SpecError
 from study.spec.fields import STUDY_WIDE_FIELDS, Fields, checked_field, config_error, study_wide
 from study.spec.hyperparameters import Hyperparameters, check_used
@@ -145,7 +146,7 @@ def parse_tune_spec(raw: Any, source: str = "<spec>", default_name: str = "tune"
         ray=keys.ray or RayResources(),
     )
     if keys.base_from is None:  # else the model comes from the ablation study
-        check_used(source, fields.declared, {spec.base.model})
+        check_used(source, fields.declared, {code_of(spec.base)})
     _check_choices(spec)
     if keys.base_from is None:
         check_configs(spec)

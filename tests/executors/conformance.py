@@ -19,6 +19,9 @@ N(0, 1) init saturated where ReLU with He is not, leave training unchanged, and 
 with the Keras executor's on JAX; every declared factor (TrialConfig field) changes what
 the executor computes and agrees with the Keras executor's within FACTOR_RTOL, or is
 declared inert for the executor and refused in one line.
+The executors of your own code (`function`, `command`) run the same checks on a NumPy MLP of
+the suite's (tests/executors/numpy_trainer.py); NOT_APPLICABLE says which checks do not apply
+to them and why.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import os
 import sys
 import tempfile
 import threading
@@ -55,10 +59,26 @@ from study.training.results import EPOCH_METRICS  # noqa: E402
 PROBES = ["grad_norm/dense_0", "grad_norm/dense_1", "grad_norm/softmax", "saturated/dense_0", "saturated/dense_1"]
 
 CACHE = SplitCache(preloaded={"mnist": load_mnist(DATA_DIR)})
+# Your own code (train:, command:) is the suite's NumPy MLP (tests/executors/numpy_trainer.py): no Keras inside.
+OWN_CODE = {"function": {"train": "tests.executors.user_train:train"},
+            "command": {"command": "python tests/executors/user_script.py"}}
 BASE = TrialConfig(train_subset=1024, epochs=3, hidden_layers=2, units=16, backend=BACKEND, executor=EXECUTOR,
-                   batch_size=32)
+                   batch_size=32, **OWN_CODE.get(EXECUTOR, {}))
 SETTINGS = ExecutionSettings(steps_per_execution=8, save_model=False)
+LOGGED_PROBES = [] if EXECUTOR in OWN_CODE else PROBES  # your own code has no Keras layers for the probes to read
 EXECUTOR_OBJ = executor_for(EXECUTOR)
+os.environ["STUDY_DATA_DIR"] = DATA_DIR  # where a command's own process finds MNIST
+_OWN = "your code trains its own model, keeps what it likes and computes its own numbers"
+# Checks that do not apply to an executor, and why (reported as "n/a: why"; every other check must pass).
+NOT_APPLICABLE = {executor: {
+    "check_kept_epoch_is_tested_and_saved": f"{_OWN}: the framework saves no model of it",
+    "check_agrees_with_keras": f"{_OWN} (here NumPy, not Keras): nothing to compare with plain Keras",
+    "check_user_model_trains": "a model: builder is the Keras executors' (a spec with train:/command: and model: "
+                               "exits 2)",
+    "check_probes_are_logged": f"{_OWN}: the mechanism probes read a Keras model's layers, and there is none",
+    "check_probes_agree_with_keras_executor": f"{_OWN}: no probes to compare",
+    "check_every_factor_acts": f"{_OWN}: which config fields it reads is its own (the suite's NumPy MLP reads a few)",
+} for executor in OWN_CODE}
 
 
 def splits_for(config: TrialConfig):
@@ -68,8 +88,20 @@ def splits_for(config: TrialConfig):
 def run(configs, hooks=None, settings=SETTINGS, stop=None):
     workdir = Path(tempfile.mkdtemp(prefix="conformance-"))
     batch = Batch(configs=configs, splits=[splits_for(c) for c in configs],
-                  hooks=hooks or [TrialHooks() for _ in configs], workdir=workdir, stop=stop or threading.Event())
+                  hooks=hooks or [TrialHooks() for _ in configs], workdir=workdir, stop=stop or threading.Event(),
+                  run_ids=scratch_runs(len(configs)) if getattr(EXECUTOR_OBJ, "logs_own_epochs", False) else ())
     return EXECUTOR_OBJ.run(batch, settings)
+
+
+def scratch_runs(count: int) -> list[str]:
+    """Runs for an executor whose code logs into the trial's run itself (a command), in a scratch store."""
+    import mlflow
+
+    from study.tracking.store import configure, experiment_id
+
+    uri = configure(f"sqlite:///{tempfile.mkdtemp(prefix='conformance-scratch-')}/mlflow.db")
+    exp = experiment_id("scratch", uri)
+    return [mlflow.MlflowClient().create_run(exp).info.run_id for _ in range(count)]
 
 
 def group() -> list[TrialConfig]:
@@ -102,7 +134,7 @@ def check_hooks_see_every_epoch() -> None:
     run(group()[:2], hooks)
     for i in range(2):
         assert [e for e, _ in seen[i]] == list(range(BASE.epochs)), seen[i]
-        assert all(names == sorted([*EPOCH_METRICS, *PROBES]) for _, names in seen[i]), seen[i]
+        assert all(names == sorted([*EPOCH_METRICS, *LOGGED_PROBES]) for _, names in seen[i]), seen[i]
 
 
 def check_should_stop_ends_one_trial() -> None:
@@ -229,7 +261,7 @@ def check_one_mlflow_run_per_trial() -> None:
     assert len(runs) == 3 and {r.data.tags["trial_key"] for r in runs} == {t.key for t in trials}
     for run_ in runs:
         assert run_.info.status == "FINISHED" and run_.data.params["executor"] == EXECUTOR
-        for metric in ("val_accuracy", "grad_norm/dense_0", "saturated/dense_1"):
+        for metric in ("val_accuracy", *(["grad_norm/dense_0", "saturated/dense_1"] if LOGGED_PROBES else [])):
             history = mlflow.MlflowClient().get_metric_history(run_.info.run_id, metric)
             assert [m.step for m in history] == list(range(BASE.epochs)), (metric, history)
 
@@ -338,7 +370,8 @@ FACTOR_LEVELS: dict[str, tuple[dict, dict]] = {
 }
 # Fields that are not levels of one trial's training here, and where they are checked instead.
 NOT_LEVELS = {"backend": "one backend per suite run", "executor": "the executor under test",
-              "model": "check_user_model_trains", "hparams": "check_user_model_trains"}
+              "model": "check_user_model_trains", "hparams": "check_user_model_trains",
+              "train": "the own-code executors' suite (OWN_CODE)", "command": "the own-code executors' suite (OWN_CODE)"}
 # How far an executor may be from the reference (the Keras executor on this backend) after FACTOR_BASE's epochs,
 # relative to max(1, |value|): losses to float rounding; accuracy to 5 of 10,000 validation predictions, as
 # rounding flips an example at the decision boundary (batch norm, fused vs Keras on JAX: 1 in 10,000). The
@@ -417,10 +450,13 @@ if __name__ == "__main__":
     for check in CHECKS:
         if sys.argv[4:] and check.__name__ not in sys.argv[4:]:
             continue
+        if check.__name__ in NOT_APPLICABLE.get(EXECUTOR, {}):
+            outcome[check.__name__] = f"n/a: {NOT_APPLICABLE[EXECUTOR][check.__name__]}"
+            continue
         try:
             check()
             outcome[check.__name__] = "ok"
         except Exception as exc:  # noqa: BLE001 - every check's failure is reported, then the suite fails
             outcome[check.__name__] = f"{type(exc).__name__}: {str(exc)[:800]}\n{traceback.format_exc()[-1500:]}"
     print(json.dumps(outcome))
-    sys.exit(0 if all(v == "ok" for v in outcome.values()) else 1)
+    sys.exit(0 if all(v == "ok" or v.startswith("n/a: ") for v in outcome.values()) else 1)

@@ -13,7 +13,7 @@ from study.training.executors.registry import EXECUTORS
 from tests.conftest import ROOT
 
 CASES = [(name, backend) for name in EXECUTORS for backend in ("tensorflow", "jax")
-         if not (name == "fused" and backend != "jax")]
+         if not (name == "fused" and backend != "jax") and (EXECUTORS[name].keras or backend == "tensorflow")]
 
 
 @pytest.mark.integration
@@ -26,6 +26,7 @@ def test_executor_passes_the_conformance_suite(executor, backend, data_dir):
     lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
     assert lines, out.stderr[-3000:]
     outcome = json.loads(lines[-1])
-    failed = {check: message for check, message in outcome.items() if message != "ok"}
+    failed = {check: message for check, message in outcome.items() if message != "ok"
+              and not (message.startswith("n/a: ") and not EXECUTORS[executor].keras)}
     assert not failed, "\n\n".join(f"{check}: {message}" for check, message in failed.items())
     assert out.returncode == 0

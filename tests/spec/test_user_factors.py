@@ -92,7 +92,7 @@ def test_compound_levels_and_one_at_a_time_set_own_hyperparameters():
     (bad(hyperparameters=hyper(depth={"type": "int", "default": 1, "step": 2})), "hyperparameters.depth.step",
      ["unknown key"]),
     (bad(hyperparameters=[1]), "hyperparameters", ["mapping"]),
-    (bad(model="lesson_mlp"), "hyperparameters", ["only a model of your own uses them"]),
+    (bad(model="lesson_mlp"), "hyperparameters", ["or your own training code (train:, command:)"]),
     (bad(model="my_models.cnn"), "model", ["package.module:function"]),
     (bad(model="my models:build"), "model", ["package.module:function"]),
 ])

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from study.config.user_code import CODE_FIELDS, code_of, own_code
 from study.core.text import format_duration
 from study.report.section import ReportContext
 from study.spec.study_spec import StudySpec, spec_hash
@@ -175,8 +176,12 @@ def _model_line(ctx: ReportContext) -> str:
     models = ", ".join(f"`{m}`" for m in sorted({c.model for c in configs}))
     data = ", ".join(f"`{d}`" for d in sorted({c.dataset for c in configs}))
     own = ", ".join(f"`{n}` ({h.factor.kind}, default {h.default})" for n, h in ctx.spec.hyperparameters.items())
-    return (f"- Model: {models} on {data}; the framework's optimizer, loss, schedules and callbacks"
-            + (f"; its own hyperparameters (MLflow params `hp.<name>`): {own}." if own else "."))
+    hyperparameters = f"; its own hyperparameters (MLflow params `hp.<name>`): {own}." if own else "."
+    if any(own_code(c) for c in configs):  # train: / command: (study.config.user_code)
+        code = ", ".join(f"`{code_of(c)}`" for c in {code_of(c): c for c in configs}.values())
+        return (f"- Training code: {code} (your own, `{CODE_FIELDS[configs[0].executor]}:`) with the data {data}; "
+                f"it builds, trains, seeds and evaluates its model itself" + hyperparameters)
+    return f"- Model: {models} on {data}; the framework's optimizer, loss, schedules and callbacks" + hyperparameters
 
 
 class SpecSection:

@@ -72,6 +72,7 @@ class Batch:
     hooks: Sequence[TrialHooks]
     workdir: Path
     stop: threading.Event = field(default_factory=threading.Event)
+    run_ids: Sequence[str] = ()  # each trial's MLflow run, when recorded (a command logs into its own)
 
 
 class Executor(Protocol):

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from study.config import DEFAULTS, TrialConfig, structure_key
+from study.training.backend import name_backend, select_backend
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class ExecutorEntry:
     # Factors this executor does not implement: a trial that sets one (to anything but its default) is refused
     # (inert_problem), never trained as if it were not set. The conformance suite checks every other factor.
     inert: tuple[str, ...] = ()
+    keras: bool = True  # trains with Keras (the worker chooses its backend first); False: your code, which may not use Keras at all
 
 
 def alone(config: TrialConfig) -> str | None:
@@ -49,7 +51,27 @@ EXECUTORS: dict[str, ExecutorEntry] = {
                            "one trial at a time through Keras' own fit (the reference)"),
     "fused": ExecutorEntry("fused", "study.training.fused.executor:FusedExecutor", fused_group,
                            "a group of same-structure trials as one vmapped XLA program (JAX)", lease_size=256),
+    "function": ExecutorEntry("function", "study.training.executors.function_executor:FunctionExecutor", alone,
+                              "your training function (train: package.module:function), one trial at a time",
+                              keras=False),
+    "command": ExecutorEntry("command", "study.training.executors.command_executor:CommandExecutor", alone,
+                             "your command line (command: ...), a guarded process per trial", keras=False),
 }
+
+
+def uses_keras(config: TrialConfig) -> bool:
+    """Whether the trial trains through Keras (its backend must be chosen before), not through your own code."""
+    return EXECUTORS[config.executor].keras
+
+
+def choose_backend(config: TrialConfig, threads: int | None = None) -> None:
+    """Before training `config`'s trials: select its Keras backend (imports Keras), or, for your own code, only
+    name it in the environment (KERAS_BACKEND, for code that imports Keras itself): a worker that runs a
+    scikit-learn function never pays TensorFlow's start-up."""
+    if uses_keras(config):
+        select_backend(config.backend, threads=threads)
+    else:
+        name_backend(config.backend)
 
 
 def executor_for(name: str):
