@@ -22,7 +22,7 @@ from study.core.text import redact
 from study.data.arrays import DatasetArrays
 from study.data.registry import load_dataset
 from study.data.splits import SplitCache
-from study.execution.grid_source import GridSource
+from study.execution.adaptive_rounds import source_for
 from study.execution.processes import spawn_workers, threads_per_worker
 from study.execution.ray_cluster import RayCluster
 from study.execution.sources import TrialSource, WorkerOptions
@@ -129,7 +129,7 @@ def run_study(
     reaped = reap_dead_local_runs(exp_id)
     if reaped:
         log(f"marked {reaped} run(s) left RUNNING by a dead process on this host as interrupted")
-    source = GridSource(spec)
+    source = source_for(spec, data_dir)
     missing = source.enqueue(queue, mlflow_done=done_keys(exp_id))
     missing += source.confirm(queue)  # the confirm stage, if every main trial was already done
     before = source.key_status(queue)  # after queueing: a key queued again (its MLflow run lost) is not done
@@ -137,8 +137,9 @@ def run_study(
     done_before = {k for k, state in before.items() if state in DONE_STATUSES}
     summary = RunSummary(study=spec.name, total=len(trials), skipped=len(done_before))
     pending = len(trials) - summary.skipped
-    log(f"study {spec.name}: {len(trials)} trials, {summary.skipped} already done, {pending} to run"
-        f"{'' if source.confirm_known else ' (then the confirm stage)'} "
+    later = " (then the confirm stage)" if not source.confirm_known else " (then rounds where targets are open)" \
+        if spec.adaptive is not None and not getattr(source, "finished", None) else ""
+    log(f"study {spec.name}: {len(trials)} trials, {summary.skipped} already done, {pending} to run{later} "
         f"(backend {spec.base.backend}, executor {spec.base.executor}; queue {redact(url)}, {missing} newly queued; "
         f"MLflow {redact(uri)})")
     started = time.perf_counter()
@@ -149,7 +150,7 @@ def run_study(
         if ray is not None:
             active = pending  # Ray: the cluster's plan decides how many actors, up to the trials left
         else:  # the confirm stage brings more work once the main trials are done
-            active = min(workers, pending) if source.confirm_known else workers
+            active = min(workers, pending) if source.confirm_known and spec.adaptive is None else workers
         tags = {"data_source": ", ".join(d.source for d in data.values()), "spec_file": spec.source,
                 OPTUNA_STUDY_TAG: spec.name, "kind": source.kind, "workers": str(active)}
         with parent_run(exp_id, spec.name, spec_hash(spec.raw), command_line(), tags) as run:

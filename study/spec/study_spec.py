@@ -11,6 +11,7 @@ from typing import Any
 from study.config import Hyperparameter, TrialConfig
 from study.config.factors import is_int
 from study.core.errors import SpecError
+from study.spec.adaptive import AdaptiveSpec, parse_adaptive
 from study.spec.confirm import ConfirmSpec, parse_confirm
 from study.spec.designs import DESIGNS, Design, Level, Trial, expand, unique
 from study.spec.fields import STUDY_WIDE_FIELDS, checked_field, config_error, parse_base
@@ -20,7 +21,8 @@ from study.spec.region import parse_region
 from study.spec.reading import (check_top_level, int_value, read_yaml, reject_unknown, seed_list, text_value)
 
 TOP_LEVEL_KEYS = ("name", "description", "seeds", "base", "design", "factors", "steps_per_execution",
-                  "sample_size", "sample_seed", "hyperparameters", "confirm", "ray", "region") + STUDY_WIDE_FIELDS
+                  "sample_size", "sample_seed", "hyperparameters", "confirm", "ray", "region",
+                  "adaptive") + STUDY_WIDE_FIELDS
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class StudySpec:
     hyperparameters: dict[str, Hyperparameter] = field(default_factory=dict)  # the spec's own (`hyperparameters:`)
     ray: RayResources = RayResources()  # each Ray worker's resources under --ray (study.spec.ray_resources)
     region: dict[str, Any] = field(default_factory=dict, compare=False)  # the report's region (study.spec.region)
+    adaptive: AdaptiveSpec | None = None  # seeds spent in rounds where targets are open (study.spec.adaptive)
 
     def trials(self) -> list[Trial]:
         """Every trial of the design, one per (config, seed), seeds outermost (duplicates included)."""
@@ -90,6 +93,7 @@ def parse_spec(raw: Any, source: str = "<spec>", default_name: str = "study") ->
         hyperparameters=fields.declared,
         ray=parse_ray_resources(source, raw.get("ray")),
         region=parse_region(source, raw.get("region"), factors),
+        adaptive=parse_adaptive(source, raw.get("adaptive"), seeds, design, raw.get("confirm")),
     )
     _check_every_config(spec)
     check_used(source, fields.declared, {t.config.model for t in spec.trials()})

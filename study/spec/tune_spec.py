@@ -17,6 +17,7 @@ from typing import Any
 from study.config import FACTORS, Factor, Hyperparameter, TrialConfig, searchable_fields
 from study.core.errors import SpecError
 from study.spec.fields import STUDY_WIDE_FIELDS, checked_field, config_error, parse_base
+from study.spec.adaptive import refuse_in_tuning
 from study.spec.hyperparameters import Fields, check_used, parse_hyperparameters
 from study.spec.ray_resources import RayResources, parse_ray_resources
 from study.spec.reading import check_top_level, finite_number, int_value, read_yaml, reject_unknown, seed_list
@@ -136,6 +137,7 @@ def load_tune_spec(path: str | Path) -> TuneSpec:
 
 
 def parse_tune_spec(raw: Any, source: str = "<spec>", default_name: str = "tune") -> TuneSpec:
+    refuse_in_tuning(source, raw)
     name = check_top_level(raw, source, TOP_LEVEL_KEYS, default_name)
 
     base_from = raw.get("base_from")
