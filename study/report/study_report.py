@@ -20,6 +20,7 @@ from study.analysis.study_analysis import analyse
 from study.config import TrialConfig
 from study.report.format import without_machine_paths
 from study.report.section import ReportContext, Section
+from study.report.sections.adaptive import AdaptiveSection, adaptive_context
 from study.report.sections.about import FilesSection, HeaderSection, ReproducibilitySection, SpecSection
 from study.report.sections.claims import ClaimsSection
 from study.report.sections.decomposition import InteractionsSection
@@ -43,7 +44,7 @@ class NoTrialsYet:
 
 
 SECTIONS: list[Section] = [
-    HeaderSection(), NoTrialsYet(), AdviceSection(), FindingsSection(), ClaimsSection(), ConditionalSection(),
+    HeaderSection(), NoTrialsYet(), AdviceSection(), FindingsSection(), AdaptiveSection(), ClaimsSection(), ConditionalSection(),
     TrialsSection(), LeaderboardSection(), EffectsSection(), InteractionsSection(), PathSection(), LessonFiguresSection(),
     LessonComparisonSection(), MethodsSection(), SpecSection(), FilesSection(), ReproducibilitySection(),
 ]
@@ -88,6 +89,7 @@ def build_context(spec: StudySpec, out: Path, data_dir: str | None = None) -> Re
         else:  # a study of your own: the path starts at its base config; the lesson's claims are not its own
             ctx.result = analyse(spec, tidy, spec.base, rule, ctx.curves, source_name="the base config")
             ctx.result.claims = ctx.result.claims.iloc[0:0]
+        adaptive_context(ctx)  # an adaptive study expects the trials its rounds asked for
     return ctx
 
 
