@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
 
     handlers = {"run": commands.run, "worker": commands.worker, "status": commands.status,
                 "report": commands.report, "ui": commands.ui, "tune": tune_commands.tune,
-                "synthesize": commands.synthesize}
+                "synthesize": commands.synthesize, "plan": commands.plan}
     return handlers[args.command](args)
 
 

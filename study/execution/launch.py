@@ -23,6 +23,7 @@ from study.data.arrays import DatasetArrays
 from study.data.registry import load_dataset
 from study.data.splits import SplitCache
 from study.execution.adaptive_rounds import source_for
+from study.execution.plan import first_line
 from study.execution.processes import spawn_workers, threads_per_worker
 from study.execution.ray_cluster import RayCluster
 from study.execution.sources import TrialSource, WorkerOptions
@@ -118,7 +119,12 @@ def run_study(
     in_process = ray is None and workers == 1
     threads = threads if threads is not None or ray is not None else threads_per_worker(workers)
     name_backend(spec.base.backend)  # MNIST's web route imports Keras
-    data = verify_data((t.config.dataset for t in trials), data_dir, log)  # first: bad data exits 2 at once
+    checked: list[str] = []
+    data = verify_data((t.config.dataset for t in trials), data_dir, checked.append)  # first: bad data exits 2
+    if ray is None:
+        log(first_line(spec, data, data_dir, workers))  # the prediction first, then what the data check found
+    for line in checked:
+        log(line)
     if in_process:  # this process trains
         select_backend(spec.base.backend, threads=threads)
     verify_models([t.config for t in trials], spec, log)

@@ -127,7 +127,7 @@ def test_a_run_killed_mid_round_resumes_with_the_same_command_and_trains_every_t
     report = (tmp_path / "reports" / spec.name / "README.md").read_text()
     spent = sum(len(k) for k in keys)
     assert "## Adaptive rounds" in report and f"**Spent: {spent} trials ({spent} trial-epochs)" in report
-    assert f"of the fixed design at 4 seeds (16 trials, 16 trial-epochs)" in report
+    assert "of the fixed design at 4 seeds (16 trials, 16 trial-epochs)" in report
     assert "repeated confidence intervals" in report and "Lan-DeMets" in report  # the method section names it
     assert (tmp_path / "reports" / spec.name / "figures" / "adaptive_progress.png").is_file()
     assert f"Finished trials: {spent} of {spent} expected" in report

@@ -62,7 +62,7 @@ def detectable_difference(sd: float, n: int, alpha: float = ALPHA, power: float 
     if sd == 0.0:
         return 0.0
     effect = TTestPower().solve_power(effect_size=None, nobs=n, alpha=alpha, power=power, alternative="two-sided")
-    return float(effect * sd)
+    return float(np.ravel(effect)[0] * sd)  # solve_power returns a 1-element array for some n
 
 
 def tost(diff: np.ndarray | pd.Series | list[float], margin: float, alpha: float = ALPHA) -> dict[str, float]:
