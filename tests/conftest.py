@@ -113,3 +113,21 @@ def postgres_db(postgres_server):
         return create_database(postgres_server, label)
 
     return make
+
+
+@pytest.fixture()
+def own_postgres():
+    """A private PostgreSQL server (tests.postgres.Cluster) that the test may stop and start: never the
+    suite's shared one. Skipped where PostgreSQL is not installed (failed in CI)."""
+    from tests.postgres import start_cluster
+
+    try:
+        cluster = start_cluster()
+    except FileNotFoundError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is required in CI: {exc}")
+        pytest.skip(f"PostgreSQL not installed ({exc}); .ci/run installs it")
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

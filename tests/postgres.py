@@ -18,10 +18,23 @@ class Cluster:
     url: str
     data: Path
     bin_dir: Path
+    options: str = ""  # the server's options (address, port, socket directory), kept for `start`
 
     def stop(self) -> None:
-        _as_postgres([str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"])
+        try:
+            self.halt()
+        except subprocess.CalledProcessError:
+            pass  # already stopped (a test halted it)
         shutil.rmtree(self.data.parent, ignore_errors=True)
+
+    def halt(self) -> None:
+        """Stop the server the way a crash or an operator's `pg_ctl stop -m immediate` does (no clean shutdown)."""
+        _as_postgres([str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"])
+
+    def start(self) -> None:
+        """(Re)start the server on the same address and port."""
+        _as_postgres([str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-o", self.options,
+                      "-l", str(self.data.parent / "log"), "-w", "start"])
 
 
 def _bin_dir() -> Path:
@@ -56,9 +69,10 @@ def start_cluster() -> Cluster:
         shutil.chown(workdir, "postgres", "postgres")
     _as_postgres([str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync"])
     port = _free_port()
-    options = f"-h 127.0.0.1 -p {port} -k {workdir} -F -c max_connections=200"
-    _as_postgres([str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(workdir / "log"), "-w", "start"])
-    return Cluster(url=f"postgresql://postgres@127.0.0.1:{port}", data=data, bin_dir=bin_dir)
+    cluster = Cluster(url=f"postgresql://postgres@127.0.0.1:{port}", data=data, bin_dir=bin_dir,
+                      options=f"-h 127.0.0.1 -p {port} -k {workdir} -F -c max_connections=200")
+    cluster.start()
+    return cluster
 
 
 def create_database(server_url: str, label: str) -> str:

@@ -23,10 +23,16 @@ def main(argv: list[str] | None = None) -> int:
         return analyze(args)
     from study.cli import commands, tune_commands  # after quiet_start: they import TensorFlow's and JAX's loggers
 
+    from study.cli.common import store_fault
+    from study.core.errors import StoreFault
+
     handlers = {"run": commands.run, "worker": commands.worker, "status": commands.status,
                 "report": commands.report, "ui": commands.ui, "tune": tune_commands.tune,
                 "synthesize": commands.synthesize, "plan": commands.plan}
-    return handlers[args.command](args)
+    try:
+        return handlers[args.command](args)
+    except StoreFault as fault:  # a store failed mid-way (study.core.store_faults): one line, exit 1
+        return store_fault(fault)
 
 
 if __name__ == "__main__":

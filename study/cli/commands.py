@@ -14,7 +14,7 @@ from study.cli.ray_cli import ray_cluster
 from study.cli.tune_commands import tune_queue, tune_spec
 from study.cli.ui_server import serve
 from study.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, InputError
-from study.core.text import format_duration, redact
+from study.core.text import format_duration, redact, redact_url
 from study.execution.launch import run_study
 from study.execution.signals import StopFlag
 from study.execution.worker import run_worker
@@ -159,13 +159,13 @@ def status(args: argparse.Namespace) -> int:
             source, label, start = source_for(spec), f"study {spec.name}", f"python -m study run {spec.source}"
         url = args.storage or default_storage_url(args.tracking_uri)
         if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
-            print(f"{label}: not started ({redact(url)} does not exist; run `{start}`)")
+            print(f"{label}: not started ({redact_url(url)} does not exist; run `{start}`)")
             return EXIT_OK
         queue = TrialQueue.open(url, spec.name, readonly=True)
     except InputError as exc:
         return fail(exc)
     if queue is None:
-        print(f"{label}: not started in {redact(url)} (run `{start}` first)")
+        print(f"{label}: not started in {redact_url(url)} (run `{start}` first)")
         return EXIT_OK
     print(source.status_text(queue))
     return EXIT_OK

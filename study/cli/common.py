@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -10,13 +11,16 @@ import mlflow
 
 from collections.abc import Callable
 
-from study.core.errors import EXIT_INVALID, SpecError
+from study.core.errors import EXIT_FAILED, EXIT_INVALID, SpecError, StoreFault
+from study.core.store_faults import RETRY_ENV, retry_budget_s
 from study.core.text import first_line, redact
 from study.data.arrays import DatasetArrays
 from study.execution.launch import verify_data
+from study.execution.processes import send_fault
 from study.execution.sources import WorkerOptions
 from study.queue.storage import QueueSettings
 from study.spec.kinds import data_configs
+from study.tracking.environment import command_line
 from study.tracking.store import experiment_id
 from study.tracking.summary import attach_report, latest_invocation_run
 from study.training.backend import name_backend, select_backend
@@ -28,8 +32,22 @@ def fail(exc: Exception) -> int:
     return EXIT_INVALID
 
 
+def store_fault(fault: StoreFault) -> int:
+    """One line on stderr naming the store and how to resume, exit 1. A worker that `study run --workers N`
+    started hands it to that command instead, which says it once for all its workers."""
+    if not send_fault(fault):
+        print(f"error: {fault}; {fault.advice}: {command_line()}", file=sys.stderr, flush=True)
+    return EXIT_FAILED
+
+
 def check_options(args: argparse.Namespace) -> None:
     """Command-line numbers, checked before anything starts (exit 2 like a bad spec)."""
+    retry_s = getattr(args, "store_retry_seconds", None)
+    if retry_s is not None:
+        if not retry_s >= 0:
+            raise SpecError("--store-retry-seconds", "store_retry_seconds", f"{retry_s} must be a number >= 0")
+        os.environ[RETRY_ENV] = str(retry_s)  # the stores this process opens, and the workers it starts
+    retry_budget_s()  # a bad STUDY_STORE_RETRY_SECONDS is bad input too
     minimum = {"steps_per_execution": 1, "workers": 1, "threads": 1, "heartbeat": 1, "group_size": 1}
     for name, low in minimum.items():
         value = getattr(args, name, None)

@@ -151,6 +151,10 @@ def _queue_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--grace", type=int, default=30, metavar="S",
                         help="seconds without heartbeat before a trial is re-queued (used when the queue is "
                              "created; default 30)")
+    parser.add_argument("--store-retry-seconds", type=float, metavar="S",
+                        help="how long the queue or MLflow store may stay unreachable (restart, failover) before "
+                             "the command stops with one line saying how to resume (default: "
+                             "STUDY_STORE_RETRY_SECONDS, else 120; 0: no retries)")
 
 
 def _ray_options(parser: argparse.ArgumentParser) -> None:

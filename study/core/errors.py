@@ -1,4 +1,4 @@
-"""Errors that mean "bad input" (exit 2) or "stop" (exit 130), shared by every layer."""
+"""Errors that mean "bad input" (exit 2), "a store failed" (exit 1) or "stop" (exit 130), shared by every layer."""
 
 from __future__ import annotations
 
@@ -28,3 +28,33 @@ class StorageError(InputError):
 
 class Interrupted(KeyboardInterrupt):
     """SIGTERM (or a stop request), delivered like Ctrl-C so both stop a trial the same clean way."""
+
+
+class StoreFault(Exception):
+    """A store (queue or tracking) failed while the study ran: one line naming it and how to resume, exit 1.
+
+    Nothing recorded is lost: a trial counts as done only once both stores hold its result, so
+    running the same command again finishes the study. `what` names the store ("queue",
+    "MLflow store"), `url` is shown without its password.
+    """
+
+    advice = "run the same command to resume"
+
+    def __init__(self, what: str, url: str, detail: str) -> None:
+        self.what, self.url, self.detail = what, url, detail
+        super().__init__(f"{what} {url}: {detail}")
+
+    def __reduce__(self):  # noqa: ANN204 - pickled across processes (Ray) with its fields, not str(self)
+        return type(self), (self.what, self.url, self.detail)
+
+
+class StoreUnavailable(StoreFault):
+    """The store stayed unreachable (connection refused or lost, server restarting) past the retry budget."""
+
+    advice = "once it is reachable again, run the same command to resume"
+
+
+class StoreFull(StoreFault):
+    """The disk under the store is full: not retried, every later write would fail too."""
+
+    advice = "free space, then run the same command"

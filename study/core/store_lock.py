@@ -7,7 +7,7 @@ alembic migration failed with "Online migration expected to match one row"; Optu
 `create_all` raced on "table already exists"). Whoever holds this lock creates or migrates;
 the others wait, then find the schema current and do nothing.
 
-- SQLite: an exclusive `flock` on `<database file>.lock` beside the database;
+- SQLite: a `filelock.FileLock` (an exclusive `flock`) on `<database file>.lock` beside the database;
 - PostgreSQL: a session advisory lock (`pg_advisory_lock`) on a connection of its own;
 - anything else (a tracking server, MySQL, in-memory SQLite): no lock (a server migrates its
   own store; we know no cross-process lock for the rest).
@@ -15,15 +15,15 @@ the others wait, then find the schema current and do nothing.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import filelock
+
 from study.core.errors import StorageError
-from study.core.text import redact
+from study.core.text import redact, redact_url
 
 WAIT_S = 600  # a migration of a large store can take minutes; longer than this means a stuck holder
 SQLITE_PREFIX = "sqlite:///"
@@ -92,27 +92,20 @@ def study_lock(url: str, study: str, what: str) -> Iterator[None]:
 def _file_lock(db: Path, what: str, url: str, suffix: str = ".lock",
                doing: str = "while creating the schema") -> Iterator[None]:
     lock = db.with_name(db.name + suffix)
+    if not lock.parent.is_dir():  # filelock would create the directory; a store in a missing one cannot open
+        raise StorageError(f"{what} {redact_url(url)}: cannot open: {lock}: No such file or directory")
+    file_lock = filelock.FileLock(lock, timeout=WAIT_S)
     try:
-        handle = open(lock, "a+b")  # noqa: SIM115 - closed below, after the unlock
+        file_lock.acquire()
+    except filelock.Timeout:
+        raise StorageError(f"{what} {redact_url(url)}: another process has held {lock} for over "
+                           f"{WAIT_S} s {doing}") from None
     except OSError as exc:
-        raise StorageError(f"{what} {redact(url)}: cannot open: {lock}: {exc.strerror or exc}") from exc
+        raise StorageError(f"{what} {redact_url(url)}: cannot open: {lock}: {exc.strerror or exc}") from exc
     try:
-        deadline = time.monotonic() + WAIT_S
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise StorageError(f"{what} {redact(url)}: another process has held {lock} for over "
-                                       f"{WAIT_S} s {doing}") from None
-                time.sleep(0.05)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        yield
     finally:
-        handle.close()
+        file_lock.release()
 
 
 @contextmanager
@@ -124,7 +117,7 @@ def _advisory_lock(url: str, what: str, key: int = LOCK_KEY) -> Iterator[None]:
         engine = sqlalchemy.create_engine(url, poolclass=NullPool)
         connection = engine.connect()
     except Exception as exc:  # noqa: BLE001 - a driver's many error kinds all mean "cannot open"
-        raise StorageError(f"{what} {redact(url)}: cannot open: {type(exc).__name__}: "
+        raise StorageError(f"{what} {redact_url(url)}: cannot open: {type(exc).__name__}: "
                            f"{redact(str(exc).strip().splitlines()[0] if str(exc).strip() else '')}") from exc
     try:
         connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})

@@ -28,6 +28,19 @@ def redact(text: str) -> str:
     return _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:***@", str(text))
 
 
+def redact_url(url: str) -> str:
+    """A store URL without its password (SQLAlchemy's own rendering); as it is when it has none (SQLAlchemy
+    would quote a SQLite path), `redact` for what SQLAlchemy cannot parse."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError, TypeError):
+        return redact(url)
+    return url if parsed.password is None else parsed.render_as_string(hide_password=True)
+
+
 def first_line(exc: BaseException) -> str:
     """An exception's first non-empty line (drivers add SQL and links below it)."""
     return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)

@@ -28,7 +28,8 @@ from study.core.store_lock import study_lock
 from study.core.text import worker_id
 from study.execution.grid_source import GridSource
 from study.queue.progress import key_states
-from study.queue.trial_queue import TrialQueue
+from study.queue.protocol import Queue
+from study.queue.ledger import RunRecord
 from study.spec.designs import Trial
 from study.spec.study_spec import StudySpec
 
@@ -38,10 +39,12 @@ FINISHED_ATTR = "adaptive:finished"
 
 def source_for(spec: StudySpec, data_dir: str | None = None) -> GridSource:
     """The queue source of an ablation spec: its adaptive rounds when it has `adaptive`, else its grid."""
-    return AdaptiveSource(spec, data_dir) if spec.adaptive is not None else GridSource(spec)
+    from study.execution.arm_stage import source_for as staged_or_grid
+
+    return AdaptiveSource(spec, data_dir) if spec.adaptive is not None else staged_or_grid(spec)
 
 
-def round_records(queue: TrialQueue) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+def round_records(queue: Queue) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """The rounds recorded so far (1, 2, ...: round 0 is the spec's start seeds) and the finish record."""
     attrs = queue.storage.get_study_system_attrs(queue.study_id)
     rounds = sorted((v for k, v in attrs.items() if k.startswith(ROUND_PREFIX)), key=lambda r: r["round"])
@@ -51,6 +54,8 @@ def round_records(queue: TrialQueue) -> tuple[list[dict[str, Any]], dict[str, An
 class AdaptiveSource(GridSource):
     """The trials of an adaptive spec: the start seeds, then each round the queue records."""
 
+    later = "rounds where targets are open"
+
     def __init__(self, spec: StudySpec, data_dir: str | None = None) -> None:
         super().__init__(spec)
         self.every = {t.key: t for t in spec.unique_trials()}  # any trial a round may ask for, by key
@@ -58,7 +63,7 @@ class AdaptiveSource(GridSource):
         self.trials = [t for t in self.trials if t.config.seed in start]
         self.keys = [t.key for t in self.trials]
         self.main_keys = list(self.keys)
-        self.confirm_known = True  # no confirm stage: the spec refuses one beside `adaptive`
+        self.confirm_known = False  # more rounds may come (no confirm stage: the spec refuses one beside it)
         self.data_dir = data_dir
         self.rounds_known = 0
         self.finished: dict[str, Any] | None = None
@@ -67,9 +72,10 @@ class AdaptiveSource(GridSource):
 
     # ------------------------------------------------------------------ what the queue says
 
-    def learn(self, queue: TrialQueue) -> list[Trial]:
+    def learn(self, queue: Queue) -> list[Trial]:
         """Adopt the rounds recorded by any process; return the trials that are new to this source."""
         rounds, self.finished = round_records(queue)
+        self.confirm_known = self.finished is not None
         fresh: list[Trial] = []
         known = set(self.keys)
         for record in rounds[self.rounds_known:]:
@@ -80,19 +86,19 @@ class AdaptiveSource(GridSource):
         self.keys += [t.key for t in fresh]
         return fresh
 
-    def _known_keys(self, queue: TrialQueue) -> list[str]:
+    def _known_keys(self, queue: Queue) -> list[str]:
         self.learn(queue)
         return self.keys
 
-    def enqueue(self, queue: TrialQueue, mlflow_done: set[str] | None = None) -> int:
+    def enqueue(self, queue: Queue, record: RunRecord | None = None) -> int:
         self.learn(queue)
-        return super().enqueue(queue, mlflow_done)
+        return super().enqueue(queue, record)
 
-    def confirm(self, queue: TrialQueue) -> int:
+    def confirm(self, queue: Queue) -> int:
         """What the grid calls its confirm stage is the next round here (`study run` calls it at start and end)."""
         return self.advance(queue)
 
-    def done(self, queue: TrialQueue) -> bool:
+    def done(self, queue: Queue) -> bool:
         """No trial waits or runs and no round is due: the study finished, or it cannot go on (a trial failed,
         or MLflow lacks a result the queue has: the next `study run` re-queues it)."""
         if queue.has_work():
@@ -101,7 +107,7 @@ class AdaptiveSource(GridSource):
 
     # ------------------------------------------------------------------ the decision
 
-    def advance(self, queue: TrialQueue) -> int:
+    def advance(self, queue: Queue) -> int:
         """Under the study's lock: if every known trial is done, decide and queue the next round (or record the
         finish); return how many trials were newly queued."""
         self.learn(queue)
@@ -157,7 +163,7 @@ class AdaptiveSource(GridSource):
 
     # ------------------------------------------------------------------ what a user reads
 
-    def status_text(self, queue: TrialQueue) -> str:
+    def status_text(self, queue: Queue) -> str:
         text = super().status_text(queue)
         rounds, finished = round_records(queue)
         design = design_of(self.spec)

@@ -18,7 +18,7 @@ import mlflow
 from study.config import LESSON_MODEL
 from study.core.names import OPTUNA_STUDY_TAG
 from study.core.status import DONE_STATUSES, TrialStatus
-from study.core.text import redact
+from study.core.text import redact_url
 from study.data.arrays import DatasetArrays
 from study.data.registry import load_dataset
 from study.data.splits import SplitCache
@@ -32,7 +32,8 @@ from study.queue.storage import QueueSettings, default_storage_url
 from study.queue.trial_queue import TrialQueue
 from study.spec.study_spec import StudySpec, spec_hash
 from study.tracking.environment import command_line
-from study.tracking.runs import done_keys, log_json, log_study_data, parent_run, reap_dead_local_runs
+from study.tracking.record import MlflowRecord
+from study.tracking.runs import log_json, log_study_data, parent_run, reap_dead_local_runs
 from study.tracking.store import configure, experiment_id
 from study.tracking.summary import log_totals, study_totals
 from study.training.backend import name_backend, select_backend
@@ -136,18 +137,17 @@ def run_study(
     if reaped:
         log(f"marked {reaped} run(s) left RUNNING by a dead process on this host as interrupted")
     source = source_for(spec, data_dir)
-    missing = source.enqueue(queue, mlflow_done=done_keys(exp_id))
+    missing = source.enqueue(queue, record=MlflowRecord(exp_id, spec.name))  # MLflow is the record
     missing += source.confirm(queue)  # the confirm stage, if every main trial was already done
     before = source.key_status(queue)  # after queueing: a key queued again (its MLflow run lost) is not done
     trials = source.trials
     done_before = {k for k, state in before.items() if state in DONE_STATUSES}
     summary = RunSummary(study=spec.name, total=len(trials), skipped=len(done_before))
     pending = len(trials) - summary.skipped
-    later = " (then the confirm stage)" if not source.confirm_known else " (then rounds where targets are open)" \
-        if spec.adaptive is not None and not getattr(source, "finished", None) else ""
-    log(f"study {spec.name}: {len(trials)} trials, {summary.skipped} already done, {pending} to run{later} "
-        f"(backend {spec.base.backend}, executor {spec.base.executor}; queue {redact(url)}, {missing} newly queued; "
-        f"MLflow {redact(uri)})")
+    log(f"study {spec.name}: {len(trials)} trials, {summary.skipped} already done, {pending} to run"
+        f"{'' if source.confirm_known else f' (then {source.later})'} "
+        f"(backend {spec.base.backend}, executor {spec.base.executor}; queue {redact_url(url)}, {missing} newly queued; "
+        f"MLflow {redact_url(uri)})")
     started = time.perf_counter()
     if pending:
         options = WorkerOptions(data_dir=data_dir, steps_per_execution=steps_per_execution, threads=threads,

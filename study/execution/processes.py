@@ -1,10 +1,14 @@
 """Local worker processes: `study run --workers N` starts N `python -m study worker` processes.
 
-Each is exactly what a worker on another machine runs, on the same queue.
+Each is exactly what a worker on another machine runs, on the same queue. A worker that
+meets a store fault (study.core.store_faults) hands it to this command on a pipe of its own
+(FAULT_FD_ENV) instead of printing it: the command stops the other workers at once and
+reports the fault in one line, not once per worker.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -13,11 +17,16 @@ import time
 from collections.abc import Callable
 
 from study.core.affinity import CPUS_ENV, format_cpus, worker_cpu_sets
+from study.core.errors import StoreFault, StoreFull, StoreUnavailable
+from study.core.store_faults import give_up
 from study.execution.signals import say
 from study.execution.sources import WorkerOptions
 from study.queue.storage import STORAGE_ENV
 from study.tracking.runs import PARENT_RUN_ENV
 from study.tracking.store import TRACKING_ENV
+
+FAULT_FD_ENV = "STUDY_FAULT_FD"  # set for the workers `study run --workers N` starts: where a store fault goes
+FAULTS = {cls.__name__: cls for cls in (StoreFault, StoreUnavailable, StoreFull)}
 
 
 def threads_per_worker(workers: int) -> int | None:
@@ -76,10 +85,15 @@ def spawn_workers(spec_source: str, storage_url: str, tracking_uri: str, count: 
     cpu_sets = worker_cpu_sets(count, options.threads)
     if cpu_sets:
         log("each worker on its own CPU(s): " + "; ".join(f"w{i + 1} {format_cpus(c)}" for i, c in enumerate(cpu_sets)))
-    procs = [subprocess.Popen(command + ["--label", f"w{i + 1}"], start_new_session=True,
-                              env={**env, CPUS_ENV: format_cpus(cpu_sets[i])} if cpu_sets else env)
-             for i in range(count)]
+    pipes = [os.pipe() for _ in range(count)]
+    procs = []
+    for i, (_, write) in enumerate(pipes):
+        extra = {FAULT_FD_ENV: str(write), **({CPUS_ENV: format_cpus(cpu_sets[i])} if cpu_sets else {})}
+        procs.append(subprocess.Popen(command + ["--label", f"w{i + 1}"], start_new_session=True,
+                                      env={**env, **extra}, pass_fds=(write,)))
+        os.close(write)
     signals: list[int] = []
+    faults: list[StoreFault] = []
 
     def forward(signum: int, frame: object) -> None:
         signals.append(signum)
@@ -91,12 +105,55 @@ def spawn_workers(spec_source: str, storage_url: str, tracking_uri: str, count: 
     try:
         while any(proc.poll() is None for proc in procs):
             time.sleep(0.2)
+            for proc, (read, _) in zip(procs, pipes):
+                if not faults and proc.poll() is not None:
+                    faults += _read_fault(read)
+                    if faults:  # the others would meet it too: stop them now, their trials come back by heartbeat
+                        for other in procs:
+                            if other.poll() is None:
+                                other.kill()
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+    for read, _ in pipes:
+        faults += _read_fault(read)
+        os.close(read)
+    if faults:
+        give_up()  # this process's clean-up makes one try per store, not another wait
+        raise faults[0]
     for i, proc in enumerate(procs, start=1):
         if proc.returncode < 0:
             name = signal.Signals(-proc.returncode).name
             log(f"worker w{i} (pid {proc.pid}) was killed by {name}; its trial goes back to the queue once its "
                 "heartbeat is stale, and the other workers finish it")
     return bool(signals) or any(proc.returncode == 130 for proc in procs)
+
+
+def send_fault(fault: StoreFault) -> bool:
+    """In a worker `study run --workers N` started: hand `fault` to that command (True), else False."""
+    fd = os.environ.get(FAULT_FD_ENV)
+    if not fd:
+        return False
+    message = json.dumps({"kind": type(fault).__name__, "what": fault.what, "url": fault.url, "detail": fault.detail})
+    try:
+        os.write(int(fd), (message + "\n").encode())
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def _read_fault(read: int) -> list[StoreFault]:
+    """The fault a finished worker handed over on its pipe, if any (its end is closed: this never blocks)."""
+    os.set_blocking(read, False)
+    try:
+        data = os.read(read, 65536)
+    except (BlockingIOError, OSError):
+        return []
+    faults = []
+    for line in data.decode(errors="replace").splitlines():
+        try:
+            fields = json.loads(line)
+            faults.append(FAULTS[fields.pop("kind")](**fields))
+        except (ValueError, KeyError, TypeError):
+            continue
+    return faults

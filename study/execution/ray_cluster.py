@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from study.core.errors import InputError
-from study.core.text import redact
+from study.core.text import redact_url
 
 LOCAL = "local"  # ray.init's address for "start a new instance on this machine"
 NAMESPACE = "study"  # the workers are named actors in this namespace (ray.get_actor finds them)
@@ -129,7 +129,7 @@ class RayCluster:
             return
         for option, url in urls.items():
             if local_only(url):
-                raise RayError(f"--{option.replace('_', '-')} {redact(url)}: the Ray cluster at {self.plan.address} "
+                raise RayError(f"--{option.replace('_', '-')} {redact_url(url)}: the Ray cluster at {self.plan.address} "
                                f"has {len(self.nodes())} node(s) besides or instead of this machine, and a SQLite or "
                                "file store is reachable from this machine only; use PostgreSQL for --storage and an "
                                "MLflow server (http://...) for --tracking-uri (docs/workers.md: On a Ray cluster)")

@@ -33,7 +33,7 @@ from typing import Any
 
 import mlflow
 
-from study.core.errors import InputError
+from study.core.errors import InputError, StoreFault
 from study.core.names import WORKER_TAG
 from study.core.quiet import quiet_start
 from study.core.text import format_duration, worker_id
@@ -183,6 +183,9 @@ class Driver:
             self.log("every Ray worker is gone before the study's end; its trials stay in the queue: run the same "
                      "command again to finish it")
         errors = [slot.error for slot in self.slots if slot.error is not None]
+        faults = [error for error in errors if isinstance(error, StoreFault)]
+        if faults:
+            raise faults[0]  # a store failed (study.core.store_faults): one line, how to resume
         if errors and len(errors) == len(self.slots) and isinstance(errors[0], InputError):
             raise errors[0]  # every worker hit the same bad input (e.g. no MNIST on the nodes): exit 2
         return bool(self.signals) or any(s.summary is not None and s.summary.interrupted for s in self.slots)
@@ -237,6 +240,8 @@ class Driver:
             return
         except exceptions.RayTaskError as exc:  # the worker loop raised: report it, the others go on
             slot.error = exc.cause if isinstance(exc.cause, BaseException) else exc
+            if isinstance(slot.error, StoreFault):  # except a store fault: the others would meet it too
+                self._stop(at_once=True)
         for _ in range(2):  # an outstanding call may predate the last lines: ask once more after it
             if slot.lines is None:
                 slot.lines = slot.actor.lines.remote()

@@ -9,13 +9,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import mlflow
-import optuna
-from optuna.trial import TrialState
 
 from study.analysis.leaderboard import best_config
 from study.core.errors import Interrupted, SpecError
 from study.core.names import OPTUNA_STUDY_TAG
-from study.core.text import format_duration, redact
+from study.core.text import format_duration, redact_url
 from study.data.arrays import DatasetArrays
 from study.data.splits import SplitCache
 from study.execution.launch import start_workers, verify_data, verify_models
@@ -46,7 +44,7 @@ class TuneSummary:
     study: str
     n_trials: int
     done_before: int
-    counts: dict[str, int] = field(default_factory=dict)  # results of this invocation's trials by Optuna state
+    counts: dict[str, int] = field(default_factory=dict)  # results of this invocation's trials by state (Optuna's names)
     best_value: float | None = None
     best_params: dict[str, Any] = field(default_factory=dict)
     best_number: int | None = None
@@ -68,7 +66,7 @@ def resolve_base_from(spec: TuneSpec, tracking_uri: str | None) -> TuneSpec:
     found = best_config(spec.base_from)
     if found is None:
         raise SpecError(spec.source, "base_from", f"no finished trials of the ablation study {spec.base_from!r} in "
-                                                  f"{redact(uri)}: run it first (python -m study run ...) or name "
+                                                  f"{redact_url(uri)}: run it first (python -m study run ...) or name "
                                                   "another")
     return with_base(spec, found)
 
@@ -80,8 +78,7 @@ def run_tuning(spec: TuneSpec, queue: TrialQueue, tracking_uri: str | None = Non
     """Run the study up to `n_trials` counted trials in total with `workers` workers, then retrain base vs
     tuned. Raises KeyboardInterrupt if the workers were stopped (their trials are re-queued).
     `data`: the datasets the caller already verified (the CLI does, before it opens the queue)."""
-    study = queue.study
-    done = counted_trials(study)
+    done = counted_trials(queue)
     remaining = max(0, spec.n_trials - done)
     workers = max(1, min(workers, remaining or 1))
     threads = threads if threads is not None or ray is not None else threads_per_worker(workers)
@@ -95,15 +92,15 @@ def run_tuning(spec: TuneSpec, queue: TrialQueue, tracking_uri: str | None = Non
         log(f"marked {reaped} run(s) left RUNNING by a dead process as interrupted")
     summary = TuneSummary(study=spec.name, n_trials=spec.n_trials, done_before=done)
     log(f"tune {spec.name}: {done} of {spec.n_trials} trials done, {remaining} to run "
-        f"(sampler {spec.sampler.name}, pruner {spec.pruner.name}, {spec.metric}; Optuna {redact(queue.url)}, "
-        f"MLflow {redact(uri)})")
+        f"(sampler {spec.sampler.name}, pruner {spec.pruner.name}, {spec.metric}; Optuna {redact_url(queue.url)}, "
+        f"MLflow {redact_url(uri)})")
     source_of_data = data[spec.base.dataset].source
     first_new = len(queue.trials())
     started = time.perf_counter()
     previous = signal.signal(signal.SIGTERM, raise_interrupted)
     try:
         with parent_run(exp_id, spec.name, spec_hash(spec.raw), command_line(),
-                        {"kind": "tune", OPTUNA_STUDY_TAG: spec.name, "optuna_storage": redact(queue.url),
+                        {"kind": "tune", OPTUNA_STUDY_TAG: spec.name, "optuna_storage": redact_url(queue.url),
                          "data_source": source_of_data, "spec_file": spec.source}) as run:
             summary.run_id = run.info.run_id
             log_json(spec.raw, "spec.json")
@@ -116,11 +113,11 @@ def run_tuning(spec: TuneSpec, queue: TrialQueue, tracking_uri: str | None = Non
                 summary.counts = invocation_counts(queue, first_new)
                 if interrupted:
                     raise Interrupted()
-            _record_best(study, summary)
+            _record_best(queue, summary)
             if retrain:
-                summary.retrain_counts = retrain_arms(spec, study, exp_id, SplitCache(data_dir, data), log)
+                summary.retrain_counts = retrain_arms(spec, queue, exp_id, SplitCache(data_dir, data), log)
             mlflow.log_metrics({f"trials_{k.lower()}": float(v) for k, v in summary.counts.items()})
-            mlflow.log_metric("trials_done", float(counted_trials(study)))
+            mlflow.log_metric("trials_done", float(counted_trials(queue)))
             if summary.best_value is not None:
                 mlflow.log_metrics({"best_value": summary.best_value, f"best_{spec.metric}": summary.best_value})
     finally:
@@ -129,13 +126,13 @@ def run_tuning(spec: TuneSpec, queue: TrialQueue, tracking_uri: str | None = Non
     return summary
 
 
-def _record_best(study: optuna.Study, summary: TuneSummary) -> None:
-    if study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        best = study.best_trial
+def _record_best(queue: TrialQueue, summary: TuneSummary) -> None:
+    best = queue.best()
+    if best is not None:
         summary.best_value, summary.best_params, summary.best_number = best.value, dict(best.params), best.number
 
 
-def retrain_arms(spec: TuneSpec, study: optuna.Study, exp_id: str, splits: SplitCache,
+def retrain_arms(spec: TuneSpec, queue: TrialQueue, exp_id: str, splits: SplitCache,
                  log: Callable[[str], None]) -> dict[str, int]:
     """Train the untuned base and the best tuned config with every retrain seed (paired by seed).
 
@@ -143,7 +140,7 @@ def retrain_arms(spec: TuneSpec, study: optuna.Study, exp_id: str, splits: Split
     resume by key like any ablation trial: a rerun trains only what is missing, and a
     new best config gets its own runs.
     """
-    arms = arm_configs(spec, study)
+    arms = arm_configs(spec, queue)
     if arms is None:
         log("retrain: no completed trial yet, nothing to compare")
         return {}

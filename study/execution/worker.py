@@ -7,6 +7,10 @@ runs one on any machine that reaches the storage and the tracking server.
 Stopping: the first SIGINT/SIGTERM sets a flag; the trials in progress stop at the next
 batch, are recorded `interrupted` (MLflow KILLED) and re-queued, and the worker exits.
 A second signal stops at once (the trials then come back via their heartbeat).
+
+A store fault (study.core.store_faults: a store unreachable past the retry budget, or a full
+disk) stops the worker at once, whichever thread meets it first: it is raised, the trials in
+progress go back to the queue if the queue can still be written, else by their heartbeat.
 """
 
 from __future__ import annotations
@@ -16,10 +20,11 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 
 import mlflow
 
+from study.core.errors import StoreFault
 from study.core.names import OPTUNA_STUDY_TAG, STATUS_ATTR, WORKER_ATTR
 from study.core.status import TrialStatus
 from study.core.text import worker_id
@@ -27,7 +32,8 @@ from study.data.splits import SplitCache
 from study.execution.signals import StopFlag
 from study.execution.sources import TrainingContext, TrialSource, WorkerOptions, WorkerSummary
 from study.queue.beacon import Beacon
-from study.queue.trial_queue import TrialQueue, WorkerRecord
+from study.queue.protocol import Queue
+from study.queue.records import WorkerRecord
 from study.spec.kinds import data_configs
 from study.spec.study_spec import spec_hash
 from study.tracking.environment import command_line
@@ -39,7 +45,7 @@ from study.training.executors.registry import EXECUTORS, executor_for
 from study.training.model_check import check_models
 
 
-def run_worker(spec, queue: TrialQueue, source: TrialSource, options: WorkerOptions,
+def run_worker(spec, queue: Queue, source: TrialSource, options: WorkerOptions,
                stop: StopFlag | None = None) -> WorkerSummary:
     """Take and train trials until none waits or runs anywhere (or a stop is requested).
 
@@ -63,9 +69,11 @@ def run_worker(spec, queue: TrialQueue, source: TrialSource, options: WorkerOpti
                 return summary
             record = WorkerRecord(worker=ctx.worker, host=socket.gethostname(), pid=os.getpid(), state="idle",
                                   last_seen=time.time())
-            beacon = stack.enter_context(Beacon(queue, record))
-            claim = options.group_size or EXECUTORS[spec.base.executor].claim_size
-            _loop(source, ctx, beacon, summary, log, prefix, claim)
+            beacon = stack.enter_context(Beacon(queue, record, on_fault=lambda fault: stop.event.set()))
+            size = options.group_size or EXECUTORS[spec.base.executor].lease_size
+            _loop(source, ctx, beacon, summary, log, prefix, size)
+            if beacon.fault is not None:  # the heartbeat met it: the loop stopped at the next batch
+                raise beacon.fault
             if summary.interrupted and mlflow.active_run() is not None:
                 mlflow.end_run("KILLED")
     except KeyboardInterrupt:  # the second signal: stop now, the heartbeat brings the trials back
@@ -77,7 +85,7 @@ def run_worker(spec, queue: TrialQueue, source: TrialSource, options: WorkerOpti
     return summary
 
 
-def _load(spec, queue: TrialQueue, source: TrialSource, options: WorkerOptions, stop: StopFlag, stack: ExitStack,
+def _load(spec, queue: Queue, source: TrialSource, options: WorkerOptions, stop: StopFlag, stack: ExitStack,
           log: Callable[[str], None], prefix: str) -> TrainingContext:
     select_backend(spec.base.backend, threads=options.threads)
     uri = configure(options.tracking_uri)
@@ -123,31 +131,34 @@ def _loop(source: TrialSource, ctx: TrainingContext, beacon: Beacon, summary: Wo
     queue, stop = ctx.queue, ctx.stop
     while not stop.is_set():
         queue.fail_stale()
-        claims = source.next(queue, group_size)
-        if not claims:
+        leases = source.next(queue, group_size)
+        if not leases:
             if source.done(queue):
                 return
             stop.wait(queue.settings.heartbeat_interval_s)  # others still run trials that may come back
             continue
         interrupted = {STATUS_ATTR: TrialStatus.INTERRUPTED.value, WORKER_ATTR: ctx.worker}
-        with beacon.hold(claims):
+        with beacon.hold(leases):
             try:
-                verdicts = source.run(claims, ctx)
+                verdicts = source.run(leases, ctx)
             except KeyboardInterrupt:
-                for claim in claims:
-                    if queue.fail(claim, interrupted, requeue=True):
+                if beacon.fault is not None:
+                    raise beacon.fault from None
+                for lease in leases:
+                    if queue.fail(lease, interrupted, requeue=True):
                         summary.counts["interrupted"] = summary.counts.get("interrupted", 0) + 1
                 summary.interrupted = True
-                log(f"{prefix}trial(s) {', '.join(str(c.number) for c in claims)} interrupted and re-queued")
+                log(f"{prefix}trial(s) {', '.join(str(lease.number) for lease in leases)} interrupted and re-queued")
                 return
             except BaseException:
-                for claim in claims:
-                    queue.fail(claim, interrupted, requeue=True)
+                for lease in leases:
+                    with suppress(StoreFault):  # a queue that failed: the trials come back by heartbeat
+                        queue.fail(lease, interrupted, requeue=True)
                 raise
         for verdict in verdicts:
             summary.counts[verdict.outcome] = summary.counts.get(verdict.outcome, 0) + 1
-        beacon.update(done=beacon.record.done + len(claims))
-        for line in source.describe(queue, list(zip(claims, verdicts))):
+        beacon.update(done=beacon.record.done + len(leases))
+        for line in source.describe(queue, list(zip(leases, verdicts))):
             log(prefix + line)
     # Stopped between trials (the signal came after the last batch of a group, or while idle):
     # nothing is half-done, but unless the study happens to be finished the command must say interrupted.

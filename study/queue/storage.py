@@ -7,45 +7,32 @@ PostgreSQL (or MySQL) many. On SQLite, taking a trial atomically needs every
 transaction to start with `BEGIN IMMEDIATE` (pysqlite otherwise reads outside the
 write lock, and two workers can both see WAITING); the same setting, with a long busy
 timeout, is what removes "database is locked" (optuna#820).
+
+Every call of the storage rides out a database that is briefly unreachable (a restart, a
+failover) and stops at once on a full disk (study.core.store_faults): each RDBStorage method
+is one transaction, so retrying the call that failed is safe.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import optuna
 
 from study.core.errors import StorageError
+from study.core.store_faults import StoreGuard
 from study.core.store_lock import schema_lock
-from study.core.text import first_line, redact
+from study.core.text import first_line, redact, redact_url
+from study.queue.records import QueueSettings
 
 DEFAULT_STORAGE = "optuna.db"
 STORAGE_ENV = "OPTUNA_STORAGE"
 SQLITE_BUSY_TIMEOUT_S = 120
-
-
-@dataclass(frozen=True)
-class QueueSettings:
-    """How fast a dead worker is noticed.
-
-    A trial is stale when its worker has not beaten for `grace_period_s`; it is then
-    failed and re-queued (at most `max_retry` times in a row, so a trial that kills
-    its worker every time cannot loop forever; running the study again re-queues it).
-    The first worker to create a study stores these; later workers adopt them, so
-    all workers agree on what "stale" means.
-    """
-
-    heartbeat_interval_s: int = 5
-    grace_period_s: int = 30
-    max_retry: int = 3
-
-    def __post_init__(self) -> None:
-        if self.heartbeat_interval_s < 1 or self.grace_period_s <= self.heartbeat_interval_s or self.max_retry < 0:
-            raise ValueError(f"invalid queue settings {self}: need heartbeat >= 1 s, grace > heartbeat, retries >= 0")
 
 
 def default_storage_url(tracking_uri: str | None = None) -> str:
@@ -72,7 +59,41 @@ def quiet_optuna() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
 
 
-def open_storage(url: str, settings: QueueSettings, readonly: bool = False) -> optuna.storages.RDBStorage:
+# The RDBStorage methods that run a transaction of their own (Optuna's cache calls the private ones directly).
+GUARDED = ("create_new_study", "delete_study", "set_study_user_attr", "set_study_system_attr", "get_study_id_from_name",
+           "get_study_name_from_id", "get_study_directions", "get_study_user_attrs", "get_study_system_attrs",
+           "get_trial_user_attrs", "get_trial_system_attrs", "get_all_studies", "create_new_trial", "_create_new_trial",
+           "set_trial_param", "_set_trial_param", "get_trial_param", "set_trial_state_values",
+           "set_trial_intermediate_value", "set_trial_user_attr", "set_trial_system_attr",
+           "get_trial_id_from_study_id_trial_number", "get_trial", "get_all_trials", "_get_trials", "get_best_trial",
+           "_get_best_trial_id", "record_heartbeat", "_get_stale_trial_ids")
+
+
+class GuardedStorage(optuna.storages.RDBStorage):
+    """Optuna's RDB storage whose every transaction goes through the queue's StoreGuard."""
+
+    guard: StoreGuard | None = None  # None while RDBStorage.__init__ runs: opening is not retried (exit 2)
+
+    def __init__(self, url: str, guard: StoreGuard, **kwargs: Any) -> None:
+        super().__init__(url, **kwargs)
+        self.guard = guard
+
+
+def _guarded(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def call(self: GuardedStorage, *args: Any, **kwargs: Any) -> Any:
+        if self.guard is None:
+            return method(self, *args, **kwargs)
+        return self.guard.call(method, self, *args, **kwargs)
+
+    return call
+
+
+for _name in GUARDED:
+    setattr(GuardedStorage, _name, _guarded(getattr(optuna.storages.RDBStorage, _name)))
+
+
+def open_storage(url: str, settings: QueueSettings, readonly: bool = False) -> GuardedStorage:
     """An RDB storage with heartbeats and retry of stale trials; SQLite serialised (see module doc).
 
     `readonly` (status, monitoring) leaves SQLite reads unserialised: in WAL mode they
@@ -83,10 +104,11 @@ def open_storage(url: str, settings: QueueSettings, readonly: bool = False) -> o
     engine_kwargs: dict[str, Any] = (
         {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S, "isolation_level": None}} if sqlite
         else {"pool_pre_ping": True})
+    guard = StoreGuard("queue", url)
     try:
         with schema_lock(url, "storage"):  # a fresh database's schema is created by one process at a time
-            storage = optuna.storages.RDBStorage(
-                url, engine_kwargs=engine_kwargs,
+            storage = GuardedStorage(
+                url, guard, engine_kwargs=engine_kwargs,
                 heartbeat_interval=settings.heartbeat_interval_s, grace_period=settings.grace_period_s,
                 heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
                     max_retry=settings.max_retry))
@@ -95,12 +117,12 @@ def open_storage(url: str, settings: QueueSettings, readonly: bool = False) -> o
     except StorageError:
         raise
     except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises many kinds; all mean "cannot open"
-        raise StorageError(f"storage {redact(url)}: cannot open: {type(exc).__name__}: "
+        raise StorageError(f"storage {redact_url(url)}: cannot open: {type(exc).__name__}: "
                            f"{redact(first_line(exc))}") from exc
     return storage
 
 
-def _serialize_sqlite(storage: optuna.storages.RDBStorage) -> None:
+def _serialize_sqlite(storage: GuardedStorage) -> None:
     """WAL (readers never block the writer) and BEGIN IMMEDIATE (one writer at a time, no lost updates)."""
     from sqlalchemy import event
 

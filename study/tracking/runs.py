@@ -14,22 +14,25 @@ import os
 import socket
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import mlflow
 from mlflow.entities import DatasetInput, Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_fixed
 
 from study.config import TrialConfig
 from study.core.names import (ERROR_TAG, KEY_TAG, LEVEL_TAG_PREFIX, PARENT_ROLE, ROLE_TAG, STATUS_TAG,
                               TRIAL_ROLE, TRIAL_ROLES, WORKER_ROLE, WORKER_TAG)
+from study.core.errors import StoreFault
 from study.core.status import DONE_STATUSES, TrialStatus, mlflow_run_status
 from study.core.text import worker_id
 from study.data.arrays import DatasetArrays
 from study.data.splits import SplitCache, SplitInput
 from study.tracking.datasets import dataset_inputs, study_dataset_inputs
 from study.tracking.environment import machine, versions
+from study.tracking.store import tracking_guard
 
 PARENT_RUN_TAG = "mlflow.parentRunId"
 RUN_NAME_TAG = "mlflow.runName"
@@ -55,11 +58,10 @@ def parent_run(exp_id: str, study_name: str, spec_hash: str, command: str, extra
     run = mlflow.start_run(experiment_id=exp_id, run_name=name, tags=tags)
     try:
         yield run
-    except KeyboardInterrupt:
-        mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
-        raise
-    except BaseException:
-        mlflow.end_run(RunStatus.to_string(RunStatus.FAILED))
+    except BaseException as exc:
+        with suppress(StoreFault):  # a store that failed may not record the end: the fault is what to report
+            mlflow.end_run(RunStatus.to_string(RunStatus.KILLED if isinstance(exc, KeyboardInterrupt)
+                                               else RunStatus.FAILED))
         raise
     else:
         mlflow.end_run()
@@ -101,10 +103,11 @@ class TrialRun:
         self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), stamp, epoch) for k, v in metrics.items()])
 
     def log_artifact(self, path: str, artifact_path: str | None = None) -> None:
-        self.client.log_artifact(self.run_id, path, artifact_path)
+        tracking_guard().call(self.client.log_artifact, self.run_id, path, artifact_path)
 
     def log_json(self, obj: Any, artifact_file: str) -> None:
-        self.client.log_text(self.run_id, json.dumps(obj, indent=2, sort_keys=True, default=str), artifact_file)
+        text = json.dumps(obj, indent=2, sort_keys=True, default=str)
+        tracking_guard().call(self.client.log_text, self.run_id, text, artifact_file)
 
     def set_tags(self, tags: dict[str, str]) -> None:
         self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
@@ -125,11 +128,8 @@ def log_inputs(client: mlflow.MlflowClient, run_id: str, datasets: list[DatasetI
     unique key. The loser tries once more, when the row exists and only the link to its run is written."""
     if not datasets:
         return
-    try:
-        client.log_inputs(run_id, datasets=datasets)
-    except MlflowException:
-        time.sleep(0.5)
-        client.log_inputs(run_id, datasets=datasets)
+    Retrying(retry=retry_if_exception_type(MlflowException), stop=stop_after_attempt(2), wait=wait_fixed(0.5),
+             reraise=True)(client.log_inputs, run_id, datasets=datasets)
 
 
 def log_study_data(run_id: str, splits: SplitCache, configs: Iterable[TrialConfig]) -> None:
@@ -144,7 +144,7 @@ def _now_ms() -> int:
 
 def log_json(obj: Any, artifact_file: str) -> None:
     """An artifact of the active (parent) run."""
-    mlflow.log_text(json.dumps(obj, indent=2, sort_keys=True, default=str), artifact_file)
+    tracking_guard().call(mlflow.log_text, json.dumps(obj, indent=2, sort_keys=True, default=str), artifact_file)
 
 
 # --------------------------------------------------------------------------- reading back
@@ -171,6 +171,13 @@ def finished_trial_run(exp_id: str, key: str) -> Any | None:
     )
     runs = [r for r in runs if r.data.tags.get(STATUS_TAG) in DONE_STATUSES]
     return min(runs, key=lambda r: r.info.start_time) if runs else None
+
+
+def tag_runs(run_ids: Iterable[str], tag: str, value: str) -> None:
+    """Set one tag on runs that may have ended already."""
+    client = mlflow.MlflowClient()
+    for run_id in run_ids:
+        client.set_tag(run_id, tag, value)
 
 
 # --------------------------------------------------------------------------- closing runs of dead workers

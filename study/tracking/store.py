@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+import logging
 import os
 import sqlite3
 from pathlib import Path
@@ -9,14 +11,18 @@ from pathlib import Path
 import mlflow
 
 from study.core.errors import StorageError
+from study.core.store_faults import StoreGuard
 from study.core.store_lock import schema_lock, sqlite_file
-from study.core.text import first_line, redact
+from study.core.text import first_line, redact, redact_url
 
 TRACKING_ENV = "MLFLOW_TRACKING_URI"
 DEFAULT_STORE = "mlflow.db"
 DEFAULT_ARTIFACTS = "mlartifacts"
 # MLflow 3.x opens an experiment on its GenAI overview unless this tag says it holds training runs.
 EXPERIMENT_KIND_TAG, TRAINING_KIND = "mlflow.experimentKind", "custom_model_development"
+# MLflow's REST client retries a tracking server for ~4 minutes by default before it raises; a few
+# tries (~15 s) leave the wait to the StoreGuard, so `--store-retry-seconds` bounds it (unless set).
+HTTP_RETRIES_ENV, HTTP_RETRIES = "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3"
 
 
 def default_tracking_uri(project_dir: Path | None = None) -> str:
@@ -36,6 +42,7 @@ def configure(tracking_uri: str | None) -> str:
     """
     # With a tracking server MLflow prints a URL per ended run; our progress lines say enough.
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    os.environ.setdefault(HTTP_RETRIES_ENV, HTTP_RETRIES)
     uri = tracking_uri or default_tracking_uri()
     mlflow.set_tracking_uri(uri)
     try:
@@ -45,9 +52,41 @@ def configure(tracking_uri: str | None) -> str:
     except StorageError:
         raise
     except Exception as exc:  # noqa: BLE001 - MLflow and the drivers raise many kinds; all mean "cannot open"
-        raise StorageError(f"MLflow tracking URI {redact(uri)}: cannot open: {type(exc).__name__}: "
+        raise StorageError(f"MLflow tracking URI {redact_url(uri)}: cannot open: {type(exc).__name__}: "
                            f"{redact(first_line(exc))}") from exc
+    _guard_store(uri)
     return uri
+
+
+def _guard_store(uri: str) -> StoreGuard:
+    """Send every call of MLflow's store for `uri` through a StoreGuard (study.core.store_faults).
+
+    MLflow caches one store object per URI and every client, fluent call and reader of this
+    process uses it, so its methods are the one place where each call is one transaction (a
+    database store) or one request (a tracking server). MLflow logs each database error with
+    its traceback before it raises; the guard decides what the user sees, so those lines go.
+    """
+    from mlflow.tracking._tracking_service.utils import _get_store
+
+    store = _get_store(uri)
+    guard = store.__dict__.get("_study_guard")
+    if guard is None:
+        guard = StoreGuard("MLflow store", uri)
+        for name, method in inspect.getmembers(type(store), inspect.isfunction):
+            if not name.startswith("_"):
+                setattr(store, name, guard.wrap(getattr(store, name)))
+        store._study_guard = guard
+        logging.getLogger("mlflow.store.db.utils").addFilter(_no_database_error_traceback)
+    return guard
+
+
+def tracking_guard() -> StoreGuard:
+    """The StoreGuard of the configured MLflow store (artifact writes go through it too)."""
+    return _guard_store(mlflow.get_tracking_uri())
+
+
+def _no_database_error_traceback(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("SQLAlchemy database error")
 
 
 def _use_wal(uri: str) -> None:
@@ -74,7 +113,7 @@ def _use_wal(uri: str) -> None:
 
 def shown(uri: str) -> str:
     """A tracking URI as we print it: without a password."""
-    return redact(uri)
+    return redact_url(uri)
 
 
 def artifact_location_for(tracking_uri: str) -> str | None:

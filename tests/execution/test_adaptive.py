@@ -18,10 +18,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from optuna.trial import TrialState
 
 from study.core.names import KEY_ATTR, WORKER_ATTR
 from study.execution.adaptive_rounds import round_records
+from study.queue.records import COMPLETED, RUNNING, WAITING
 from study.queue.trial_queue import TrialQueue
 from study.spec.study_spec import load_spec
 from tests.conftest import ROOT, run_cli, write_spec
@@ -78,9 +78,9 @@ def assert_every_round_trained_once(spec_path: Path, tracking: str, storage: str
     done = Counter(r.data.tags["trial_key"] for r in runs if r.info.status == "FINISHED")
     assert set(done) == expected and max(done.values()) == 1, done
     assert not [r for r in runs if r.info.status == "RUNNING"], "a run was left RUNNING"
-    complete = Counter(t.user_attrs[KEY_ATTR] for t in queue.trials((TrialState.COMPLETE,)))
+    complete = Counter(t.user_attrs[KEY_ATTR] for t in queue.trials((COMPLETED,)))
     assert set(complete) == expected and max(complete.values()) == 1
-    assert not queue.trials((TrialState.WAITING, TrialState.RUNNING))
+    assert not queue.trials((WAITING, RUNNING))
     return queue, keys
 
 
@@ -104,9 +104,9 @@ def test_a_run_killed_mid_round_resumes_with_the_same_command_and_trains_every_t
                 if rounds:
                     keys = set(rounds[0]["keys"])
                     states = {t.user_attrs.get(KEY_ATTR): t.state for t in queue.trials()}
-                    if any(states.get(k) in (TrialState.RUNNING, TrialState.COMPLETE) for k in keys):
+                    if any(states.get(k) in (RUNNING, COMPLETED) for k in keys):
                         os.killpg(run.pid, signal.SIGKILL)  # the parent and its workers, mid-round 1
-                        killed_in = Counter(states.get(k).name if states.get(k) else "none" for k in keys)
+                        killed_in = Counter(str(states.get(k)) for k in keys)
                         break
             time.sleep(0.2)
         run.wait(timeout=60)
@@ -114,7 +114,7 @@ def test_a_run_killed_mid_round_resumes_with_the_same_command_and_trains_every_t
         if run.poll() is None:
             os.killpg(run.pid, signal.SIGKILL)
     assert killed_in is not None, "round 1 never started: " + log.read_text()[-3000:]
-    assert killed_in.get("COMPLETE", 0) < sum(killed_in.values()), f"killed after round 1 finished: {killed_in}"
+    assert killed_in.get(str(COMPLETED), 0) < sum(killed_in.values()), f"killed after round 1 finished: {killed_in}"
 
     again = run_cli(*command, cwd=tmp_path)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
@@ -153,7 +153,7 @@ def test_workers_of_two_machines_on_postgresql_keep_working_across_rounds(tmp_pa
     queue, keys = assert_every_round_trained_once(spec_path, tracking, storage)
     assert len(keys) >= 2, "the study went past round 0"
     later = set().union(*keys[1:])
-    workers = {t.user_attrs[WORKER_ATTR] for t in queue.trials((TrialState.COMPLETE,)) if t.user_attrs[KEY_ATTR] in later}
+    workers = {t.user_attrs[WORKER_ATTR] for t in queue.trials((COMPLETED,)) if t.user_attrs[KEY_ATTR] in later}
     assert len(workers) == 2, f"both machines trained trials of the later rounds: {workers}"
     rounds, finished = round_records(queue)
     assert [r["round"] for r in rounds] == list(range(1, len(rounds) + 1)), "each round recorded once, in order"

@@ -28,7 +28,8 @@ def _header(spec: StudySpec, expected: list, all_runs: pd.DataFrame, frame: pd.D
         f"seeds {list(spec.seeds)}.",
         f"- Each trial: {spec.base.epochs} epochs, batch {spec.base.batch_size}, validation `{spec.base.validation}`"
         + (f", first {spec.base.train_subset} training images" if spec.base.train_subset else "")
-        + f", backend `{spec.base.backend}`.",
+        + f", backend `{spec.base.backend}`"
+        + (_tuned_text(spec) if spec.tune_each_arm else "") + ".",
         f"- Trials: {len(frame)} of {len(expected)} finished. MLflow runs by status: "
         + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none") + ".",
     ]
@@ -69,7 +70,9 @@ def _files_section(out: Path) -> str:
         "effects_failure_rate": "effects on the share of trials that do not learn",
         "noops": "identical pairs and learning-rate changes per level",
         "failures_by_level": "trials that did not learn, per level",
-        "failing_configs": "configs with a trial that did not learn",
+        "failing_configs": "configs with a trial that failed or only partly learned",
+        "outcome_rule": "the rule for fails / partly learns / learns: majority-class rate, margin, learner share, "
+                        "best config mean, thresholds, validation set size (what the report's numbers recompute from)",
         "decomposition": "every term of the saturated decomposition: df, sum of squares, share, F, p, Holm p",
         "decomposition_grouped": "the decomposition as the report shows it (higher orders grouped)",
         "importance": "total-effect ranking",
@@ -189,3 +192,11 @@ class FilesSection:
 class ReproducibilitySection:
     def render(self, ctx: ReportContext) -> str:
         return _reproducibility(ctx.spec, ctx.parents, ctx.tidy)
+
+
+def _tuned_text(spec: StudySpec) -> str:
+    """`; learning_rate tuned per arm (see ...)`: the trials below are not at the spec's fixed values."""
+    fields = spec.tune_each_arm.fields
+    state = "tuned per arm" if spec.tuned is not None else "to be tuned per arm (until then: the fixed values)"
+    return (f"; {', '.join(fields)} {state} (see [Fair comparisons](#fair-comparisons-each-arm-at-its-own-tuned-"
+            f"{'-'.join(fields)}))")

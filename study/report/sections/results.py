@@ -77,6 +77,10 @@ def _failures(result: Analysis, out: Path) -> str:
                                 "learns at or above": fmt.value(rule.learn_threshold, PRIMARY),
                                 "fail": f"{failed} of {len(frame)}", "partly learn": f"{partial} of {len(frame)}"}])
     text += "\n\n" + fmt.markdown(rule_table, parse_numbers=False) + "\n"
+    pd.DataFrame([{"majority_rate": rule.majority_rate, "margin": rule.margin, "fails_at_or_below": rule.threshold,
+                   "learn_share": rule.learn_share, "best_config_mean": rule.best,
+                   "learns_at_or_above": rule.learn_threshold, "validation_size": rule.validation_size,
+                   "source": rule.source}]).to_csv(out / "tables" / "outcome_rule.csv", index=False)
     if not failed and not partial:
         return text
     result.failure_levels.to_csv(out / "tables" / "failures_by_level.csv", index=False)
