@@ -119,7 +119,8 @@ def _measure(request: dict[str, Any]) -> list[dict[str, float]]:
     from study.data.splits import SplitCache
     from study.execution.tracked import run_tracked
     from study.queue.storage import QueueSettings
-    from study.queue.trial_queue import QueueItem, TrialQueue
+    from study.queue.records import QueueItem
+    from study.queue.trial_queue import TrialQueue
     from study.spec.designs import Trial
     from study.tracking.store import configure, experiment_id
     from study.training.backend import select_backend
@@ -139,7 +140,7 @@ def _measure(request: dict[str, Any]) -> list[dict[str, float]]:
         tick = time.perf_counter()
         queue.enqueue([QueueItem(key=f"k{i}", config={}) for i in range(4)])
         for _ in range(4):
-            queue.complete(queue.claim(), 0.0, {})
+            queue.complete(queue.lease(), 0.0, {})
         queue_s = (time.perf_counter() - tick) / 4
         settings = ExecutionSettings(save_model=True)
         out = []
