@@ -23,7 +23,7 @@ DOCS_PORT ?= 8000
 comma := ,
 PIP_INSTALL := $(BIN)/python -m pip install --quiet
 
-.PHONY: install install-ray install-docs ablate worker status report synthesize ui tune dashboard test test-fast clean bench bench-grid docs docs-serve
+.PHONY: install install-ray install-docs ablate plan worker status report synthesize ui tune dashboard test test-fast clean bench bench-grid docs docs-serve
 
 install: $(VENV)/.installed
 
@@ -52,6 +52,9 @@ $(VENV)/.installed-docs: $(VENV)/.installed
 
 ablate: install $(RAY_INSTALL)  ## train every pending trial of STUDY with WORKERS local processes (or Ray workers: RAY=), then write its report
 	$(BIN)/python -m study run $(STUDY) $(WORKERS_ARG) $(RAY_ARG) --tracking-uri $(TRACKING_URI) --storage $(STORAGE) $(DATA_ARG) $(ARGS)
+
+plan: install  ## before running STUDY: its trials, trial-epochs, predicted wall time per executor and worker count (calibrates this machine once), detectable differences from an earlier run
+	$(BIN)/python -m study plan $(STUDY) --tracking-uri $(TRACKING_URI) $(DATA_ARG) $(ARGS)
 
 worker: install  ## join STUDY's queue (STORAGE) from this machine and train until no trial is left
 	$(BIN)/python -m study worker $(STUDY) --tracking-uri $(TRACKING_URI) --storage $(STORAGE) $(DATA_ARG) $(ARGS)

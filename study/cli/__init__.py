@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
 
     handlers = {"run": commands.run, "worker": commands.worker, "status": commands.status,
                 "report": commands.report, "ui": commands.ui, "tune": tune_commands.tune,
-                "synthesize": commands.synthesize}
+                "synthesize": commands.synthesize, "plan": commands.plan}
     try:
         return handlers[args.command](args)
     except StoreFault as fault:  # a store failed mid-way (study.core.store_faults): one line, exit 1

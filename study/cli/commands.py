@@ -72,6 +72,33 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK if summary.ok else EXIT_FAILED
 
 
+def plan(args: argparse.Namespace) -> int:
+    """Trials, trial-epochs, predicted wall times (calibrating this machine once), detectable differences."""
+    from study.analysis.chance import failure_rule
+    from study.analysis.levels import tidy_trials
+    from study.analysis.runs import trials_frame
+    from study.execution.plan import describe, detectable_differences, make_plan
+    from study.tracking.store import configure
+
+    try:
+        spec = load_spec(args.spec)
+        data = verified_data(spec, args)
+        result = make_plan(spec, data, args.data_dir, workers=args.workers)
+        uri = args.tracking_uri or default_tracking_uri()
+        if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+            uri = None  # no earlier study here: create no store
+        frame = trials_frame(spec.name) if uri is not None and configure(uri) else None
+        if frame is not None and not frame.empty:
+            frame = frame[frame["seed"].isin(spec.seeds)].reset_index(drop=True)
+            margin = (spec.adaptive.margin_pp if spec.adaptive is not None else 0.5) / 100
+            result.detectable = detectable_differences(spec, tidy_trials(frame, spec),
+                                                       failure_rule(spec.base, args.data_dir), margin)
+    except InputError as exc:
+        return fail(exc)
+    print("\n".join(describe(spec, result)))
+    return EXIT_OK
+
+
 def worker(args: argparse.Namespace) -> int:
     """One worker on a spec's queue, from any machine: an ablation grid (its queue is created
     and filled if missing) or a tuning study (Optuna's sampler proposes the trials)."""
@@ -97,12 +124,12 @@ def worker(args: argparse.Namespace) -> int:
 
 
 def grid_worker_source(args: argparse.Namespace):
-    from study.execution.arm_stage import source_for
+    from study.execution.adaptive_rounds import source_for
 
     spec = load_spec(args.spec).with_overrides(**overrides(args))
     data = verified_data(spec, args)  # before the queue: bad data leaves nothing behind
     queue = TrialQueue.open(args.storage or default_storage_url(args.tracking_uri), spec.name, queue_settings(args))
-    source = source_for(spec)
+    source = source_for(spec, args.data_dir)
     added = source.enqueue(queue)
     if added:
         print(f"queued {added} trial(s) of {spec.name} that were not in the queue yet")
@@ -126,7 +153,7 @@ def status(args: argparse.Namespace) -> int:
             spec = load_tune_spec(args.spec)
             source, label, start = TuneSource(spec), f"tuning study {spec.name}", f"python -m study tune {spec.source}"
         else:
-            from study.execution.arm_stage import source_for
+            from study.execution.adaptive_rounds import source_for
 
             spec = load_spec(args.spec)
             source, label, start = source_for(spec), f"study {spec.name}", f"python -m study run {spec.source}"

@@ -1,4 +1,4 @@
-"""The command line's shape: `python -m study run|worker|status|report|tune|analyze|ui`."""
+"""The command line's shape: `python -m study run|plan|worker|status|report|tune|analyze|ui`."""
 
 from __future__ import annotations
 
@@ -36,6 +36,14 @@ def build_parser() -> argparse.ArgumentParser:
     _training(worker)
     worker.add_argument("--label", default="", help="prefix of this worker's progress lines")
     _queue_options(worker)
+
+    plan = sub.add_parser("plan", help="before anything is queued: trials, trial-epochs, predicted wall time per "
+                                       "executor and worker count on this machine, detectable differences")
+    plan.add_argument("spec", type=Path)
+    _tracking(plan)
+    plan.add_argument("--data-dir", help="directory with the MNIST IDX .gz files or mnist.npz (or STUDY_DATA_DIR)")
+    plan.add_argument("--workers", type=int, action="append",
+                      help="worker counts to predict (repeatable; default 1 and this machine's cores)")
 
     status = sub.add_parser("status", help="a study's trials by state, workers seen alive, ETA")
     status.add_argument("spec", type=Path)

@@ -71,8 +71,27 @@ def schema_lock(url: str, what: str) -> Iterator[None]:
 
 
 @contextmanager
-def _file_lock(db: Path, what: str, url: str) -> Iterator[None]:
-    lock = db.with_name(db.name + ".lock")
+def study_lock(url: str, study: str, what: str) -> Iterator[None]:
+    """One process at a time for one study's queue-wide decisions (an adaptive study's next round: exactly one
+    worker decides it, the others then find it made). SQLite: `<database>.<study>.lock`; PostgreSQL: an
+    advisory lock keyed by the study's name; anything else: no lock (the decision is a pure function of the
+    results and enqueueing is idempotent by key, so two deciders would still queue the same trials once)."""
+    path = sqlite_file(url)
+    if path is not None:
+        with _file_lock(path, what, url, suffix=f".{study}.lock", doing="while deciding the next round"):
+            yield
+    elif url.startswith(("postgresql", "postgres")):
+        key = int.from_bytes(hashlib.sha256(f"hparam-study study {study}".encode()).digest()[:8], "big", signed=True)
+        with _advisory_lock(url, what, key):
+            yield
+    else:
+        yield
+
+
+@contextmanager
+def _file_lock(db: Path, what: str, url: str, suffix: str = ".lock",
+               doing: str = "while creating the schema") -> Iterator[None]:
+    lock = db.with_name(db.name + suffix)
     if not lock.parent.is_dir():  # filelock would create the directory; a store in a missing one cannot open
         raise StorageError(f"{what} {redact_url(url)}: cannot open: {lock}: No such file or directory")
     file_lock = filelock.FileLock(lock, timeout=WAIT_S)
@@ -80,7 +99,7 @@ def _file_lock(db: Path, what: str, url: str) -> Iterator[None]:
         file_lock.acquire()
     except filelock.Timeout:
         raise StorageError(f"{what} {redact_url(url)}: another process has held {lock} for over "
-                           f"{WAIT_S} s while creating the schema") from None
+                           f"{WAIT_S} s {doing}") from None
     except OSError as exc:
         raise StorageError(f"{what} {redact_url(url)}: cannot open: {lock}: {exc.strerror or exc}") from exc
     try:
@@ -90,11 +109,10 @@ def _file_lock(db: Path, what: str, url: str) -> Iterator[None]:
 
 
 @contextmanager
-def _advisory_lock(url: str, what: str) -> Iterator[None]:
+def _advisory_lock(url: str, what: str, key: int = LOCK_KEY) -> Iterator[None]:
     import sqlalchemy
     from sqlalchemy.pool import NullPool
 
-    key = LOCK_KEY
     try:
         engine = sqlalchemy.create_engine(url, poolclass=NullPool)
         connection = engine.connect()

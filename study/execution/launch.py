@@ -22,7 +22,8 @@ from study.core.text import redact_url
 from study.data.arrays import DatasetArrays
 from study.data.registry import load_dataset
 from study.data.splits import SplitCache
-from study.execution.arm_stage import source_for
+from study.execution.adaptive_rounds import source_for
+from study.execution.plan import first_line
 from study.execution.processes import spawn_workers, threads_per_worker
 from study.execution.ray_cluster import RayCluster
 from study.execution.sources import TrialSource, WorkerOptions
@@ -127,7 +128,12 @@ def run_study(
     in_process = ray is None and workers == 1
     threads = threads if threads is not None or ray is not None else threads_per_worker(workers)
     name_backend(spec.base.backend)  # MNIST's web route imports Keras
-    data = verify_data((t.config.dataset for t in trials), data_dir, log)  # first: bad data exits 2 at once
+    checked: list[str] = []
+    data = verify_data((t.config.dataset for t in trials), data_dir, checked.append)  # first: bad data exits 2
+    if ray is None:
+        log(first_line(spec, data, data_dir, workers))  # the prediction first, then what the data check found
+    for line in checked:
+        log(line)
     if in_process:  # this process trains
         choose_backend(spec.base, threads=threads)
     verify_models([t.config for t in trials], spec, log)
@@ -138,7 +144,7 @@ def run_study(
     reaped = reap_dead_local_runs(exp_id)
     if reaped:
         log(f"marked {reaped} run(s) left RUNNING by a dead process on this host as interrupted")
-    source = source_for(spec)
+    source = source_for(spec, data_dir)
     missing = source.enqueue(queue, record=MlflowRecord(exp_id, spec.name))  # MLflow is the record
     missing += source.confirm(queue)  # the confirm stage, if every main trial was already done
     before = source.key_status(queue)  # after queueing: a key queued again (its MLflow run lost) is not done
@@ -158,7 +164,7 @@ def run_study(
         if ray is not None:
             active = pending  # Ray: the cluster's plan decides how many actors, up to the trials left
         else:  # the confirm stage brings more work once the main trials are done
-            active = min(workers, pending) if source.confirm_known else workers
+            active = min(workers, pending) if source.confirm_known and spec.adaptive is None else workers
         tags = {"data_source": ", ".join(d.source for d in data.values()), "spec_file": spec.source,
                 OPTUNA_STUDY_TAG: spec.name, "kind": source.kind, "workers": str(active)}
         with parent_run(exp_id, spec.name, spec_hash(spec.raw), command_line(), tags) as run:

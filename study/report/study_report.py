@@ -23,6 +23,7 @@ from study.analysis.tuned_arms import resolved
 from study.config import TrialConfig
 from study.report.format import without_machine_paths
 from study.report.section import ReportContext, Section
+from study.report.sections.adaptive import AdaptiveSection, adaptive_context
 from study.report.sections.about import FilesSection, HeaderSection, ReproducibilitySection, SpecSection
 from study.report.sections.claims import ClaimsSection
 from study.report.sections.decomposition import InteractionsSection
@@ -48,7 +49,7 @@ class NoTrialsYet:
 
 
 SECTIONS: list[Section] = [
-    HeaderSection(), NoTrialsYet(), AdviceSection(), FindingsSection(), ClaimsSection(), ConditionalSection(),
+    HeaderSection(), NoTrialsYet(), AdviceSection(), FindingsSection(), AdaptiveSection(), ClaimsSection(), ConditionalSection(),
     TrialsSection(), LeaderboardSection(), EffectsSection(), FairSection(), InteractionsSection(), PathSection(),
     LessonFiguresSection(), GradientsSection(), LessonComparisonSection(), MethodsSection(), SpecSection(),
     FilesSection(), ReproducibilitySection(),
@@ -104,6 +105,7 @@ def build_context(spec: StudySpec, out: Path, data_dir: str | None = None) -> Re
     if ctx.result is not None and ctx.lesson and not ctx.result.claims.empty:
         ctx.result.claims = pd.concat([ctx.result.claims, rate_claim(spec, ctx.extra.get(FAIR), ctx.result.factor_levels)],
                                       ignore_index=True)
+    adaptive_context(ctx)  # an adaptive study expects the trials its rounds asked for
     return ctx
 
 

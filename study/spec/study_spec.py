@@ -13,6 +13,7 @@ from pydantic import Field, ValidationInfo, create_model, field_validator, model
 from study.config import Hyperparameter, TrialConfig
 from study.config.user_code import code_of
 from study.core.errors import SpecError
+from study.spec.adaptive import AdaptiveSpec, parse_adaptive
 from study.spec.confirm import ConfirmSpec
 from study.spec.designs import DESIGNS, Design, Level, Trial, expand, unique
 from study.spec.fields import STUDY_WIDE_FIELDS, Fields, checked_field, config_error, study_wide
@@ -45,6 +46,7 @@ class StudyKeys(Section):
     ray: Optional[RayResources] = None  # noqa: UP007
     region: Any = None
     tune_each_arm: Any = None  # checked by parse_tune_each_arm once factors are known
+    adaptive: Any = None  # checked by parse_adaptive against the seeds, design and confirm
 
     @field_validator("sample_size", "sample_seed", mode="wrap")
     @classmethod
@@ -85,6 +87,7 @@ class StudySpec:
     hyperparameters: dict[str, Hyperparameter] = field(default_factory=dict)  # the spec's own (`hyperparameters:`)
     ray: RayResources = RayResources()  # each Ray worker's resources under --ray (study.spec.ray_resources)
     region: dict[str, Any] = field(default_factory=dict, compare=False)  # the report's region (study.spec.region)
+    adaptive: AdaptiveSpec | None = None  # seeds spent in rounds where targets are open (study.spec.adaptive)
     tune_each_arm: TuneEachArm | None = None  # each arm's nuisance hyperparameters tuned first (study.spec.arms)
     # Once tuned (study.spec.arms.tuned_spec): each design config's tuned values, by its key at seed 0.
     tuned: dict[str, dict[str, Any]] | None = field(default=None, compare=False)
@@ -138,6 +141,7 @@ def parse_spec(raw: Any, source: str = "<spec>", default_name: str = "study") ->
         hyperparameters=fields.declared,
         ray=keys.ray or RayResources(),
         region=parse_region(source, keys.region, factors),
+        adaptive=parse_adaptive(source, keys.adaptive, keys.seeds, keys.design, raw.get("confirm")),
     )
     tune = parse_tune_each_arm(source, raw.get("tune_each_arm"), fields, factors, spec.base, keys.seeds,
                                spec.confirm.seeds if spec.confirm else ())

@@ -24,6 +24,7 @@ from study.spec.ray_resources import RayResources
 from study.spec.schema import Boolean, Name, Problem, Section, Text, choice, integer, read_yaml, says, seed_list
 from study.spec.schema import validate
 from study.spec.search_space import PRUNERS, SAMPLERS, Choice, Param, choice_of, parse_enqueue, parse_space
+from study.spec.adaptive import refuse_in_tuning
 
 __all__ = ["Choice", "Param", "TuneSpec", "check_configs", "load_tune_spec", "parse_tune_spec", "with_base"]
 
@@ -114,6 +115,7 @@ def load_tune_spec(path: str | Path) -> TuneSpec:
 
 
 def parse_tune_spec(raw: Any, source: str = "<spec>", default_name: str = "tune") -> TuneSpec:
+    refuse_in_tuning(source, raw)
     keys = validate(TuneFile, raw, source)
     name = keys.name or default_name
     if keys.base_from == name:

@@ -79,6 +79,10 @@ def bad(**changes):
         (bad(region={"margin_pp": "1"}), "region.margin_pp", ["0 < margin_pp <= 100"]),
         (bad(region={"activation": ["tanh"]}), "region.activation", ["['sigmoid', 'relu']"]),
         (bad(region={"dropout": []}), "region.dropout", ["non-empty list"]),
+        (bad(adaptive={"max_seeds": 5}), "adaptive.max_seeds", ["more than the 2 seed(s)"]),
+        (bad(adaptive={"start_seeds": 2, "max_seeds": 2, "margin": 1}), "adaptive.margin", ["unknown key", "margin_pp"]),
+        (bad(adaptive={"spending": "bonferroni"}), "adaptive.spending", ["pocock, obrien_fleming"]),
+        (bad(adaptive={}, confirm={"top_k": 1, "seeds": [5]}), "adaptive", ["cannot be combined with `confirm`"]),
     ],
 )
 def test_bad_spec_is_rejected_with_a_precise_message(raw, key, words):

@@ -45,8 +45,8 @@ class Region:
         return {f: lv[0] for f, lv in self.levels.items() if len(lv) == 1}
 
     def describe(self) -> str:
-        return ", ".join(f"{f} ∈ {{{', '.join(lv)}}}" if len(lv) > 1 else f"{f} = {lv[0]}"
-                         for f, lv in self.levels.items())
+        return ", ".join(f"{f} ∈ {{{', '.join(lv)}}}" if len(lv) > 1 else f"{f} = {lv[0]}" if lv else f"{f}: none"
+                         for f, lv in self.levels.items())  # none: no config near the top learns on every seed
 
 
 def config_table(frame: pd.DataFrame, factors: list[str], metric: str) -> pd.DataFrame:

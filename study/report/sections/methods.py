@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from study.report.section import ReportContext
+from study.report.sections.adaptive import METHOD as ADAPTIVE_METHOD
 
 METHODS = """## How the numbers are computed
 
@@ -65,6 +66,10 @@ METHODS = """## How the numbers are computed
 
 class MethodsSection:
     def render(self, ctx: ReportContext) -> str:
+        return self.text(ctx) + (ADAPTIVE_METHOD if ctx.spec.adaptive is not None else "")
+
+    @staticmethod
+    def text(ctx: ReportContext) -> str:
         if ctx.lesson:
             return METHODS
         own = METHODS.replace("the lesson's first\n  model", "the study's base\n  config")
