@@ -1,7 +1,8 @@
 """FusedExecutor: trains every trial of a batch that shares a structure and a seed as one XLA program.
 
 Per trial, as the Keras executor does: its own initial weights (from its seed and init),
-its own dropout randomness, its own learning rate each epoch (constant, both warm-up +
+its own dropout randomness (from its seed; rbg bits, study.training.fused.dropout_bits), its own learning
+rate each epoch (constant, both warm-up +
 cosine variants, plateau on its own val_loss), early stopping, the best epoch's weights
 kept and restored for the one test evaluation, the kept model saved as `.keras`, the
 same per-epoch metric names. Its batch order is the one the Keras executor draws on JAX
