@@ -21,7 +21,7 @@ import math
 import pandas as pd
 
 from study.analysis.claim_checks import (Check, dropout_levels, labels_of, optimizer_levels, plain_levels,
-                                         schedule_notes)
+                                         schedule_notes, tuned_optimizer_levels)
 from study.analysis.gradients import GRADIENT_RATIO
 from study.analysis.reference import LESSON_FIRST_MODEL
 from study.analysis.stats.blocks import within
@@ -69,12 +69,13 @@ def lesson_checks() -> list[Check]:
 
 
 def lesson_claims(frame: pd.DataFrame, factor_levels: dict[str, list[str]],
-                  lesson_levels: dict[str, str] | None = None) -> pd.DataFrame:
+                  lesson_levels: dict[str, str] | None = None, tuned: str = "") -> pd.DataFrame:
     """The claims table (see the module docstring) for a study's main trials (with `failed`/`learned`);
     `lesson_levels`: the lesson's first model's level of each factor (found from the trials' config values
-    when not given)."""
+    when not given); `tuned`: how the trials' learning rates were tuned per arm (study.spec.tune_each_arm),
+    "" when they are the spec's fixed values."""
     lesson_levels = lesson_levels if lesson_levels is not None else first_model_levels(frame, factor_levels)
-    rows = [row for check in lesson_checks() for row in evaluate(check, frame, factor_levels, lesson_levels)]
+    rows = [row for check in lesson_checks() for row in evaluate(check, frame, factor_levels, lesson_levels, tuned)]
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -102,12 +103,13 @@ def _text(value: object) -> str:
 
 def _base_row(check: Check) -> dict:
     return {"claim": check.claim, "scope": "", "contrast": "", "condition": "", "measure": _measure(check),
+            "metric": check.metric,
             "diff": math.nan, "ci_low": math.nan, "ci_high": math.nan, "unit": "", "n": 0,
             "verdict": "not testable here", "moderator": "", "holds": "", "reverses": "", "why": ""}
 
 
 def evaluate(check: Check, frame: pd.DataFrame, factor_levels: dict[str, list[str]],
-             lesson_levels: dict[str, str]) -> list[dict]:
+             lesson_levels: dict[str, str], tuned: str = "") -> list[dict]:
     """The claim's rows: one `not testable here` row, or its lesson's-condition and whole-grid readings."""
     row = _base_row(check)
     if check.factor not in factor_levels:
@@ -115,7 +117,8 @@ def evaluate(check: Check, frame: pd.DataFrame, factor_levels: dict[str, list[st
     if check.metric not in frame or frame[check.metric].isna().all():
         return [{**row, "contrast": _nominal(check), "why": "no gradient probes were recorded for these trials "
                                                               "(trained before the executors logged them)"}]
-    special = {"optimizer": optimizer_levels, "dropout": dropout_levels}.get(check.factor)
+    special = {"optimizer": tuned_optimizer_levels(tuned) if tuned else optimizer_levels,
+               "dropout": dropout_levels}.get(check.factor)
     levels, note, testable = (special(check, frame, factor_levels) if special
                               else plain_levels(check, frame, factor_levels[check.factor]))
     if levels is None:
@@ -139,7 +142,7 @@ def evaluate(check: Check, frame: pd.DataFrame, factor_levels: dict[str, list[st
         notes.append("the study fixes " + ", ".join(f"`{n}`" for n in fixed))
     if check.factor == "schedule":
         extra, acted = schedule_notes(frame, level)
-        notes += extra
+        notes += extra + ([f"each schedule at its own tuned peak rate ({tuned})"] if tuned else [])
         testable = testable and acted
     keep = LEARNED if check.learners_only else None
     lesson_where = {**stated, **{f: [lesson_levels[f]] for f in factor_levels

@@ -117,7 +117,8 @@ def analyse(spec: StudySpec, tidy: pd.DataFrame, source: TrialConfig, rule: Fail
         result.power["two_configs_confirm"] = two_config_detectable(noise["top_sd"], len(spec.confirm.seeds))
     if factors:
         if claims:
-            result.claims = lesson_claims(main, factor_levels, path_source(spec, factor_levels, source)[0])
+            result.claims = lesson_claims(main, factor_levels, path_source(spec, factor_levels, source)[0],
+                                          tuned=tuned_note(spec))
         if spec.design == "full_factorial":
             result.decomposition = decompose(main, factors, PRIMARY)
         else:
@@ -136,6 +137,15 @@ def analyse(spec: StudySpec, tidy: pd.DataFrame, source: TrialConfig, rule: Fail
                                                                   "levels, so there is nothing to decompose")
     _top_group(result)
     return result
+
+
+def tuned_note(spec: StudySpec) -> str:
+    """How the main trials' nuisance values were chosen when each arm was tuned ("" at the spec's fixed values)."""
+    tune = spec.tune_each_arm
+    if tune is None or spec.tuned is None:
+        return ""
+    return (f"{', '.join(tune.fields)} tuned per arm by {tune.sampler} over {tune.trials} points on seeds "
+            f"{list(tune.seeds)}, none of the study's")
 
 
 def _path(result: Analysis, source: TrialConfig) -> None:

@@ -13,19 +13,21 @@ from collections.abc import Sequence
 
 from study.config import TrialConfig
 from study.core.errors import Interrupted
-from study.core.names import CONFIG_ATTR, LEVELS_ATTR, NUMBER_TAG, OPTUNA_STUDY_TAG, STATUS_ATTR, WORKER_ATTR
+from study.core.names import (CONFIG_ATTR, LEVELS_ATTR, NUMBER_TAG, OPTUNA_STUDY_TAG, STATUS_ATTR, TAGS_ATTR,
+                              WORKER_ATTR)
 from study.core.status import DONE_STATUSES, TrialStatus
 from study.core.text import format_duration
 from study.execution import confirm_stage
 from study.execution.sources import TrainingContext, Verdict
 from study.execution.status_text import grid_status_text
-from study.execution.tracked import Recording, run_tracked
+from study.execution.tracked import Recording, pruned_or_own, run_tracked
 from study.queue.ledger import RunRecord, TrialLedger, objective_value
 from study.queue.progress import collect, key_states
 from study.queue.protocol import Queue
 from study.queue.records import Lease, QueueItem
 from study.spec.designs import Trial
 from study.spec.study_spec import StudySpec
+from study.training.executors.base import TrialHooks
 from study.training.executors.registry import group_of, program_of
 
 
@@ -37,6 +39,7 @@ class GridSource:
 
     kind = "ablation"
     keeps_models = True
+    later = "the confirm stage"  # what `study run` says comes after the trials it knows of
 
     def __init__(self, spec: StudySpec) -> None:
         self.spec = spec
@@ -126,7 +129,9 @@ class GridSource:
             ctx.open_parent()
             executor = ctx.executor(todo[0][2].config.executor)
             recording = Recording(
-                tags=[{OPTUNA_STUDY_TAG: self.spec.name, NUMBER_TAG: str(lease.number)} for _, lease, _ in todo],
+                tags=[{OPTUNA_STUDY_TAG: self.spec.name, NUMBER_TAG: str(lease.number),
+                       **lease.user_attrs.get(TAGS_ATTR, {})} for _, lease, _ in todo],
+                hooks=self.hooks([lease for _, lease, _ in todo], ctx), status_of=pruned_or_own,
                 on_start=lambda i, run_id: ledger.link(todo[i][1], run_id),
                 still_ours=lambda i: ledger.still_ours(todo[i][1]))
             outcomes = run_tracked([trial for _, _, trial in todo], self.spec.name, ctx.exp_id, ctx.splits,
@@ -139,6 +144,10 @@ class GridSource:
                                        "error": outcome.error.splitlines()[0][:500]})
                 verdicts[index] = Verdict(outcome.status, outcome.val_accuracy, outcome.seconds)
         return [verdicts[i] for i in range(len(leases))]
+
+    def hooks(self, leases: Sequence[Lease], ctx: TrainingContext) -> list[TrialHooks] | None:
+        """Per-trial epoch listeners beside MLflow's logging: none for a grid (a stage that prunes adds them)."""
+        return None
 
     def describe(self, queue: Queue, finished: Sequence[tuple[Lease, Verdict]]) -> list[str]:
         """One line per trial: study-wide done/total, the trial, its outcome, time, study-wide ETA."""

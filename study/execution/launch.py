@@ -22,7 +22,7 @@ from study.core.text import redact_url
 from study.data.arrays import DatasetArrays
 from study.data.registry import load_dataset
 from study.data.splits import SplitCache
-from study.execution.grid_source import GridSource
+from study.execution.arm_stage import source_for
 from study.execution.processes import spawn_workers, threads_per_worker
 from study.execution.ray_cluster import RayCluster
 from study.execution.sources import TrialSource, WorkerOptions
@@ -130,7 +130,7 @@ def run_study(
     reaped = reap_dead_local_runs(exp_id)
     if reaped:
         log(f"marked {reaped} run(s) left RUNNING by a dead process on this host as interrupted")
-    source = GridSource(spec)
+    source = source_for(spec)
     missing = source.enqueue(queue, record=MlflowRecord(exp_id, spec.name))  # MLflow is the record
     missing += source.confirm(queue)  # the confirm stage, if every main trial was already done
     before = source.key_status(queue)  # after queueing: a key queued again (its MLflow run lost) is not done
@@ -139,7 +139,7 @@ def run_study(
     summary = RunSummary(study=spec.name, total=len(trials), skipped=len(done_before))
     pending = len(trials) - summary.skipped
     log(f"study {spec.name}: {len(trials)} trials, {summary.skipped} already done, {pending} to run"
-        f"{'' if source.confirm_known else ' (then the confirm stage)'} "
+        f"{'' if source.confirm_known else f' (then {source.later})'} "
         f"(backend {spec.base.backend}, executor {spec.base.executor}; queue {redact_url(url)}, {missing} newly queued; "
         f"MLflow {redact_url(uri)})")
     started = time.perf_counter()

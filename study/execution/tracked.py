@@ -120,6 +120,12 @@ def run_tracked(trials: Sequence[Trial], study_name: str, exp_id: str, splits: S
         return [TrialOutcome(TrialStatus.FAILED, None, seconds, run.run_id, error=error) for run in runs]
 
 
+def pruned_or_own(result: TrialResult) -> str:
+    """A trial a hook stopped early (a pruner) is `pruned`; otherwise its own status."""
+    return TrialStatus.PRUNED.value if result.stopped_by_hook and result.status == TrialStatus.COMPLETED \
+        else result.status
+
+
 def _open(runs: list[TrialRun], finished: set[int]) -> list[TrialRun]:
     return [run for index, run in enumerate(runs) if index not in finished]
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from study.core.names import (CONFIG_ATTR, DUPLICATE_ATTR, GROUP_ATTR, KEY_ATTR, LEVELS_ATTR, RECOVERED_ATTR,
-                              RETRAINS_ATTR, RUN_ID_ATTR, STATUS_ATTR)
+                              RETRAINS_ATTR, RUN_ID_ATTR, STATUS_ATTR, TAGS_ATTR)
 from study.core.status import TrialStatus
 from study.queue.protocol import Queue
 from study.queue.records import COMPLETED, FAILED, RUNNING, STATE_NAMES, WAITING, Lease, QueueItem, QueuedTrial
@@ -87,6 +87,8 @@ def copies_to_enqueue(items: Iterable[QueueItem], trials: list[QueuedTrial], aga
         attrs: dict[str, Any] = {KEY_ATTR: item.key, CONFIG_ATTR: item.config, LEVELS_ATTR: item.levels}
         if item.group is not None:
             attrs[GROUP_ATTR] = item.group
+        if item.tags:
+            attrs[TAGS_ATTR] = item.tags
         if item.key in replaced:
             attrs[RETRAINS_ATTR] = replaced[item.key]
         copies.append(attrs)

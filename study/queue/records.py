@@ -51,6 +51,7 @@ class QueueItem:
     config: dict[str, Any]
     levels: dict[str, str] = field(default_factory=dict)
     group: str | None = None  # trials with the same group can be taken and trained together
+    tags: dict[str, str] = field(default_factory=dict)  # extra MLflow tags of its run (e.g. stage, arm)
 
 
 class _Identity:

@@ -100,3 +100,24 @@ def test_probe_curves_reads_every_probe_metric_of_each_run(tracking_uri):
     assert set(curves["metric"]) == {"grad_norm/dense_0", "grad_norm/softmax", "grad_norm/conv2d", "grad_norm/dense",
                                       "saturated/dense_0", "saturated/conv2d"}
     assert len(curves) == 2 * 2 * 2 + 2
+
+
+def test_the_report_section_draws_the_profile_and_states_the_measured_ratio(tmp_path):
+    from study.report.section import ReportContext
+    from study.report.sections.gradients import GradientsSection
+
+    curves, tidy = planted()
+    (tmp_path / "tables").mkdir()
+    (tmp_path / "figures").mkdir()
+    ctx = ReportContext(spec=None, out=tmp_path, expected=[], all_runs=pd.DataFrame(), tidy=tidy, curves=curves,
+                        parents=[])
+    text = GradientsSection().render(ctx)
+    assert "sigmoid: first / last hidden layer 0.0156" in text  # 0.01 / 0.64, means over seeds
+    assert "relu: first / last hidden layer 1" in text
+    assert "optimizer in {sgd}" in text and "init in {xavier, he}" in text
+    assert (tmp_path / "figures" / "gradient_norms_by_layer.png").stat().st_size > 0
+    profile = pd.read_csv(tmp_path / "tables" / "gradient_norms_by_layer.csv")
+    assert profile["mean"].max() < 1000, "configs outside the lesson's condition stay out"
+    no_probes = ReportContext(spec=None, out=tmp_path, expected=[], all_runs=pd.DataFrame(), tidy=tidy,
+                              curves=curves[~curves["metric"].str.startswith("grad_norm/")], parents=[])
+    assert GradientsSection().render(no_probes) == ""
