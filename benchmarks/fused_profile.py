@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 CATEGORIES = [  # first match wins, on the op's JAX name stack
-    ("dropout random bits", ("_bernoulli", "_uniform", "threefry", "random_bits")),
+    ("dropout random bits", ("_bernoulli", "_uniform", "threefry", "random_bits", "rng_bit_generator", "_bits",
+                             "bitcast_convert_type")),
     ("dropout mask", ("dropout",)),
     ("batch norm", ("batch_norm",)),
     ("optimizer update", ("adam", "sgd", "stateless_apply", "optimizer")),
@@ -64,6 +65,7 @@ def main() -> None:
     from study.data.mnist import load_mnist
     from study.data.splits import SplitCache
     from study.training.executors.base import Batch, ExecutionSettings, TrialHooks
+    from study.training.fused.dropout_bits import fast_dropout
     from study.training.fused.executor import FusedExecutor
     from study.training.fused.initial_state import optimizer_values
     from study.training.fused.lanes import stack
@@ -87,8 +89,9 @@ def main() -> None:
     opt = stack([optimizer_values(program.optimizer, 0.001)] * k, k)
     carry = ((trainable, non_trainable, opt), jnp.ones(k, bool),
              (jnp.zeros(k), jnp.zeros(k, jnp.int32), jnp.zeros(k, jnp.int32), jnp.zeros(k, bool)))
-    hlo = program.train_chunk.lower(carry, jnp.zeros((4096, 784)), jnp.zeros(4096, jnp.int32),
-                                    jnp.zeros((128, 32), jnp.int32)).compile().as_text()
+    with fast_dropout():  # lowered as the executor traces it
+        hlo = program.train_jit.lower(carry, jnp.zeros((4096, 784)), jnp.zeros(4096, jnp.int32),
+                                      jnp.zeros((128, 32), jnp.int32)).compile().as_text()
     names = {m["name"]: m["op"] for m in (re.match(r"\s*%(?P<name>[\w.\-]+) = .*?op_name=\"(?P<op>[^\"]*)\"", line)
                                          for line in hlo.splitlines()) if m}
     trace_dir = tempfile.mkdtemp()

@@ -22,6 +22,8 @@ def versions() -> dict[str, str]:
             out[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             continue
+    # The fused executor's dropout generator (study.training.fused.dropout_bits; tracking sits below training)
+    out["fused_dropout"] = os.environ.get("STUDY_FUSED_DROPOUT", "rbg-threefry")
     return out
 
 

@@ -21,7 +21,7 @@ backend: jax
 epochs: 2
 train_subset: 3000
 seeds: [0, 1, 2, 3]
-base: {hidden_layers: 2, units: 16}
+base: {hidden_layers: 2, units: 16, dropout: 0.2}  # the fused step draws its own dropout bits
 factors:
   init: [normal, xavier, he]
   optimizer:

@@ -1,10 +1,10 @@
 """FusedExecutor: trains every trial of a batch that shares a structure and a seed as one XLA program.
 
 Per trial, as the Keras executor does: its own initial weights (from its seed and init),
-its own dropout randomness, its own learning rate each epoch (constant, both warm-up +
-cosine variants, plateau on its own val_loss), early stopping, the best epoch's weights
-kept and restored for the one test evaluation, the kept model saved as `.keras`, the
-same per-epoch metric names. Its batch order is the one the Keras executor draws on JAX
+its own dropout randomness (from its seed, rbg bits: study.training.fused.dropout_bits), its own
+learning rate each epoch (constant, both warm-up + cosine variants, plateau on its own val_loss),
+early stopping, the best epoch's weights kept and restored for the one test evaluation, the kept
+model saved as `.keras`, the same per-epoch metric names. Its batch order is the one the Keras executor draws on JAX
 for that seed (NumPy's generator seeded by the trial's seed, one permutation skipped for
 Keras' symbolic build, then one per epoch), so trials of one seed share their batches.
 Not bit-identical to Keras (batched arithmetic rounds differently, and initial weights

@@ -24,6 +24,8 @@ import jax
 import jax.numpy as jnp
 import keras
 
+from study.training.fused.dropout_bits import fast_dropout
+
 TrainState = tuple[list, list, list]  # trainable, non-trainable, optimizer variables; each leaf [K, ...]
 
 
@@ -45,8 +47,13 @@ class FusedProgram:
     unroll: int = 1  # scan steps per loop iteration: a GPU pays a host round trip per iteration
 
     def __post_init__(self) -> None:
-        self.train_chunk = jax.jit(self._train_chunk, donate_argnums=(0,), static_argnames=("shared",))
+        self.train_jit = jax.jit(self._train_chunk, donate_argnums=(0,), static_argnames=("shared",))
         self.evaluate = jax.jit(self._evaluate)
+
+    def train_chunk(self, carry, x_all: jax.Array, y_all: jax.Array, indices: jax.Array, shared: bool = True):
+        """The jitted chunk, traced with the fused dropout generator (study.training.fused.dropout_bits)."""
+        with fast_dropout():
+            return self.train_jit(carry, x_all, y_all, indices, shared=shared)
 
     # ------------------------------------------------------------------ one trial, one batch
 
