@@ -7,8 +7,6 @@ import os
 import sys
 from pathlib import Path
 
-import mlflow
-
 from collections.abc import Callable
 
 from study.core.errors import EXIT_FAILED, EXIT_INVALID, SpecError, StoreFault
@@ -21,7 +19,7 @@ from study.execution.sources import WorkerOptions
 from study.queue.storage import QueueSettings
 from study.spec.kinds import data_configs
 from study.tracking.environment import command_line
-from study.tracking.store import experiment_id
+from study.tracking.store import current_uri, experiment_id
 from study.tracking.summary import attach_report, latest_invocation_run
 from study.training.backend import name_backend, select_backend
 
@@ -89,7 +87,7 @@ def attach_to_run(study_name: str, readme: Path, run_id: str | None) -> None:
     """The report as artifacts (report/) of this invocation's MLflow run, or, when the invocation trained
     nothing (a finished study run again, `study report`), of the study's newest invocation run."""
     try:
-        exp_id = experiment_id(study_name, mlflow.get_tracking_uri(), create=False)
+        exp_id = experiment_id(study_name, current_uri(), create=False)
         run_id = run_id or (latest_invocation_run(exp_id) if exp_id else None)
         if run_id:
             attach_report(run_id, readme)

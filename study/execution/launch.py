@@ -13,8 +13,6 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-import mlflow
-
 from study.config import LESSON_MODEL
 from study.core.names import OPTUNA_STUDY_TAG
 from study.core.status import DONE_STATUSES, TrialStatus
@@ -31,7 +29,8 @@ from study.queue.storage import QueueSettings, default_storage_url
 from study.queue.trial_queue import TrialQueue
 from study.spec.study_spec import StudySpec, spec_hash
 from study.tracking.environment import command_line
-from study.tracking.runs import done_keys, log_json, log_study_data, parent_run, reap_dead_local_runs
+from study.tracking.runs import (active_run_id, done_keys, log_json, log_study_data, parent_run,
+                                 reap_dead_local_runs)
 from study.tracking.store import configure, experiment_id
 from study.tracking.summary import log_totals, study_totals
 from study.training.backend import name_backend, select_backend
@@ -90,7 +89,7 @@ def start_workers(spec, queue: TrialQueue, source: TrialSource, options: WorkerO
         return run_worker(spec, queue, source, options).interrupted
     log(f"starting {workers} worker processes ({options.threads or 'default'} thread(s) each)")
     return spawn_workers(spec.source, queue.url, options.tracking_uri or "", workers, options, overrides, log=log,
-                         parent_run_id=mlflow.active_run().info.run_id)
+                         parent_run_id=active_run_id())
 
 
 def run_study(

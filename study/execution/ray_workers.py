@@ -31,8 +31,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import mlflow
-
 from study.core.errors import InputError, StoreFault
 from study.core.names import WORKER_TAG
 from study.core.quiet import quiet_start
@@ -43,6 +41,7 @@ from study.execution.sources import TrialSource, WorkerOptions, WorkerSummary
 from study.execution.worker import run_worker
 from study.queue.storage import QueueSettings
 from study.queue.trial_queue import TrialQueue
+from study.tracking.reading import find_experiment
 from study.tracking.runs import reap_runs
 from study.tuning.optuna_setup import open_queue
 
@@ -277,9 +276,9 @@ class Driver:
             except Exception:  # noqa: BLE001 - already gone
                 pass
         dead = [worker for slot in self.slots for worker in slot.dead]
-        experiment = mlflow.get_experiment_by_name(self.spec.name) if dead else None
-        for worker in dead if experiment is not None else []:
-            reap_runs(experiment.experiment_id, f"tags.{WORKER_TAG} = '{worker}'",
+        exp_id = find_experiment(self.spec.name) if dead else None
+        for worker in dead if exp_id is not None else []:
+            reap_runs(exp_id, {WORKER_TAG: worker},
                       "its Ray worker died (killed, crashed or its node was lost); re-queued")
 
 

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import mlflow
 import optuna
 from optuna.trial import TrialState
 
@@ -31,7 +30,7 @@ from study.spec.kinds import data_configs
 from study.spec.study_spec import spec_hash
 from study.spec.tune_spec import TuneSpec, with_base
 from study.tracking.environment import command_line
-from study.tracking.runs import done_keys, log_json, log_study_data, parent_run, reap_dead_local_runs
+from study.tracking.runs import done_keys, log_json, log_metrics, log_study_data, parent_run, reap_dead_local_runs
 from study.tracking.store import configure, experiment_id
 from study.training.backend import select_backend
 from study.training.executors.base import ExecutionSettings
@@ -119,10 +118,10 @@ def run_tuning(spec: TuneSpec, queue: TrialQueue, tracking_uri: str | None = Non
             _record_best(study, summary)
             if retrain:
                 summary.retrain_counts = retrain_arms(spec, study, exp_id, SplitCache(data_dir, data), log)
-            mlflow.log_metrics({f"trials_{k.lower()}": float(v) for k, v in summary.counts.items()})
-            mlflow.log_metric("trials_done", float(counted_trials(study)))
+            log_metrics({f"trials_{k.lower()}": float(v) for k, v in summary.counts.items()})
+            log_metrics({"trials_done": float(counted_trials(study))})
             if summary.best_value is not None:
-                mlflow.log_metrics({"best_value": summary.best_value, f"best_{spec.metric}": summary.best_value})
+                log_metrics({"best_value": summary.best_value, f"best_{spec.metric}": summary.best_value})
     finally:
         signal.signal(signal.SIGTERM, previous)
         summary.wall_time_s = time.perf_counter() - started

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-import mlflow
 import optuna
 
 from study.core.names import (EPOCHS_ATTR, KEY_ATTR, NUMBER_TAG, OPTUNA_STUDY_TAG, RUN_ID_ATTR, STATE_TAG,
@@ -20,6 +19,7 @@ from study.execution.sources import TrainingContext
 from study.execution.tracked import Recording, run_tracked
 from study.spec.designs import Trial
 from study.spec.tune_spec import TuneSpec
+from study.tracking.runs import tag_runs
 from study.training.executors.base import TrialHooks
 from study.tuning.optuna_setup import suggest
 
@@ -111,6 +111,4 @@ class Objective:
 
 def tag_state(run_ids: list[str], state: str) -> None:
     """Mirror the Optuna state on the (already ended) MLflow run."""
-    client = mlflow.MlflowClient()
-    for run_id in run_ids:
-        client.set_tag(run_id, STATE_TAG, state)
+    tag_runs(run_ids, STATE_TAG, state)

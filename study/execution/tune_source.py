@@ -115,7 +115,7 @@ class TuneSource:
         if ctx.stop.is_set():
             raise Interrupted()
         for number in earlier_attempts(queue.trial(claim.number)):  # close runs their lost workers left open
-            reap_runs(ctx.exp_id, f"tags.{NUMBER_TAG} = '{number}' AND tags.{OPTUNA_STUDY_TAG} = '{self.spec.name}'",
+            reap_runs(ctx.exp_id, {NUMBER_TAG: str(number), OPTUNA_STUDY_TAG: self.spec.name},
                       "its worker lost the trial (killed or stalled); re-queued")
         ctx.open_parent()
         objective = Objective(self.spec, ctx, still_ours=lambda: queue.holds(claim))

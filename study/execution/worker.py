@@ -22,8 +22,6 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack, suppress
 
-import mlflow
-
 from study.core.errors import StoreFault
 from study.core.names import OPTUNA_STUDY_TAG, STATUS_ATTR, WORKER_ATTR
 from study.core.status import TrialStatus
@@ -36,7 +34,7 @@ from study.queue.trial_queue import TrialQueue, WorkerRecord
 from study.spec.kinds import data_configs
 from study.spec.study_spec import spec_hash
 from study.tracking.environment import command_line
-from study.tracking.runs import PARENT_RUN_ENV, log_json, log_study_data, parent_run
+from study.tracking.runs import PARENT_RUN_ENV, active_run_id, end_active_run, log_json, log_study_data, parent_run
 from study.tracking.store import configure, experiment_id
 from study.training.backend import select_backend
 from study.training.executors.base import ExecutionSettings, Executor
@@ -73,8 +71,8 @@ def run_worker(spec, queue: TrialQueue, source: TrialSource, options: WorkerOpti
             _loop(source, ctx, beacon, summary, log, prefix, claim)
             if beacon.fault is not None:  # the heartbeat met it: the loop stopped at the next batch
                 raise beacon.fault
-            if summary.interrupted and mlflow.active_run() is not None:
-                mlflow.end_run("KILLED")
+            if summary.interrupted:
+                end_active_run("KILLED")
     except KeyboardInterrupt:  # the second signal: stop now, the heartbeat brings the trials back
         summary.interrupted = True
     finally:
@@ -108,13 +106,13 @@ def _load(spec, queue: TrialQueue, source: TrialSource, options: WorkerOptions, 
 
     def open_parent() -> None:
         """This worker's parent run, unless the caller's is active (`study tune` trains in its own)."""
-        if not opened and mlflow.active_run() is None:
+        if not opened and active_run_id() is None:
             stack.enter_context(parent_run(
                 exp_id, spec.name, spec_hash(spec.raw), command_line(),
                 {"data_source": data.source, "spec_file": spec.source, OPTUNA_STUDY_TAG: spec.name,
                  "kind": source.kind}, nest_under=os.environ.get(PARENT_RUN_ENV)))
             log_json(spec.raw, "spec.json")
-            log_study_data(mlflow.active_run().info.run_id, splits, data_configs(spec))
+            log_study_data(active_run_id(), splits, data_configs(spec))
             opened.append(True)
 
     def executor(name: str) -> Executor:
