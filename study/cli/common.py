@@ -21,7 +21,7 @@ from study.spec.kinds import data_configs
 from study.tracking.environment import command_line
 from study.tracking.store import current_uri, experiment_id
 from study.tracking.summary import attach_report, latest_invocation_run
-from study.training.backend import name_backend, select_backend
+from study.training.backend import name_backend
 
 
 def fail(exc: Exception) -> int:
@@ -66,21 +66,24 @@ def queue_settings(args: argparse.Namespace) -> QueueSettings:
 
 
 def worker_options(args: argparse.Namespace, **more) -> WorkerOptions:
-    return WorkerOptions(data_dir=args.data_dir, steps_per_execution=getattr(args, "steps_per_execution", None),
-                         threads=args.threads, tracking_uri=args.tracking_uri, label=getattr(args, "label", ""),
+    """The worker spec (study.execution.worker_spec) the command line describes."""
+    return WorkerOptions(spec=str(args.spec), overrides=overrides(args), storage_url=getattr(args, "storage", None),
+                         tracking_uri=args.tracking_uri, data_dir=args.data_dir, threads=getattr(args, "threads", None),
+                         steps_per_execution=getattr(args, "steps_per_execution", None),
+                         group_size=getattr(args, "group_size", None),
                          trial_figures=getattr(args, "trial_figures", False),
-                         group_size=getattr(args, "group_size", None), **more)
+                         store_retry_s=getattr(args, "store_retry_seconds", None),
+                         verbose=bool(getattr(args, "verbose", False)), label=getattr(args, "label", ""), **more)
 
 
 def verified_data(spec, args: argparse.Namespace, log: Callable[[str], None] = lambda line: None
                   ) -> dict[str, DatasetArrays]:
     """Every dataset `spec` (a study or tuning spec) trains on, loaded and verified before any store is
     opened: bad data exits 2 and leaves no queue, experiment or run behind. The backend is named
-    first (MNIST's web route imports Keras), and imported after the data passed."""
+    first (MNIST's web route imports Keras); it is imported by the process's bootstrap
+    (study.execution.bootstrap), with the worker's threads."""
     name_backend(spec.base.backend)
-    data = verify_data({config.dataset for config in data_configs(spec)}, args.data_dir, log)
-    select_backend(spec.base.backend, threads=getattr(args, "threads", None))
-    return data
+    return verify_data({config.dataset for config in data_configs(spec)}, args.data_dir, log)
 
 
 def attach_to_run(study_name: str, readme: Path, run_id: str | None) -> None:

@@ -27,6 +27,7 @@ from study.core.names import OPTUNA_STUDY_TAG, STATUS_ATTR, WORKER_ATTR
 from study.core.status import TrialStatus
 from study.core.text import worker_id
 from study.data.splits import SplitCache
+from study.execution.bootstrap import bootstrap
 from study.execution.signals import StopFlag
 from study.execution.sources import TrainingContext, TrialSource, WorkerOptions, WorkerSummary
 from study.queue.beacon import Beacon
@@ -35,11 +36,9 @@ from study.spec.kinds import data_configs
 from study.spec.study_spec import spec_hash
 from study.tracking.environment import command_line
 from study.tracking.runs import PARENT_RUN_ENV, active_run_id, end_active_run, log_json, log_study_data, parent_run
-from study.tracking.store import configure, experiment_id
-from study.training.backend import select_backend
+from study.tracking.store import experiment_id
 from study.training.executors.base import ExecutionSettings, Executor
 from study.training.executors.registry import EXECUTORS, executor_for
-from study.training.model_check import check_models
 
 
 def run_worker(spec, queue: TrialQueue, source: TrialSource, options: WorkerOptions,
@@ -51,7 +50,7 @@ def run_worker(spec, queue: TrialQueue, source: TrialSource, options: WorkerOpti
     log = options.log
     prefix = f"[{options.label}] " if options.label else ""
     summary = WorkerSummary()
-    configure(options.tracking_uri)  # before asking whether work is left: the confirm stage reads MLflow
+    uri = bootstrap(options, spec, [spec.base])  # before asking whether work is left: the confirm stage reads MLflow
     if source.done(queue):
         log(prefix + source.idle_message(queue))
         return summary
@@ -60,7 +59,7 @@ def run_worker(spec, queue: TrialQueue, source: TrialSource, options: WorkerOpti
     started = time.perf_counter()
     try:
         with ExitStack() as stack:
-            ctx = _load(spec, queue, source, options, stop, stack, log, prefix)
+            ctx = _load(spec, queue, source, options, uri, stop, stack, log, prefix)
             if stop.is_set():  # asked to stop while loading: nothing taken, nothing to give back
                 summary.interrupted = True
                 return summary
@@ -82,14 +81,11 @@ def run_worker(spec, queue: TrialQueue, source: TrialSource, options: WorkerOpti
     return summary
 
 
-def _load(spec, queue: TrialQueue, source: TrialSource, options: WorkerOptions, stop: StopFlag, stack: ExitStack,
-          log: Callable[[str], None], prefix: str) -> TrainingContext:
-    select_backend(spec.base.backend, threads=options.threads)
-    uri = configure(options.tracking_uri)
+def _load(spec, queue: TrialQueue, source: TrialSource, options: WorkerOptions, uri: str, stop: StopFlag,
+          stack: ExitStack, log: Callable[[str], None], prefix: str) -> TrainingContext:
     exp_id = experiment_id(spec.name, uri)
     splits = SplitCache(options.data_dir, preloaded=options.preloaded)
     data = splits.dataset(spec.base.dataset)  # the base's dataset now: a bad one fails before any trial is taken
-    check_models([spec.base], spec.source)  # a user model that does not build here fails before any trial, too
     settings = ExecutionSettings(steps_per_execution=options.steps_per_execution or spec.steps_per_execution,
                                  save_model=source.keeps_models, trial_figures=options.trial_figures,
                                  group_size=options.group_size)
