@@ -64,8 +64,9 @@ def main() -> None:
     from study.data.mnist import load_mnist
     from study.data.splits import SplitCache
     from study.training.executors.base import Batch, ExecutionSettings, TrialHooks
-    from study.training.fused.executor import FusedExecutor, _stack
+    from study.training.fused.executor import FusedExecutor
     from study.training.fused.initial_state import optimizer_values
+    from study.training.fused.lanes import stack
 
     extra = (dict(optimizer="adam", learning_rate=0.001, batch_norm=True, dropout=0.2) if args.structure == "full"
              else dict(optimizer="sgd", learning_rate=0.01))
@@ -81,9 +82,9 @@ def main() -> None:
 
     run()  # compile outside the trace
     program = executor._program(base)
-    trainable, non_trainable = executor._initial_variables(configs, program.model)
-    opt = _stack([optimizer_values(program.optimizer, 0.001)] * len(configs))
     k = len(configs)
+    trainable, non_trainable = executor._initial_variables(configs, program.model, k)
+    opt = stack([optimizer_values(program.optimizer, 0.001)] * k, k)
     carry = ((trainable, non_trainable, opt), jnp.ones(k, bool),
              (jnp.zeros(k), jnp.zeros(k, jnp.int32), jnp.zeros(k, jnp.int32), jnp.zeros(k, bool)))
     hlo = program.train_chunk.lower(carry, jnp.zeros((4096, 784)), jnp.zeros(4096, jnp.int32),

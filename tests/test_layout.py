@@ -115,6 +115,28 @@ def test_mlflow_filter_strings_are_written_by_one_helper():
     assert not wrong, wrong
 
 
+def imported_packages(path) -> set[str]:
+    """Top-level names of every package a module imports (at module level, inside functions, anywhere)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.partition(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module.partition(".")[0])
+    return names
+
+
+def test_optuna_is_imported_only_by_the_queue_and_tuning():
+    """Optuna is the RDB queue's storage and the tuner's sampler; every other layer sees the queue's own
+    records (study.queue.records), so a second queue backend needs no Optuna."""
+    allowed = (PACKAGE / "queue", PACKAGE / "tuning")
+    wrong = sorted(str(p.relative_to(ROOT)) for p in PACKAGE.rglob("*.py")
+                   if "optuna" in imported_packages(p) and not p.is_relative_to(allowed[0])
+                   and not p.is_relative_to(allowed[1]))
+    assert not wrong, wrong
+    assert "optuna" in imported_packages(PACKAGE / "queue" / "trial_queue.py"), "the check must see an import"
+
+
 # --------------------------------------------------------------------------- trial keys
 
 LESSON_GRID_V1 = {"activation": ["sigmoid", "relu"], "init": ["normal", "xavier", "he"], "batch_norm": [False, True],

@@ -114,3 +114,14 @@ def schedule_notes(frame: pd.DataFrame, level: str) -> tuple[list[str], bool]:
             notes.append(f"the learning rate changed in only {changed} of {len(trials)} plateau trials within "
                          f"{epochs} epochs: mostly the constant schedule under another name")
     return notes, acted
+
+
+def tuned_optimizer_levels(tuned: str):  # noqa: ANN201 - a levels function as optimizer_levels
+    """Adam vs SGD when each arm ran at its own tuned learning rate (`tuned` says how it was tuned): testable."""
+    def levels(check: Check, frame: pd.DataFrame, factor_levels: dict[str, list[str]]):  # noqa: ANN202
+        adam, sgd = (labels_of(frame, "optimizer", "optimizer", (name,)) for name in ("adam", "sgd"))
+        if not adam or not sgd:
+            return None, "the study does not run both Adam and SGD", False
+        return (adam[0], sgd[0]), (f"each arm at its own tuned learning rate ({tuned}); compared on test accuracy, "
+                                   "which played no part in the tuning"), True
+    return levels

@@ -21,7 +21,8 @@ import math
 import pandas as pd
 
 from study.analysis.claim_checks import (Check, dropout_levels, labels_of, optimizer_levels, plain_levels,
-                                         schedule_notes)
+                                         schedule_notes, tuned_optimizer_levels)
+from study.analysis.gradients import GRADIENT_RATIO
 from study.analysis.reference import LESSON_FIRST_MODEL
 from study.analysis.stats.blocks import within
 from study.analysis.stats.failures import FAILED, LEARNED
@@ -30,7 +31,9 @@ from study.analysis.stats.intervals import level_column
 ACCURACY_MARGIN = 0.005  # 0.5 pp: a change smaller than this is no change worth a sentence
 RATE_MARGIN = 0.05  # 5 percentage points of failure rate
 PRIMARY = "final_val_accuracy"
-MEASURES = {PRIMARY: "val accuracy", "test_accuracy": "test accuracy", FAILED: "share of trials that do not learn"}
+MEASURES = {PRIMARY: "val accuracy", "test_accuracy": "test accuracy", FAILED: "share of trials that do not learn",
+            GRADIENT_RATIO: "log10 gradient norm, first / last hidden layer, after epoch 1 (mechanism)"}
+GRADIENT_MARGIN = 0.1  # log10 units: a ratio within x1.26 is no change in how much the gradient shrinks
 LESSON, GRID = "lesson's condition", "whole grid"
 COLUMNS = ["claim", "scope", "contrast", "condition", "measure", "diff", "ci_low", "ci_high", "unit", "n", "verdict",
            "moderator", "holds", "reverses", "why"]
@@ -43,6 +46,8 @@ def lesson_checks() -> list[Check]:
     checks = [
         Check(relu_claim, "activation", "activation", "relu", "sigmoid"),
         Check(relu_claim, "activation", "activation", "relu", "sigmoid", metric=FAILED, expected=-1),
+        # the mechanism: with sigmoid the gradient shrinks more from the last hidden layer to the first
+        Check(relu_claim, "activation", "activation", "relu", "sigmoid", metric=GRADIENT_RATIO),
     ]
     for activation in ("sigmoid", "relu"):
         for init in ("xavier", "he"):
@@ -64,12 +69,13 @@ def lesson_checks() -> list[Check]:
 
 
 def lesson_claims(frame: pd.DataFrame, factor_levels: dict[str, list[str]],
-                  lesson_levels: dict[str, str] | None = None) -> pd.DataFrame:
+                  lesson_levels: dict[str, str] | None = None, tuned: str = "") -> pd.DataFrame:
     """The claims table (see the module docstring) for a study's main trials (with `failed`/`learned`);
     `lesson_levels`: the lesson's first model's level of each factor (found from the trials' config values
-    when not given)."""
+    when not given); `tuned`: how the trials' learning rates were tuned per arm (study.spec.tune_each_arm),
+    "" when they are the spec's fixed values."""
     lesson_levels = lesson_levels if lesson_levels is not None else first_model_levels(frame, factor_levels)
-    rows = [row for check in lesson_checks() for row in evaluate(check, frame, factor_levels, lesson_levels)]
+    rows = [row for check in lesson_checks() for row in evaluate(check, frame, factor_levels, lesson_levels, tuned)]
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -97,17 +103,22 @@ def _text(value: object) -> str:
 
 def _base_row(check: Check) -> dict:
     return {"claim": check.claim, "scope": "", "contrast": "", "condition": "", "measure": _measure(check),
+            "metric": check.metric,
             "diff": math.nan, "ci_low": math.nan, "ci_high": math.nan, "unit": "", "n": 0,
             "verdict": "not testable here", "moderator": "", "holds": "", "reverses": "", "why": ""}
 
 
 def evaluate(check: Check, frame: pd.DataFrame, factor_levels: dict[str, list[str]],
-             lesson_levels: dict[str, str]) -> list[dict]:
+             lesson_levels: dict[str, str], tuned: str = "") -> list[dict]:
     """The claim's rows: one `not testable here` row, or its lesson's-condition and whole-grid readings."""
     row = _base_row(check)
     if check.factor not in factor_levels:
         return [{**row, "contrast": _nominal(check), "why": f"this study does not vary `{check.factor}`"}]
-    special = {"optimizer": optimizer_levels, "dropout": dropout_levels}.get(check.factor)
+    if check.metric not in frame or frame[check.metric].isna().all():
+        return [{**row, "contrast": _nominal(check), "why": "no gradient probes were recorded for these trials "
+                                                              "(trained before the executors logged them)"}]
+    special = {"optimizer": tuned_optimizer_levels(tuned) if tuned else optimizer_levels,
+               "dropout": dropout_levels}.get(check.factor)
     levels, note, testable = (special(check, frame, factor_levels) if special
                               else plain_levels(check, frame, factor_levels[check.factor]))
     if levels is None:
@@ -131,7 +142,7 @@ def evaluate(check: Check, frame: pd.DataFrame, factor_levels: dict[str, list[st
         notes.append("the study fixes " + ", ".join(f"`{n}`" for n in fixed))
     if check.factor == "schedule":
         extra, acted = schedule_notes(frame, level)
-        notes += extra
+        notes += extra + ([f"each schedule at its own tuned peak rate ({tuned})"] if tuned else [])
         testable = testable and acted
     keep = LEARNED if check.learners_only else None
     lesson_where = {**stated, **{f: [lesson_levels[f]] for f in factor_levels
@@ -206,7 +217,7 @@ def _condition(where: dict[str, list[str]], fixed: dict[str, list[str]]) -> str:
 
 
 def _margin(check: Check) -> float:
-    return RATE_MARGIN if check.metric == FAILED else ACCURACY_MARGIN
+    return {FAILED: RATE_MARGIN, GRADIENT_RATIO: GRADIENT_MARGIN}.get(check.metric, ACCURACY_MARGIN)
 
 
 def _nominal(check: Check) -> str:

@@ -16,6 +16,7 @@ import pandas as pd
 
 from study.analysis.claims import lesson_claims
 from study.analysis.confirm import path_source
+from study.analysis.gradients import with_gradients
 from study.analysis.leaderboard import METRICS as EFFECT_METRICS
 from study.analysis.leaderboard import ranked_leaderboard
 from study.analysis.leaderboard import CONFIRMED
@@ -97,6 +98,7 @@ def analyse(spec: StudySpec, tidy: pd.DataFrame, source: TrialConfig, rule: Fail
     everything = mark_failures(imputed, rule)
     if curves is not None and not curves.empty:
         everything = everything.merge(learning_rate_changes(curves), left_on="run_id", right_index=True, how="left")
+        everything = with_gradients(everything, curves)
     main = everything[everything["seed"].isin(spec.seeds)].reset_index(drop=True)
     fresh = everything[~everything["seed"].isin(spec.seeds)].reset_index(drop=True)
     board = ranked_leaderboard(everything, spec.seeds, spec.confirm, factors, validation_size=rule.validation_size)
@@ -115,7 +117,8 @@ def analyse(spec: StudySpec, tidy: pd.DataFrame, source: TrialConfig, rule: Fail
         result.power["two_configs_confirm"] = two_config_detectable(noise["top_sd"], len(spec.confirm.seeds))
     if factors:
         if claims:
-            result.claims = lesson_claims(main, factor_levels, path_source(spec, factor_levels, source)[0])
+            result.claims = lesson_claims(main, factor_levels, path_source(spec, factor_levels, source)[0],
+                                          tuned=tuned_note(spec))
         if spec.design == "full_factorial":
             result.decomposition = decompose(main, factors, PRIMARY)
         else:
@@ -134,6 +137,15 @@ def analyse(spec: StudySpec, tidy: pd.DataFrame, source: TrialConfig, rule: Fail
                                                                   "levels, so there is nothing to decompose")
     _top_group(result)
     return result
+
+
+def tuned_note(spec: StudySpec) -> str:
+    """How the main trials' nuisance values were chosen when each arm was tuned ("" at the spec's fixed values)."""
+    tune = spec.tune_each_arm
+    if tune is None or spec.tuned is None:
+        return ""
+    return (f"{', '.join(tune.fields)} tuned per arm by {tune.sampler} over {tune.trials} points on seeds "
+            f"{list(tune.seeds)}, none of the study's")
 
 
 def _path(result: Analysis, source: TrialConfig) -> None:

@@ -98,12 +98,12 @@ def worker(args: argparse.Namespace) -> int:
 
 
 def grid_worker_source(args: argparse.Namespace):
-    from study.execution.grid_source import GridSource
+    from study.execution.arm_stage import source_for
 
     spec = read_spec(worker_options(args))
     data = verified_data(spec, args)  # before the queue: bad data leaves nothing behind
     queue = TrialQueue.open(args.storage or default_storage_url(args.tracking_uri), spec.name, queue_settings(args))
-    source = GridSource(spec)
+    source = source_for(spec)
     added = source.enqueue(queue)
     if added:
         print(f"queued {added} trial(s) of {spec.name} that were not in the queue yet")
@@ -127,10 +127,10 @@ def status(args: argparse.Namespace) -> int:
             spec = load_tune_spec(args.spec)
             source, label, start = TuneSource(spec), f"tuning study {spec.name}", f"python -m study tune {spec.source}"
         else:
-            from study.execution.grid_source import GridSource
+            from study.execution.arm_stage import source_for
 
             spec = load_spec(args.spec)
-            source, label, start = GridSource(spec), f"study {spec.name}", f"python -m study run {spec.source}"
+            source, label, start = source_for(spec), f"study {spec.name}", f"python -m study run {spec.source}"
         url = args.storage or default_storage_url(args.tracking_uri)
         if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
             print(f"{label}: not started ({redact_url(url)} does not exist; run `{start}`)")

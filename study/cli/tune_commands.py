@@ -62,8 +62,7 @@ def tune(args: argparse.Namespace) -> int:
     if not args.no_report:
         from study.report.tune_report import write_tune_report
 
-        path = write_tune_report(spec, queue.storage, queue.url, tracking_uri=args.tracking_uri,
-                                 out_root=args.reports_dir)
+        path = write_tune_report(spec, queue, tracking_uri=args.tracking_uri, out_root=args.reports_dir)
         print(f"report: {path}")
         attach_to_run(spec.name, path, None if args.report_only else summary.run_id)
     return code

@@ -20,9 +20,11 @@ class TrialStatus(StrEnum):
 
     completed/diverged are results that count as done for resume; pruned is a tuning
     result; failed, interrupted and lost attempts are tried again; duplicate and
-    surplus attempts were dropped before training.
+    surplus attempts were dropped before training. Where an attempt stands in the queue
+    is one of waiting, running, completed, pruned or failed (study.queue.records).
     """
 
+    WAITING = "waiting"
     RUNNING = "running"
     COMPLETED = "completed"
     DIVERGED = "diverged"
@@ -35,10 +37,11 @@ class TrialStatus(StrEnum):
     RECOVERED = "recovered"
 
 
-# Results that make an ablation trial's key done: resume never trains it again.
-DONE_STATUSES: tuple[str, ...] = (TrialStatus.COMPLETED.value, TrialStatus.DIVERGED.value)
+# Results that make an ablation trial's key done: resume never trains it again. Only a tuning trial of
+# `tune_each_arm` with `sampler: tpe` is ever pruned (a grid trial has no pruner).
+DONE_STATUSES: tuple[str, ...] = (TrialStatus.COMPLETED.value, TrialStatus.DIVERGED.value, TrialStatus.PRUNED.value)
 # Results whose MLflow run ends FINISHED (a pruned tuning trial was stopped on purpose).
-RESULT_STATUSES: tuple[str, ...] = DONE_STATUSES + (TrialStatus.PRUNED.value,)
+RESULT_STATUSES: tuple[str, ...] = DONE_STATUSES
 # FAIL attempts of a tuning study that are not results: re-queued, dropped or lost to another worker.
 NOT_RESULTS: tuple[str, ...] = tuple(s.value for s in (TrialStatus.INTERRUPTED, TrialStatus.LOST,
                                                          TrialStatus.DUPLICATE, TrialStatus.SURPLUS))

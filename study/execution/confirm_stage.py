@@ -14,17 +14,17 @@ from study.analysis.runs import trials_frame
 from study.core.names import CONFIG_ATTR, KEY_ATTR
 from study.core.status import DONE_STATUSES
 from study.queue.progress import key_states
-from study.queue.trial_queue import TrialQueue
+from study.queue.protocol import Queue
 from study.spec.designs import Trial
 from study.spec.study_spec import StudySpec
 
 
-def main_done(queue: TrialQueue, keys: list[str]) -> bool:
+def main_done(queue: Queue, keys: list[str]) -> bool:
     """Every main trial has a result (completed or diverged)."""
     return all(state in DONE_STATUSES for state in key_states(queue.trials(), keys).values())
 
 
-def due_trials(spec: StudySpec, queue: TrialQueue, main_keys: list[str]) -> list[Trial] | None:
+def due_trials(spec: StudySpec, queue: Queue, main_keys: list[str]) -> list[Trial] | None:
     """The confirm trials, or None while some main trial has no result yet, in the queue or in MLflow (or
     the spec has no stage).
 
@@ -35,7 +35,7 @@ def due_trials(spec: StudySpec, queue: TrialQueue, main_keys: list[str]) -> list
     return confirm_trials_from_runs(spec, trials_frame(spec.name))
 
 
-def queued_keys(spec: StudySpec, queue: TrialQueue, main_keys: list[str]) -> list[str]:
+def queued_keys(spec: StudySpec, queue: Queue, main_keys: list[str]) -> list[str]:
     """Keys of confirm trials already in the queue (read from the queue alone: `status` needs no MLflow)."""
     if spec.confirm is None:
         return []

@@ -19,8 +19,8 @@ from study.core.text import redact_url
 from study.data.arrays import DatasetArrays
 from study.data.registry import load_dataset
 from study.data.splits import SplitCache
+from study.execution.arm_stage import source_for
 from study.execution.bootstrap import bootstrap
-from study.execution.grid_source import GridSource
 from study.execution.processes import spawn_workers, threads_per_worker
 from study.execution.ray_cluster import RayCluster
 from study.execution.sources import TrialSource, WorkerOptions
@@ -30,8 +30,8 @@ from study.queue.storage import QueueSettings, default_storage_url
 from study.queue.trial_queue import TrialQueue
 from study.spec.study_spec import StudySpec, spec_hash
 from study.tracking.environment import command_line
-from study.tracking.runs import (active_run_id, done_keys, log_json, log_study_data, parent_run,
-                                 reap_dead_local_runs)
+from study.tracking.record import MlflowRecord
+from study.tracking.runs import active_run_id, log_json, log_study_data, parent_run, reap_dead_local_runs
 from study.tracking.store import experiment_id
 from study.tracking.summary import log_totals, study_totals
 from study.training.backend import name_backend
@@ -115,8 +115,8 @@ def run_study(
     reaped = reap_dead_local_runs(exp_id)
     if reaped:
         log(f"marked {reaped} run(s) left RUNNING by a dead process on this host as interrupted")
-    source = GridSource(spec)
-    missing = source.enqueue(queue, mlflow_done=done_keys(exp_id))
+    source = source_for(spec)
+    missing = source.enqueue(queue, record=MlflowRecord(exp_id, spec.name))  # MLflow is the record
     missing += source.confirm(queue)  # the confirm stage, if every main trial was already done
     before = source.key_status(queue)  # after queueing: a key queued again (its MLflow run lost) is not done
     trials = source.trials
@@ -124,7 +124,7 @@ def run_study(
     summary = RunSummary(study=spec.name, total=len(trials), skipped=len(done_before))
     pending = len(trials) - summary.skipped
     log(f"study {spec.name}: {len(trials)} trials, {summary.skipped} already done, {pending} to run"
-        f"{'' if source.confirm_known else ' (then the confirm stage)'} "
+        f"{'' if source.confirm_known else f' (then {source.later})'} "
         f"(backend {spec.base.backend}, executor {spec.base.executor}; queue {redact_url(url)}, {missing} newly queued; "
         f"MLflow {redact_url(uri)})")
     started = time.perf_counter()

@@ -39,7 +39,7 @@ from study.core.store_faults import retry_budget_s
 from study.core.text import format_duration, worker_id
 from study.execution.ray_cluster import NAMESPACE, RayCluster
 from study.execution.bootstrap import read_spec
-from study.execution.grid_source import GridSource
+from study.execution.arm_stage import source_for
 from study.execution.signals import StopFlag
 from study.execution.sources import WorkerOptions, WorkerSummary
 from study.execution.tune_source import TuneSource
@@ -109,7 +109,7 @@ class StudyWorker:
         if isinstance(spec, TuneSpec):
             queue, source = open_queue(spec, worker.storage_url), TuneSource(spec)
         else:  # the queue adopts the study's stored settings
-            queue, source = TrialQueue.open(worker.storage_url, spec.name, QueueSettings()), GridSource(spec)
+            queue, source = TrialQueue.open(worker.storage_url, spec.name, QueueSettings()), source_for(spec)
         options = WorkerOptions(**vars(worker), log=self._log)
         return run_worker(spec, queue, source, options, stop=self.stop_flag)
 

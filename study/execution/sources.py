@@ -1,14 +1,13 @@
 """What a worker takes from a queue and how: the TrialSource protocol and what it works with.
 
 GridSource serves an ablation grid (enqueued trials only, taken a group at a time);
-TuneSource serves a tuning study (`queue.ask()`: a re-queued trial first, else a
+TuneSource serves a tuning study (`ask()`: a re-queued trial first, else a
 sampler proposal, while fewer than n_trials results exist). The worker loop
 (study.execution.worker) is the same for both.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -17,7 +16,10 @@ from study.data.arrays import DatasetArrays
 from study.data.splits import SplitCache
 from study.execution.signals import StopFlag, say
 from study.execution.worker_spec import WorkerSpec
-from study.queue.trial_queue import Claim, TrialQueue
+from study.queue.ledger import TrialLedger
+from study.queue.protocol import Queue
+from study.queue.records import Lease
+from study.tracking.record import MlflowRecord
 from study.training.executors.base import ExecutionSettings, Executor
 
 
@@ -42,7 +44,7 @@ class TrainingContext:
     """What a worker loads once and reuses for every trial (data stays in memory)."""
 
     study_name: str
-    queue: TrialQueue
+    queue: Queue
     exp_id: str
     splits: SplitCache
     settings: ExecutionSettings
@@ -50,6 +52,10 @@ class TrainingContext:
     worker: str
     open_parent: Callable[[], None]  # start this worker's MLflow parent run on first use
     executor: Callable[[str], Executor]  # executor by name, created once per worker
+
+    def ledger(self) -> TrialLedger:
+        """The queue and this study's MLflow runs, kept in agreement (study.queue.ledger)."""
+        return TrialLedger(self.queue, MlflowRecord(self.exp_id, self.study_name))
 
 
 @dataclass(frozen=True)
@@ -67,22 +73,17 @@ class TrialSource(Protocol):
     kind: str  # tag of the worker's MLflow parent run: ablation | tune
     keeps_models: bool  # whether each trial's best model is saved as an artifact
 
-    def next(self, queue: TrialQueue, group_size: int) -> list[Claim]: ...
+    def next(self, queue: Queue, group_size: int) -> list[Lease]: ...
 
-    def done(self, queue: TrialQueue) -> bool: ...
+    def done(self, queue: Queue) -> bool: ...
 
-    def run(self, claims: Sequence[Claim], ctx: TrainingContext) -> list[Verdict]: ...
+    def run(self, leases: Sequence[Lease], ctx: TrainingContext) -> list[Verdict]: ...
 
-    def describe(self, queue: TrialQueue, finished: Sequence[tuple[Claim, Verdict]]) -> list[str]: ...
+    def describe(self, queue: Queue, finished: Sequence[tuple[Lease, Verdict]]) -> list[str]: ...
 
-    def idle_message(self, queue: TrialQueue) -> str: ...
+    def idle_message(self, queue: Queue) -> str: ...
 
-    def status_text(self, queue: TrialQueue) -> str: ...
-
-
-def objective_value(val_acc: float | None) -> float:
-    """What Optuna stores for a grid trial: its final val accuracy (0 if it diverged before any finite epoch)."""
-    return float(val_acc) if val_acc is not None and math.isfinite(val_acc) else 0.0
+    def status_text(self, queue: Queue) -> str: ...
 
 
 def describe_value(value: Any) -> str:

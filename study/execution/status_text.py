@@ -5,13 +5,12 @@ from __future__ import annotations
 import time
 from collections import Counter
 
-from optuna.trial import TrialState
-
 from study.core.names import STATUS_ATTR
 from study.core.status import NOT_RESULTS, TrialStatus
 from study.core.text import format_duration, redact_url
 from study.queue.progress import KEY_STATES, StudyStatus, split_workers
-from study.queue.trial_queue import TrialQueue, WorkerRecord
+from study.queue.protocol import Queue
+from study.queue.records import COMPLETED, FAILED, PRUNED, WorkerRecord
 
 
 def grid_status_text(status: StudyStatus, spec_source: str) -> str:
@@ -36,21 +35,21 @@ def grid_status_text(status: StudyStatus, spec_source: str) -> str:
     return "\n".join(lines)
 
 
-def tune_status_text(queue: TrialQueue, name: str, source: str, n_trials: int, metric: str,
+def tune_status_text(queue: Queue, name: str, source: str, n_trials: int, metric: str,
                      direction: str) -> str:
     """A tuning study: results towards n_trials, what runs, the best so far, workers, ETA."""
     trials = queue.trials()
     lost = TrialStatus.LOST.value
-    by_state = Counter(t.state.name for t in trials
-                       if not (t.state == TrialState.FAIL and t.user_attrs.get(STATUS_ATTR, lost) in NOT_RESULTS))
+    by_state = Counter(t.state_name for t in trials
+                       if not (t.state == FAILED and t.user_attrs.get(STATUS_ATTR, lost) in NOT_RESULTS))
     attempts = Counter(t.user_attrs.get(STATUS_ATTR, lost) for t in trials
-                       if t.state == TrialState.FAIL and t.user_attrs.get(STATUS_ATTR, lost) in NOT_RESULTS)
+                       if t.state == FAILED and t.user_attrs.get(STATUS_ATTR, lost) in NOT_RESULTS)
     results = by_state["COMPLETE"] + by_state["PRUNED"]
     lines = [f"tuning study {name} ({source}); queue {redact_url(queue.url)}",
              f"results: {results}/{n_trials} (" + ", ".join(f"{k} {v}" for k, v in sorted(by_state.items())) + ")"]
     if attempts:
         lines.append("attempts not counted: " + ", ".join(f"{n} {kind}" for kind, n in sorted(attempts.items())))
-    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    complete = [t for t in trials if t.state == COMPLETED and t.value is not None]
     if complete:
         best = (max if direction == "maximize" else min)(complete, key=lambda t: t.value)
         params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best.params.items())
@@ -58,7 +57,7 @@ def tune_status_text(queue: TrialQueue, name: str, source: str, n_trials: int, m
     alive, gone = split_workers(queue, time.time())
     lines += worker_lines(alive, gone)
     durations = [(t.datetime_complete - t.datetime_start).total_seconds() for t in trials
-                 if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and t.datetime_start and t.datetime_complete]
+                 if t.state in (COMPLETED, PRUNED) and t.datetime_start and t.datetime_complete]
     left = max(0, n_trials - results)
     if not left:
         lines.append("ETA: complete")

@@ -3,8 +3,8 @@
 One path for every driver (grid workers, Optuna tuning, retraining): the keyword hooks
 let them add per-epoch listeners (Optuna's pruner), turn a result into another status
 (`pruned`), learn each run id as soon as it exists, and check just before recording a
-result FINISHED that the worker still holds the trial: a worker that lost its queue
-claim records `lost` (run KILLED), so a key never gets two finished runs. A training
+result FINISHED that the worker still holds the trial: a worker that lost its lease
+records `lost` (run KILLED), so a key never gets two finished runs (study.queue.ledger). A training
 exception fails every trial of the group (recorded `failed`, returned); Ctrl-C/SIGTERM
 records them `interrupted` and is re-raised.
 """
@@ -23,13 +23,12 @@ from pathlib import Path
 from study.core.errors import StoreFault
 from study.core.status import TrialStatus
 from study.data.splits import SplitCache
+from study.queue.ledger import LOST_LEASE
 from study.spec.designs import Trial
 from study.tracking.runs import TrialRun
 from study.training.executors.base import Batch, ExecutionSettings, Executor, TrialHooks
 from study.training.results import TrialResult
 
-LOST_CLAIM = ("the queue gave this trial to another worker (no heartbeat for longer than the grace period); "
-              "this run is not the trial's result")
 
 
 @dataclass
@@ -95,9 +94,9 @@ def run_tracked(trials: Sequence[Trial], study_name: str, exp_id: str, splits: S
                 run.log_json(result.history, "history.json")
                 if recording.still_ours is not None and not recording.still_ours(index):
                     finished.add(index)
-                    run.finish(TrialStatus.INTERRUPTED, result.final, result.wall_time_s, error=LOST_CLAIM)
+                    run.finish(TrialStatus.INTERRUPTED, result.final, result.wall_time_s, error=LOST_LEASE)
                     outcomes.append(TrialOutcome(TrialStatus.LOST, result, result.wall_time_s, run.run_id,
-                                                 error=LOST_CLAIM))
+                                                 error=LOST_LEASE))
                     continue
                 finished.add(index)
                 run.finish(status, result.final, result.wall_time_s)
@@ -119,6 +118,12 @@ def run_tracked(trials: Sequence[Trial], study_name: str, exp_id: str, splits: S
         for run in _open(runs, finished):
             run.finish(TrialStatus.FAILED, {}, seconds, error=error)
         return [TrialOutcome(TrialStatus.FAILED, None, seconds, run.run_id, error=error) for run in runs]
+
+
+def pruned_or_own(result: TrialResult) -> str:
+    """A trial a hook stopped early (a pruner) is `pruned`; otherwise its own status."""
+    return TrialStatus.PRUNED.value if result.stopped_by_hook and result.status == TrialStatus.COMPLETED \
+        else result.status
 
 
 def _open(runs: list[TrialRun], finished: set[int]) -> list[TrialRun]:

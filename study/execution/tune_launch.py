@@ -8,8 +8,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import optuna
-from optuna.trial import TrialState
 
 from study.core.errors import Interrupted
 from study.core.names import OPTUNA_STUDY_TAG
@@ -45,7 +43,7 @@ class TuneSummary:
     study: str
     n_trials: int
     done_before: int
-    counts: dict[str, int] = field(default_factory=dict)  # results of this invocation's trials by Optuna state
+    counts: dict[str, int] = field(default_factory=dict)  # results of this invocation's trials by state (Optuna's names)
     best_value: float | None = None
     best_params: dict[str, Any] = field(default_factory=dict)
     best_number: int | None = None
@@ -66,8 +64,7 @@ def run_tuning(spec: TuneSpec, queue: TrialQueue, tracking_uri: str | None = Non
     """Run the study up to `n_trials` counted trials in total with `workers` workers, then retrain base vs
     tuned. Raises KeyboardInterrupt if the workers were stopped (their trials are re-queued).
     `data`: the datasets the caller already verified (the CLI does, before it opens the queue)."""
-    study = queue.study
-    done = counted_trials(study)
+    done = counted_trials(queue)
     remaining = max(0, spec.n_trials - done)
     workers = max(1, min(workers, remaining or 1))
     threads = threads if threads is not None or ray is not None else threads_per_worker(workers)
@@ -102,11 +99,11 @@ def run_tuning(spec: TuneSpec, queue: TrialQueue, tracking_uri: str | None = Non
                 summary.counts = invocation_counts(queue, first_new)
                 if interrupted:
                     raise Interrupted()
-            _record_best(study, summary)
+            _record_best(queue, summary)
             if retrain:
-                summary.retrain_counts = retrain_arms(spec, study, exp_id, SplitCache(data_dir, data), log)
+                summary.retrain_counts = retrain_arms(spec, queue, exp_id, SplitCache(data_dir, data), log)
             log_metrics({f"trials_{k.lower()}": float(v) for k, v in summary.counts.items()})
-            log_metrics({"trials_done": float(counted_trials(study))})
+            log_metrics({"trials_done": float(counted_trials(queue))})
             if summary.best_value is not None:
                 log_metrics({"best_value": summary.best_value, f"best_{spec.metric}": summary.best_value})
     finally:
@@ -115,13 +112,13 @@ def run_tuning(spec: TuneSpec, queue: TrialQueue, tracking_uri: str | None = Non
     return summary
 
 
-def _record_best(study: optuna.Study, summary: TuneSummary) -> None:
-    if study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        best = study.best_trial
+def _record_best(queue: TrialQueue, summary: TuneSummary) -> None:
+    best = queue.best()
+    if best is not None:
         summary.best_value, summary.best_params, summary.best_number = best.value, dict(best.params), best.number
 
 
-def retrain_arms(spec: TuneSpec, study: optuna.Study, exp_id: str, splits: SplitCache,
+def retrain_arms(spec: TuneSpec, queue: TrialQueue, exp_id: str, splits: SplitCache,
                  log: Callable[[str], None]) -> dict[str, int]:
     """Train the untuned base and the best tuned config with every retrain seed (paired by seed).
 
@@ -129,7 +126,7 @@ def retrain_arms(spec: TuneSpec, study: optuna.Study, exp_id: str, splits: Split
     resume by key like any ablation trial: a rerun trains only what is missing, and a
     new best config gets its own runs.
     """
-    arms = arm_configs(spec, study)
+    arms = arm_configs(spec, queue)
     if arms is None:
         log("retrain: no completed trial yet, nothing to compare")
         return {}

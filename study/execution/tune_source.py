@@ -2,7 +2,7 @@
 and `study worker TUNE_SPEC.yaml` take from the queue.
 
 A tuning study is the same kind of queue as an ablation grid (study.queue), driven
-by Optuna's ask-and-tell instead of enqueued keys: `queue.ask()` pops a re-queued or
+by Optuna's ask-and-tell instead of enqueued keys: `ask()` (study.tuning.asked) pops a re-queued or
 enqueued trial first, else asks the sampler for a new point. So every worker gets the
 same guarantees as on a grid: heartbeats, stale trials re-queued with their params,
 SIGINT/SIGTERM re-queue the trial in progress, a result is told only by the worker
@@ -10,7 +10,7 @@ that still holds the trial.
 
 How many trials: the study stops at `n_trials` results (COMPLETE + PRUNED), counted
 across all workers. Workers asking at the same moment could overshoot it; a trial that
-finds itself beyond the first `n_trials` live ones is dropped before training (FAIL,
+finds itself beyond the first `n_trials` live ones is dropped before training (failed,
 `trial_status=surplus`), so exactly `n_trials` results are trained. Each worker also
 starts at most the trials that were missing when it joined (failed trials use up that
 budget, so a setup that always fails cannot loop forever) and stops taking new trials
@@ -23,19 +23,17 @@ import math
 import time
 from collections.abc import Sequence
 
-import optuna
-from optuna.trial import FrozenTrial, TrialState
-
 from study.core.errors import Interrupted
-from study.core.names import NUMBER_TAG, OPTUNA_STUDY_TAG, STATUS_ATTR
+from study.core.names import STATUS_ATTR
 from study.core.status import NOT_RESULTS, TrialStatus
 from study.core.text import format_duration
 from study.execution.sources import TrainingContext, Verdict, describe_value
 from study.execution.status_text import tune_status_text
-from study.execution.tune_objective import Objective, TrialFailed, TrialLost
-from study.queue.trial_queue import Claim, TrialQueue
+from study.execution.tune_objective import Objective, TrialFailed, TrialLost, TrialPruned
+from study.queue.records import COMPLETED, FAILED, PRUNED, RUNNING, WAITING, Lease, QueuedTrial
+from study.queue.trial_queue import TrialQueue
 from study.spec.tune_spec import TuneSpec
-from study.tracking.runs import reap_runs
+from study.tuning.asked import AskedTrial, ask
 from study.tuning.optuna_setup import COUNTED_STATES
 
 SURPLUS = TrialStatus.SURPLUS.value
@@ -46,16 +44,17 @@ def counted(queue: TrialQueue) -> int:
 
 
 def invocation_counts(queue: TrialQueue, first_number: int) -> dict[str, int]:
-    """Results of the trials numbered from `first_number` on, by Optuna state. FAIL counts real
-    failures only: attempts that were re-queued or dropped (see NOT_RESULTS) are not results."""
+    """Results of the trials numbered from `first_number` on, by state (Optuna's names: COMPLETE, PRUNED,
+    FAIL). FAIL counts real failures only: attempts that were re-queued or dropped (see NOT_RESULTS) are
+    not results."""
     counts: dict[str, int] = {}
     for trial in queue.trials():
-        if trial.number < first_number or trial.state in (TrialState.RUNNING, TrialState.WAITING):
+        if trial.number < first_number or trial.state in (RUNNING, WAITING):
             continue
-        if trial.state == TrialState.FAIL and (trial.user_attrs.get(STATUS_ATTR) in NOT_RESULTS
-                                               or STATUS_ATTR not in trial.user_attrs):
+        if trial.state == FAILED and (trial.user_attrs.get(STATUS_ATTR) in NOT_RESULTS
+                                      or STATUS_ATTR not in trial.user_attrs):
             continue
-        counts[trial.state.name] = counts.get(trial.state.name, 0) + 1
+        counts[trial.state_name] = counts.get(trial.state_name, 0) + 1
     return counts
 
 
@@ -71,95 +70,92 @@ class TuneSource:
         self.deadline: float | None = None
         self.started = time.monotonic()
         self.finished = 0
-        self._asked: dict[int, optuna.Trial] = {}
+        self._asked: dict[int, AskedTrial] = {}
         self._grid_only = spec.sampler.name == "grid"  # the grid is enqueued whole (optuna_setup.enqueued_points)
 
     # ------------------------------------------------------------------ TrialSource
 
-    def next(self, queue: TrialQueue, group_size: int = 1) -> list[Claim]:
+    def next(self, queue: TrialQueue, group_size: int = 1) -> list[Lease]:
         """One trial at a time: the sampler learns from each result before it proposes the next."""
-        claim = self._next(queue)
-        return [claim] if claim is not None else []
+        lease = self._next(queue)
+        return [lease] if lease is not None else []
 
-    def _next(self, queue: TrialQueue) -> Claim | None:
+    def _next(self, queue: TrialQueue) -> Lease | None:
         if self.budget is None:
             self.budget = max(0, self.spec.n_trials - counted(queue))
             self.deadline = time.monotonic() + self.spec.timeout if self.spec.timeout else None
             self.started = time.monotonic()
-        if self._spent() or counted(queue) + len(queue.trials((TrialState.RUNNING,))) >= self.spec.n_trials:
+        if self._spent() or counted(queue) + len(queue.trials((RUNNING,))) >= self.spec.n_trials:
             return None
-        if self._grid_only and not queue.trials((TrialState.WAITING,)):
+        if self._grid_only and not queue.trials((WAITING,)):
             return None  # every grid point is taken; the sampler would only propose duplicates
-        claim, trial = queue.ask()
-        if self._surplus(queue, claim) or (self._grid_only and not self._enqueued(queue, claim)):
-            frozen = queue.trial(claim.number)
-            queue.fail(claim, {STATUS_ATTR: SURPLUS}, requeue=bool(frozen.params or "fixed_params" in
-                                                                    frozen.system_attrs))
+        lease, trial = ask(queue)
+        if self._surplus(queue, lease) or (self._grid_only and not self._enqueued(queue, lease)):
+            asked = queue.trial(lease.number)
+            queue.fail(lease, {STATUS_ATTR: SURPLUS}, requeue=bool(asked.params or asked.fixed))
             return None
         self.budget -= 1
-        self._asked[claim.number] = trial
-        return claim
+        self._asked[lease.number] = trial
+        return lease
 
     def done(self, queue: TrialQueue) -> bool:
         """This worker's budget or time is spent, or the study has its results and nothing runs."""
         if self._spent():
             return True
-        if queue.trials((TrialState.RUNNING,)):
+        if queue.trials((RUNNING,)):
             return False
-        return counted(queue) >= self.spec.n_trials or (self._grid_only and not queue.trials((TrialState.WAITING,)))
+        return counted(queue) >= self.spec.n_trials or (self._grid_only and not queue.trials((WAITING,)))
 
-    def run(self, claims: Sequence[Claim], ctx: TrainingContext) -> list[Verdict]:
-        claim, = claims
-        trial = self._asked.pop(claim.number)
-        queue = ctx.queue
+    def run(self, leases: Sequence[Lease], ctx: TrainingContext) -> list[Verdict]:
+        lease, = leases
+        trial = self._asked.pop(lease.number)
+        queue, ledger = ctx.queue, ctx.ledger()
         if ctx.stop.is_set():
             raise Interrupted()
-        for number in earlier_attempts(queue.trial(claim.number)):  # close runs their lost workers left open
-            reap_runs(ctx.exp_id, {NUMBER_TAG: str(number), OPTUNA_STUDY_TAG: self.spec.name},
-                      "its worker lost the trial (killed or stalled); re-queued")
+        ledger.close_earlier_attempts(lease)  # the runs their lost workers left open
         ctx.open_parent()
-        objective = Objective(self.spec, ctx, still_ours=lambda: queue.holds(claim))
+        objective = Objective(self.spec, ctx, ledger, lease)
         started = time.perf_counter()
         try:
             value = objective(trial)
-        except optuna.TrialPruned:
-            queue.prune(claim, {})
+        except TrialPruned:
+            queue.prune(lease, {})
             return [Verdict(TrialStatus.PRUNED, None, time.perf_counter() - started)]
         except TrialFailed as exc:
-            queue.fail(claim, {STATUS_ATTR: TrialStatus.FAILED.value, "error": str(exc)[:500]})
+            queue.fail(lease, {STATUS_ATTR: TrialStatus.FAILED.value, "error": str(exc)[:500]})
             return [Verdict(TrialStatus.FAILED, None, time.perf_counter() - started)]
         except TrialLost:
             return [Verdict(TrialStatus.LOST, None, time.perf_counter() - started)]
         seconds = time.perf_counter() - started
         if not math.isfinite(value):
-            queue.fail(claim, {})  # the trial's own status (diverged) is already recorded
+            queue.fail(lease, {})  # the trial's own status (diverged) is already recorded
             return [Verdict(TrialStatus.DIVERGED, None, seconds)]
-        queue.complete(claim, value, {})
+        queue.complete(lease, value, {})
         return [Verdict(TrialStatus.COMPLETED, value, seconds)]
 
-    def describe(self, queue: TrialQueue, finished: Sequence[tuple[Claim, Verdict]]) -> list[str]:
-        return [self._line(queue, claim, verdict) for claim, verdict in finished]
+    def describe(self, queue: TrialQueue, finished: Sequence[tuple[Lease, Verdict]]) -> list[str]:
+        return [self._line(queue, lease, verdict) for lease, verdict in finished]
 
-    def _line(self, queue: TrialQueue, claim: Claim, verdict: Verdict) -> str:
+    def _line(self, queue: TrialQueue, lease: Lease, verdict: Verdict) -> str:
         """One line per trial: results so far, the trial's params, state and value, epochs, time, best, ETA."""
         self.finished += 1
         spec = self.spec
-        trial = queue.trial(claim.number)
+        trial = queue.trial(lease.number)
         trials = queue.trials()
         results = [t for t in trials if t.state in COUNTED_STATES]
         params = " ".join(f"{k}={describe_value(v)}" for k, v in trial.params.items())
-        epochs = f"{len(trial.intermediate_values)}/{spec.config_for(trial.params).epochs} ep"
+        epochs = f"{trial.steps}/{spec.config_for(dict(trial.params)).epochs} ep"
         # A pruned trial's value is the last value it reported (Optuna's convention), not a final result.
         value = "" if trial.value is None else f"{spec.metric} {trial.value:.4f}"
-        if trial.state == TrialState.PRUNED and value:
+        if trial.state == PRUNED and value:
             value = f"at stop {value}"
         best = _best(trials, spec.direction)
         best_text = f"best {best.value:.4f} (#{best.number})" if best is not None else ""
-        running = sum(t.state == TrialState.RUNNING for t in trials)
+        running = sum(t.state == RUNNING for t in trials)
         left = max(0, spec.n_trials - len(results))
         mean = (time.monotonic() - self.started) / self.finished
         eta = f"ETA {format_duration(mean * left / max(1, running))}" if left else ""
-        return (f"[{len(results)}/{spec.n_trials}] #{trial.number} {params} | {trial.state.name:<8} {value} | "
+        return (f"[{len(results)}/{spec.n_trials}] #{trial.number} {params} | {trial.state_name:<8} {value} | "
                 f"{epochs} | {verdict.seconds:.1f}s | {best_text} | {eta}").rstrip(" |")
 
     def idle_message(self, queue: TrialQueue) -> str:
@@ -183,27 +179,19 @@ class TuneSource:
         return self.budget <= 0 or (self.deadline is not None and time.monotonic() >= self.deadline)
 
     @staticmethod
-    def _enqueued(queue: TrialQueue, claim: Claim) -> bool:
+    def _enqueued(queue: TrialQueue, lease: Lease) -> bool:
         """Whether Optuna handed us an enqueued point (a grid's), not a fresh sampler proposal: two workers
         asking for the last waiting point at once leave one of them with a proposal the grid never had."""
-        return "fixed_params" in queue.trial(claim.number).system_attrs
+        return queue.trial(lease.number).fixed
 
-    def _surplus(self, queue: TrialQueue, claim: Claim) -> bool:
-        """Whether `claim` came after the first n_trials live trials (a race between workers asking)."""
-        live = sorted(t.number for t in queue.trials((*COUNTED_STATES, TrialState.RUNNING)))
-        return claim.number not in live[:self.spec.n_trials]
-
-
-def earlier_attempts(trial: FrozenTrial) -> set[int]:
-    """Numbers of the failed attempts this trial repeats: stale ones (Optuna's retry callback records
-    `failed_trial` and `retry_history`) and interrupted ones (engine.requeue records `requeued_from`)."""
-    attrs = trial.system_attrs
-    numbers = {attrs.get("failed_trial"), attrs.get("requeued_from"), *attrs.get("retry_history", [])}
-    return {int(n) for n in numbers if n is not None}
+    def _surplus(self, queue: TrialQueue, lease: Lease) -> bool:
+        """Whether `lease` came after the first n_trials live trials (a race between workers asking)."""
+        live = sorted(t.number for t in queue.trials((*COUNTED_STATES, RUNNING)))
+        return lease.number not in live[:self.spec.n_trials]
 
 
-def _best(trials: list[FrozenTrial], direction: str) -> FrozenTrial | None:
-    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+def _best(trials: list[QueuedTrial], direction: str) -> QueuedTrial | None:
+    complete = [t for t in trials if t.state == COMPLETED and t.value is not None]
     if not complete:
         return None
     return (max if direction == "maximize" else min)(complete, key=lambda t: t.value)

@@ -31,7 +31,8 @@ from study.execution.bootstrap import bootstrap
 from study.execution.signals import StopFlag
 from study.execution.sources import TrainingContext, TrialSource, WorkerOptions, WorkerSummary
 from study.queue.beacon import Beacon
-from study.queue.trial_queue import TrialQueue, WorkerRecord
+from study.queue.protocol import Queue
+from study.queue.records import WorkerRecord
 from study.spec.kinds import data_configs
 from study.spec.study_spec import spec_hash
 from study.tracking.environment import command_line
@@ -41,7 +42,7 @@ from study.training.executors.base import ExecutionSettings, Executor
 from study.training.executors.registry import EXECUTORS, executor_for
 
 
-def run_worker(spec, queue: TrialQueue, source: TrialSource, options: WorkerOptions,
+def run_worker(spec, queue: Queue, source: TrialSource, options: WorkerOptions,
                stop: StopFlag | None = None) -> WorkerSummary:
     """Take and train trials until none waits or runs anywhere (or a stop is requested).
 
@@ -66,8 +67,8 @@ def run_worker(spec, queue: TrialQueue, source: TrialSource, options: WorkerOpti
             record = WorkerRecord(worker=ctx.worker, host=socket.gethostname(), pid=os.getpid(), state="idle",
                                   last_seen=time.time())
             beacon = stack.enter_context(Beacon(queue, record, on_fault=lambda fault: stop.event.set()))
-            claim = options.group_size or EXECUTORS[spec.base.executor].claim_size
-            _loop(source, ctx, beacon, summary, log, prefix, claim)
+            size = options.group_size or EXECUTORS[spec.base.executor].lease_size
+            _loop(source, ctx, beacon, summary, log, prefix, size)
             if beacon.fault is not None:  # the heartbeat met it: the loop stopped at the next batch
                 raise beacon.fault
             if summary.interrupted:
@@ -81,7 +82,7 @@ def run_worker(spec, queue: TrialQueue, source: TrialSource, options: WorkerOpti
     return summary
 
 
-def _load(spec, queue: TrialQueue, source: TrialSource, options: WorkerOptions, uri: str, stop: StopFlag,
+def _load(spec, queue: Queue, source: TrialSource, options: WorkerOptions, uri: str, stop: StopFlag,
           stack: ExitStack, log: Callable[[str], None], prefix: str) -> TrainingContext:
     exp_id = experiment_id(spec.name, uri)
     splits = SplitCache(options.data_dir, preloaded=options.preloaded)
@@ -124,34 +125,34 @@ def _loop(source: TrialSource, ctx: TrainingContext, beacon: Beacon, summary: Wo
     queue, stop = ctx.queue, ctx.stop
     while not stop.is_set():
         queue.fail_stale()
-        claims = source.next(queue, group_size)
-        if not claims:
+        leases = source.next(queue, group_size)
+        if not leases:
             if source.done(queue):
                 return
             stop.wait(queue.settings.heartbeat_interval_s)  # others still run trials that may come back
             continue
         interrupted = {STATUS_ATTR: TrialStatus.INTERRUPTED.value, WORKER_ATTR: ctx.worker}
-        with beacon.hold(claims):
+        with beacon.hold(leases):
             try:
-                verdicts = source.run(claims, ctx)
+                verdicts = source.run(leases, ctx)
             except KeyboardInterrupt:
                 if beacon.fault is not None:
                     raise beacon.fault from None
-                for claim in claims:
-                    if queue.fail(claim, interrupted, requeue=True):
+                for lease in leases:
+                    if queue.fail(lease, interrupted, requeue=True):
                         summary.counts["interrupted"] = summary.counts.get("interrupted", 0) + 1
                 summary.interrupted = True
-                log(f"{prefix}trial(s) {', '.join(str(c.number) for c in claims)} interrupted and re-queued")
+                log(f"{prefix}trial(s) {', '.join(str(lease.number) for lease in leases)} interrupted and re-queued")
                 return
             except BaseException:
-                for claim in claims:
+                for lease in leases:
                     with suppress(StoreFault):  # a queue that failed: the trials come back by heartbeat
-                        queue.fail(claim, interrupted, requeue=True)
+                        queue.fail(lease, interrupted, requeue=True)
                 raise
         for verdict in verdicts:
             summary.counts[verdict.outcome] = summary.counts.get(verdict.outcome, 0) + 1
-        beacon.update(done=beacon.record.done + len(claims))
-        for line in source.describe(queue, list(zip(claims, verdicts))):
+        beacon.update(done=beacon.record.done + len(leases))
+        for line in source.describe(queue, list(zip(leases, verdicts))):
             log(prefix + line)
     # Stopped between trials (the signal came after the last batch of a group, or while idle):
     # nothing is half-done, but unless the study happens to be finished the command must say interrupted.

@@ -35,7 +35,11 @@ class LessonStudy:
 
 
 def _rates(spec: StudySpec) -> str:
-    """The learning rates per optimizer the study runs, and whether it sweeps them."""
+    """The learning rates per optimizer the study runs, and whether it sweeps them (or tunes them per arm)."""
+    tune = spec.tune_each_arm
+    if tune is not None and "learning_rate" in tune.space:
+        rate = tune.space["learning_rate"]
+        return f"lr tuned per arm ({tune.sampler}, {tune.trials} points, {rate.low:g} .. {rate.high:g})"
     found: dict[str, set[float]] = {}
     for trial in spec.unique_trials():
         found.setdefault(trial.config.optimizer, set()).add(trial.config.learning_rate)

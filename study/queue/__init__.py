@@ -1,1 +1,1 @@
-"""The trial queue: trials in an RDB store, claimed atomically (one or a group), heartbeats, progress."""
+"""The trial queue: trials leased atomically (one or a group), heartbeats, progress; an RDB backend and an in-memory one."""

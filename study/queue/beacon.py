@@ -10,7 +10,8 @@ from dataclasses import asdict
 from typing import Any
 
 from study.core.errors import StoreFault
-from study.queue.trial_queue import Claim, TrialQueue, WorkerRecord
+from study.queue.protocol import Queue
+from study.queue.records import Lease, WorkerRecord
 
 
 class Beacon:
@@ -23,13 +24,13 @@ class Beacon:
     `fault` and calls `on_fault` (the worker stops at once and reports it).
     """
 
-    def __init__(self, queue: TrialQueue, record: WorkerRecord,
+    def __init__(self, queue: Queue, record: WorkerRecord,
                  on_fault: Callable[[StoreFault], None] = lambda fault: None) -> None:
         self.queue = queue
         self.record = record
         self.on_fault = on_fault
         self.fault: StoreFault | None = None
-        self._trial_ids: tuple[int, ...] = ()
+        self._leases: tuple[Lease, ...] = ()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="study-beacon", daemon=True)
@@ -46,21 +47,21 @@ class Beacon:
             self.update(state="stopped", trial=None)
 
     @contextmanager
-    def hold(self, claims: Sequence[Claim]) -> Iterator[Sequence[Claim]]:
-        """Beat for every trial of `claims` while the body runs (the worker reports it trains them)."""
+    def hold(self, leases: Sequence[Lease]) -> Iterator[Sequence[Lease]]:
+        """Beat for every trial of `leases` while the body runs (the worker reports it trains them)."""
         with self._lock:
-            self._trial_ids = tuple(c.trial_id for c in claims)
-        self.update(state="training", trial=claims[0].number if claims else None)
+            self._leases = tuple(leases)
+        self.update(state="training", trial=leases[0].number if leases else None)
         try:
-            yield claims
+            yield leases
         except BaseException:
             with self._lock:
-                self._trial_ids = ()
+                self._leases = ()
             with suppress(StoreFault):
                 self.update(state="idle", trial=None)
             raise
         with self._lock:
-            self._trial_ids = ()
+            self._leases = ()
         self.update(state="idle", trial=None)
 
     def update(self, **changes: Any) -> None:
@@ -73,10 +74,10 @@ class Beacon:
         """Beat now: a StoreFault is raised in the caller's thread (the beacon's own thread keeps it)."""
         with self._lock:
             self.record = WorkerRecord(**{**asdict(self.record), "last_seen": time.time()})
-            record, trial_ids = self.record, self._trial_ids
+            record, leases = self.record, self._leases
         try:
-            for trial_id in trial_ids:
-                self.queue.heartbeat(trial_id)
+            for lease in leases:
+                self.queue.heartbeat(lease)
             self.queue.record_worker(record)
         except StoreFault:
             raise
@@ -93,4 +94,4 @@ class Beacon:
                 self.on_fault(fault)
                 break
         if self.fault is None:  # after a fault, closing the session could only fail again
-            self.queue.storage.remove_session()
+            self.queue.close()

@@ -19,7 +19,6 @@ import functools
 import os
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,30 +28,11 @@ from study.core.errors import StorageError
 from study.core.store_faults import StoreGuard
 from study.core.store_lock import schema_lock
 from study.core.text import first_line, redact, redact_url
+from study.queue.records import QueueSettings
 
 DEFAULT_STORAGE = "optuna.db"
 STORAGE_ENV = "OPTUNA_STORAGE"
 SQLITE_BUSY_TIMEOUT_S = 120
-
-
-@dataclass(frozen=True)
-class QueueSettings:
-    """How fast a dead worker is noticed.
-
-    A trial is stale when its worker has not beaten for `grace_period_s`; it is then
-    failed and re-queued (at most `max_retry` times in a row, so a trial that kills
-    its worker every time cannot loop forever; running the study again re-queues it).
-    The first worker to create a study stores these; later workers adopt them, so
-    all workers agree on what "stale" means.
-    """
-
-    heartbeat_interval_s: int = 5
-    grace_period_s: int = 30
-    max_retry: int = 3
-
-    def __post_init__(self) -> None:
-        if self.heartbeat_interval_s < 1 or self.grace_period_s <= self.heartbeat_interval_s or self.max_retry < 0:
-            raise ValueError(f"invalid queue settings {self}: need heartbeat >= 1 s, grace > heartbeat, retries >= 0")
 
 
 def default_storage_url(tracking_uri: str | None = None) -> str:

@@ -13,10 +13,13 @@ import pandas as pd
 
 from study.analysis.chance import failure_rule
 from study.analysis.confirm import confirm_trials
+from study.analysis.fair import analyse_fair, rate_claim
 from study.analysis.levels import tidy_trials
 from study.analysis.reference import LESSON_FIRST_MODEL
+from study.analysis.gradients import probe_curves
 from study.analysis.runs import epoch_curves, parent_runs, trials_frame
-from study.analysis.study_analysis import analyse
+from study.analysis.study_analysis import PRIMARY, analyse
+from study.analysis.tuned_arms import resolved
 from study.config import TrialConfig
 from study.report.format import without_machine_paths
 from study.report.section import ReportContext, Section
@@ -26,8 +29,10 @@ from study.report.sections.decomposition import InteractionsSection
 from study.report.sections.advice import AdviceSection
 from study.report.sections.conditional import ConditionalSection
 from study.report.sections.effects import EffectsSection
+from study.report.sections.fair import FAIR, FairSection
 from study.report.sections.findings import FindingsSection
 from study.report.sections.methods import MethodsSection
+from study.report.sections.gradients import GradientsSection
 from study.report.sections.lesson import LessonComparisonSection, LessonFiguresSection
 from study.report.sections.results import LeaderboardSection, PathSection, TrialsSection
 from study.spec.study_spec import StudySpec
@@ -44,8 +49,9 @@ class NoTrialsYet:
 
 SECTIONS: list[Section] = [
     HeaderSection(), NoTrialsYet(), AdviceSection(), FindingsSection(), ClaimsSection(), ConditionalSection(),
-    TrialsSection(), LeaderboardSection(), EffectsSection(), InteractionsSection(), PathSection(), LessonFiguresSection(),
-    LessonComparisonSection(), MethodsSection(), SpecSection(), FilesSection(), ReproducibilitySection(),
+    TrialsSection(), LeaderboardSection(), EffectsSection(), FairSection(), InteractionsSection(), PathSection(),
+    LessonFiguresSection(), GradientsSection(), LessonComparisonSection(), MethodsSection(), SpecSection(),
+    FilesSection(), ReproducibilitySection(),
 ]
 
 
@@ -65,10 +71,13 @@ def build_context(spec: StudySpec, out: Path, data_dir: str | None = None) -> Re
     """Read the store once: every trial run, the finished ones as a tidy frame, their curves, the analysis.
 
     The expected trials are the spec's, plus the confirm stage's once the main trials are done (the
-    same selection the workers made from the same results)."""
+    same selection the workers made from the same results). A study that tunes each arm is read at its tuned
+    values once every arm is tuned (study.analysis.tuned_arms, the decision the workers made)."""
     fresh_output_dirs(out)
     all_runs = trials_frame(spec.name, include_unfinished=True)
     frame = trials_frame(spec.name)
+    every = frame
+    spec = resolved(spec, frame)
     expected = spec.unique_trials()
     if not frame.empty and spec.confirm is not None:
         main = frame[frame["trial_key"].isin({t.key for t in expected})].reset_index(drop=True)
@@ -80,7 +89,8 @@ def build_context(spec: StudySpec, out: Path, data_dir: str | None = None) -> Re
                         curves=pd.DataFrame(columns=["run_id", "metric", "epoch", "value"]),
                         parents=parent_runs(spec.name))
     if not tidy.empty:
-        ctx.curves = epoch_curves(tidy["run_id"])
+        ctx.curves = pd.concat([epoch_curves(tidy["run_id"]), probe_curves(tidy["run_id"], structure_keys(tidy))],
+                               ignore_index=True)
         export(tidy, ctx.curves, out)
         rule = failure_rule(spec.base, data_dir)
         if ctx.lesson:
@@ -88,7 +98,19 @@ def build_context(spec: StudySpec, out: Path, data_dir: str | None = None) -> Re
         else:  # a study of your own: the path starts at its base config; the lesson's claims are not its own
             ctx.result = analyse(spec, tidy, spec.base, rule, ctx.curves, source_name="the base config")
             ctx.result.claims = ctx.result.claims.iloc[0:0]
+    if spec.tune_each_arm is not None:
+        levels = ctx.result.factor_levels if ctx.result else {}
+        ctx.extra[FAIR] = analyse_fair(spec, every, levels, ctx.result.effects[PRIMARY] if ctx.result else None)
+    if ctx.result is not None and ctx.lesson and not ctx.result.claims.empty:
+        ctx.result.claims = pd.concat([ctx.result.claims, rate_claim(spec, ctx.extra.get(FAIR), ctx.result.factor_levels)],
+                                      ignore_index=True)
     return ctx
+
+
+def structure_keys(tidy: pd.DataFrame) -> list[tuple]:
+    """What names a trial's layers (and so its probe metrics): its model and depth."""
+    columns = [c for c in ("model", "hidden_layers") if c in tidy]
+    return list(tidy[columns].astype(str).itertuples(index=False, name=None)) if columns else [()] * len(tidy)
 
 
 def fresh_output_dirs(out: Path) -> None:

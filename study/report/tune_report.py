@@ -1,85 +1,60 @@
 """Write reports/<tune study>/README.md + figures/*.png + tables/*.csv.
 
 Trials, their states and intermediate values come from the Optuna storage (the
-source of truth for the search); the retrained base/tuned runs come from MLflow
+source of truth for the search, read through study.tuning.search); the retrained base/tuned runs come from MLflow
 through study.analysis, like every ablation report.
 """
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
-import optuna
 import pandas as pd
 
 from study.analysis.runs import parent_runs
-from study.core.names import EPOCHS_ATTR, RUN_ID_ATTR
 from study.core.text import format_duration, redact_url
 from study.report.format import markdown_table as _markdown
 from study.report.format import without_machine_paths
-from study.report.sections.tuning import (ordered_trials as _ordered, history_section, importances_section, intermediate_values, param_map_section,
-                                          pruning_section, retrain_section, value_text as _fmt)
+from study.report.sections.tuning import (ordered_trials as _ordered, history_section, importances_section,
+                                          param_map_section, pruning_section, retrain_section, value_text as _fmt)
 from study.spec.study_spec import spec_hash
+from study.queue.trial_queue import TrialQueue
 from study.spec.tune_spec import TuneSpec
 from study.tracking.store import configure
+from study.tuning.search import Search
 
 TOP = 10
 CONFIDENCE = 0.95
 
 
-def write_tune_report(spec: TuneSpec, storage, storage_url: str, tracking_uri: str | None = None,
+def write_tune_report(spec: TuneSpec, queue: TrialQueue, tracking_uri: str | None = None,
                       out_root: Path = Path("reports")) -> Path:
     configure(tracking_uri)
     out = out_root / spec.name
     (out / "figures").mkdir(parents=True, exist_ok=True)
     (out / "tables").mkdir(parents=True, exist_ok=True)
-    try:
-        study = optuna.load_study(study_name=spec.name, storage=storage)
-    except KeyError:
-        study = None
-    trials = trials_table(study, spec) if study is not None else pd.DataFrame()
-    sections = [_header(spec, trials, storage_url)]
+    search = Search.load(queue, spec.name)
+    trials = search.trials_table(spec) if search is not None else pd.DataFrame()
+    sections = [_header(spec, trials, queue.url)]
     if trials.empty or not (trials["state"] == "COMPLETE").any():
         sections.append(f"No completed trials yet: run `python -m study tune {spec.source}` first.\n")
     else:
         trials.to_csv(out / "tables" / "trials.csv", index=False)
-        curves = intermediate_values(study)
+        curves = search.intermediate_values()
         curves.to_csv(out / "tables" / "intermediate_values.csv", index=False)
         sections += [
             _best(spec, trials),
             _top(spec, trials, out),
             history_section(spec, trials, curves, out),
-            importances_section(spec, study, out),
+            importances_section(spec, search, out),
             param_map_section(spec, trials, out),
             pruning_section(spec, trials),
-            retrain_section(spec, study, out),
+            retrain_section(spec, search, out),
         ]
     sections.append(_spec_section(spec))
     readme = out / "README.md"
     readme.write_text(without_machine_paths("\n".join(s for s in sections if s)))
     return readme
-
-
-def trials_table(study: optuna.Study, spec: TuneSpec) -> pd.DataFrame:
-    """One row per Optuna trial: state, value, params, epochs run/planned, duration, MLflow run id."""
-    rows = []
-    for t in study.get_trials(deepcopy=False):
-        planned = spec.config_for(t.params).epochs if set(spec.space) <= set(t.params) else spec.base.epochs
-        rows.append({
-            "number": t.number,
-            "state": t.state.name,
-            "value": t.value,
-            **{name: t.params.get(name) for name in spec.space},
-            "epochs_run": int(t.user_attrs.get(EPOCHS_ATTR, len(t.intermediate_values))),
-            "epochs_planned": planned,
-            "last_reported": t.intermediate_values[t.last_step] if t.last_step is not None else math.nan,
-            "duration_s": t.duration.total_seconds() if t.duration else math.nan,
-            "test_accuracy": t.user_attrs.get("test_accuracy", math.nan),
-            "enqueued": t.user_attrs.get("enqueued", ""),
-            "mlflow_run_id": t.user_attrs.get(RUN_ID_ATTR, ""),
-        })
-    return pd.DataFrame(rows)
 
 
 # --------------------------------------------------------------------------- sections

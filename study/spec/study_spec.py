@@ -18,9 +18,11 @@ from study.spec.hyperparameters import Fields, check_used, parse_hyperparameters
 from study.spec.ray_resources import RayResources, parse_ray_resources
 from study.spec.region import parse_region
 from study.spec.reading import (check_top_level, int_value, read_yaml, reject_unknown, seed_list, text_value)
+from study.spec.tune_each_arm import TuneEachArm, parse_tune_each_arm
 
 TOP_LEVEL_KEYS = ("name", "description", "seeds", "base", "design", "factors", "steps_per_execution",
-                  "sample_size", "sample_seed", "hyperparameters", "confirm", "ray", "region") + STUDY_WIDE_FIELDS
+                  "sample_size", "sample_seed", "hyperparameters", "confirm", "ray", "region",
+                  "tune_each_arm") + STUDY_WIDE_FIELDS
 
 
 @dataclass(frozen=True)
@@ -40,10 +42,17 @@ class StudySpec:
     hyperparameters: dict[str, Hyperparameter] = field(default_factory=dict)  # the spec's own (`hyperparameters:`)
     ray: RayResources = RayResources()  # each Ray worker's resources under --ray (study.spec.ray_resources)
     region: dict[str, Any] = field(default_factory=dict, compare=False)  # the report's region (study.spec.region)
+    tune_each_arm: TuneEachArm | None = None  # each arm's nuisance hyperparameters tuned first (study.spec.arms)
+    # Once tuned (study.spec.arms.tuned_spec): each design config's tuned values, by its key at seed 0.
+    tuned: dict[str, dict[str, Any]] | None = field(default=None, compare=False)
 
     def trials(self) -> list[Trial]:
-        """Every trial of the design, one per (config, seed), seeds outermost (duplicates included)."""
-        return expand(self.design, Design(self.base, self.factors, self.sample_size, self.sample_seed), self.seeds)
+        """Every trial of the design, one per (config, seed), seeds outermost (duplicates included); each at
+        its arm's tuned values once the spec is tuned."""
+        trials = expand(self.design, Design(self.base, self.factors, self.sample_size, self.sample_seed), self.seeds)
+        if self.tuned is None:
+            return trials
+        return [Trial(t.config.with_values(self.tuned[t.config.replace(seed=0).key()]), t.levels) for t in trials]
 
     def unique_trials(self) -> list[Trial]:
         """The trials to train: levels that produce the same config are trained once."""
@@ -91,6 +100,9 @@ def parse_spec(raw: Any, source: str = "<spec>", default_name: str = "study") ->
         ray=parse_ray_resources(source, raw.get("ray")),
         region=parse_region(source, raw.get("region"), factors),
     )
+    tune = parse_tune_each_arm(source, raw.get("tune_each_arm"), fields, factors, spec.base, seeds,
+                               spec.confirm.seeds if spec.confirm else ())
+    spec = replace(spec, tune_each_arm=tune)
     _check_every_config(spec)
     check_used(source, fields.declared, {t.config.model for t in spec.trials()})
     return spec

@@ -62,6 +62,11 @@ def metric_histories(run_ids: Iterable[str], metrics: Iterable[str]) -> pd.DataF
     return pd.DataFrame(rows, columns=CURVE_COLUMNS)
 
 
+def metric_names(run_id: str) -> list[str]:
+    """The names of the metrics a run logged (their last values' keys)."""
+    return list(mlflow.MlflowClient().get_run(run_id).data.metrics)
+
+
 def run_json(run_id: str, artifact_file: str) -> Any | None:
     """A JSON artifact of a run (e.g. the spec.json an invocation logged), None if it cannot be read."""
     try:

@@ -7,6 +7,7 @@ import math
 import keras
 
 from study.core.errors import Interrupted
+from study.training.results import is_epoch_metric
 
 
 class LearningRateRecorder(keras.callbacks.Callback):
@@ -75,18 +76,17 @@ class HooksCallback(keras.callbacks.Callback):
     It stops with `stop_training` rather than raising inside `fit`, so the trial still returns
     its history and its run is closed (as `pruned`) by the caller. The last epoch is reported
     but never asked: nothing is left to save, and a trial that trained its whole budget is a
-    complete result. Must come after LearningRateRecorder, which adds the rate to the logs.
+    complete result. Must come after LearningRateRecorder and ProbeCallback, which add to the logs.
     """
 
-    def __init__(self, hooks, names: tuple[str, ...], epochs: int) -> None:  # noqa: ANN001 - TrialHooks
+    def __init__(self, hooks, epochs: int) -> None:  # noqa: ANN001 - TrialHooks
         super().__init__()
         self.hooks = hooks
-        self.names = names
         self.epochs = epochs
         self.stopped = False
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        logs = {n: float(v) for n, v in (logs or {}).items() if n in self.names}
+        logs = {n: float(v) for n, v in (logs or {}).items() if is_epoch_metric(n)}
         self.hooks.on_epoch_end(epoch, logs)
         if epoch + 1 != self.epochs and self.hooks.should_stop(epoch, logs):
             self.stopped = True

@@ -23,7 +23,8 @@ from study.training.executors.base import Batch, ExecutionSettings, TrialHooks
 from study.training.keras_internals import CompiledModels, fast_path_allowed, fuse_train_steps
 from study.training.models import build_model, model_inputs
 from study.training.optimizers import build_optimizer
-from study.training.results import EPOCH_METRICS, TrialResult, nonfinite, summarize_history
+from study.training.probes import ProbeCallback, probe_batch
+from study.training.results import EPOCH_METRICS, TrialResult, is_epoch_metric, nonfinite, summarize_history
 from study.training.schedules import schedule_callbacks
 
 _COMPILED = CompiledModels()
@@ -85,8 +86,10 @@ def train_trial(
     model = prepared_model(config, settings, len(splits.x_train))
     best_weights = BestWeights()
     divergence = DivergenceMonitor()
-    hooked = HooksCallback(hooks or TrialHooks(), EPOCH_METRICS, config.epochs)
+    hooked = HooksCallback(hooks or TrialHooks(), config.epochs)
     callbacks = [*schedule_callbacks(config), LearningRateRecorder(), divergence, best_weights]
+    if settings.probes:
+        callbacks.append(ProbeCallback(*probe_batch(model_inputs(model, splits.x_train), splits.y_train)))
     if config.early_stopping_patience > 0:
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.early_stopping_patience))
     callbacks += [hooked, *extra_callbacks]
@@ -103,6 +106,8 @@ def train_trial(
         verbose=settings.verbose,
     )
     history = {name: [float(v) for v in fit.history.get(name, [])] for name in EPOCH_METRICS}
+    history.update({name: [float(v) for v in values] for name, values in fit.history.items()
+                    if is_epoch_metric(name) and name not in history})
     status = TrialStatus.DIVERGED if divergence.diverged or nonfinite(history) else TrialStatus.COMPLETED
     final = summarize_history(history)
 

@@ -9,8 +9,15 @@ from pathlib import Path
 import numpy as np
 
 from study.config import TrialConfig
+from study.core.names import PROBE_PREFIXES
 
 EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")
+
+
+def is_epoch_metric(name: str) -> bool:
+    """A per-epoch metric every executor reports: the standard ones and the mechanism probes
+    (`grad_norm/<layer>`, `saturated/<layer>`, study.training.probes)."""
+    return name in EPOCH_METRICS or name.startswith(PROBE_PREFIXES)
 
 
 @dataclass

@@ -11,19 +11,18 @@ from __future__ import annotations
 import itertools
 import json
 import random
-from typing import Any
+from typing import Any, Protocol
 
 import optuna
-from optuna.trial import TrialState
 
 from study.core.errors import SpecError
 from study.core.store_lock import schema_lock
-from study.queue.storage import QueueSettings
+from study.queue.records import COMPLETED, PRUNED, QueuedTrial, QueueSettings
 from study.queue.trial_queue import TrialQueue
 from study.spec.tune_spec import Param, TuneSpec
 
 # What resume counts towards n_trials: results. Failed trials are tried again, like failed ablation trials.
-COUNTED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
+COUNTED_STATES = (COMPLETED, PRUNED)
 # Study user attrs that must match on resume: a different space or base would mix two searches.
 IDENTITY_ATTRS = ("base_config", "search_space", "metric")
 
@@ -131,8 +130,8 @@ def enqueued_points(spec: TuneSpec) -> list[tuple[dict[str, Any], str]]:
     return points
 
 
-def counted_trials(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=COUNTED_STATES))
+def counted_trials(queue: TrialQueue) -> int:
+    return len(queue.trials(COUNTED_STATES))
 
 
 def suggest(trial: optuna.Trial, space: dict[str, Param]) -> dict[str, Any]:
@@ -145,11 +144,17 @@ def suggest(trial: optuna.Trial, space: dict[str, Param]) -> dict[str, Any]:
     return params
 
 
-def arm_configs(spec: TuneSpec, study: optuna.Study) -> dict[str, Any] | None:
-    """{'base': config, 'tuned': config} (seed unset), or None before any trial completed."""
-    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+class HasBest(Protocol):
+    def best(self) -> QueuedTrial | None: ...
+
+
+def arm_configs(spec: TuneSpec, search: HasBest) -> dict[str, Any] | None:
+    """{'base': config, 'tuned': config} (seed unset), or None before any trial completed.
+    `search`: the study's queue, or its record for the report (study.tuning.search)."""
+    best = search.best()
+    if best is None:
         return None
-    return {"base": spec.base, "tuned": spec.config_for(study.best_trial.params)}
+    return {"base": spec.base, "tuned": spec.config_for(dict(best.params))}
 
 
 def search_corners(spec: TuneSpec) -> list[Any]:

@@ -198,3 +198,13 @@ def test_seed_bands_average_configs_within_a_seed_first():
                            "value": [0.2, 0.4, 0.5, 0.7]})
     bands = seed_bands(curves, frame, "init", "val_accuracy").iloc[0]
     assert (bands["min"], bands["max"], bands["seeds"]) == (pytest.approx(0.3), pytest.approx(0.6), 2)
+
+
+def test_detectable_difference_is_positive_and_falls_with_every_added_unit():
+    """statsmodels' solver lands on the negative root, as an array, for some n (73): never shown to a reader."""
+    from study.analysis.stats.intervals import detectable_difference
+
+    values = [detectable_difference(1.0, n) for n in range(2, 201)]
+    assert all(isinstance(v, float) and v > 0 for v in values)
+    assert all(later < earlier for earlier, later in zip(values, values[1:]))
+    assert detectable_difference(2.0, 73) == pytest.approx(2 * detectable_difference(1.0, 73))

@@ -1,4 +1,4 @@
-"""The fused executor on the real queue and CLI: a group is claimed, beaten for, lost and re-queued whole."""
+"""The fused executor on the real queue and CLI: a group is leased, beaten for, lost and re-queued whole."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import os
 import signal
 
 import pytest
-from optuna.trial import TrialState
 
 from study.core.names import GROUP_ATTR, RUN_ID_ATTR, STATUS_ATTR, WORKER_ATTR
+from study.queue.records import COMPLETED, FAILED, RUNNING, WAITING
 from study.queue.trial_queue import TrialQueue
 from tests.conftest import run_cli, write_spec
 from tests.execution.test_workers import (assert_each_trial_once, ctrl_c_while_frozen, freeze_worker_mid_trial,
@@ -32,7 +32,7 @@ factors:
 
 def group_of(queue: TrialQueue, victim) -> list:
     """Every trial the victim's worker holds with it (while it is frozen): its group, running, its worker."""
-    return [t for t in queue.trials((TrialState.RUNNING,)) if t.user_attrs.get(GROUP_ATTR) == victim.user_attrs[GROUP_ATTR]
+    return [t for t in queue.trials((RUNNING,)) if t.user_attrs.get(GROUP_ATTR) == victim.user_attrs[GROUP_ATTR]
             and t.user_attrs.get(WORKER_ATTR) == victim.user_attrs[WORKER_ATTR]]
 
 
@@ -55,9 +55,9 @@ def test_a_fused_group_killed_mid_epoch_goes_back_whole_and_is_trained_once(tmp_
     runs, queue = assert_each_trial_once(spec, tracking, storage)
     for trial in held:
         dead = queue.trial(trial.number)
-        assert dead.state == TrialState.FAIL and STATUS_ATTR not in dead.user_attrs, "failed by its heartbeat"
-        retries = [t for t in queue.trials() if t.system_attrs.get("failed_trial") == trial.number]
-        assert [t.state for t in retries] == [TrialState.COMPLETE], "re-queued once, finished by the other worker"
+        assert dead.state == FAILED and STATUS_ATTR not in dead.user_attrs, "failed by its heartbeat"
+        retries = [t for t in queue.trials() if t.retry_of == trial.number]
+        assert [t.state for t in retries] == [COMPLETED], "re-queued once, finished by the other worker"
         if RUN_ID_ATTR not in dead.user_attrs:  # frozen while its group's runs were being opened: none yet
             continue
         killed = next(r for r in runs if r.info.run_id == dead.user_attrs[RUN_ID_ATTR])
@@ -85,9 +85,8 @@ def test_ctrl_c_interrupts_the_whole_group_and_the_same_command_finishes_it(tmp_
     runs = trial_runs(tracking, "fused12")
     for trial in held:
         stopped = queue.trial(trial.number)
-        assert stopped.state == TrialState.FAIL and stopped.user_attrs[STATUS_ATTR] == "interrupted"
-        assert [t.state for t in queue.trials() if t.system_attrs.get("requeued_from") == trial.number] == \
-            [TrialState.WAITING]
+        assert stopped.state == FAILED and stopped.user_attrs[STATUS_ATTR] == "interrupted"
+        assert [t.state for t in queue.trials() if t.requeued_from == trial.number] == [WAITING]
         run_ = next(r for r in runs if r.info.run_id == queue.trial(trial.number).user_attrs[RUN_ID_ATTR])
         assert run_.info.status == "KILLED" and run_.data.tags["trial_status"] == "interrupted"
     assert not [r for r in runs if r.info.status == "RUNNING"]

@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 
 import pytest
-from optuna.trial import TrialState
 
 from study.core.names import RUN_ID_ATTR, STATUS_ATTR, WORKER_ATTR
+from study.queue.records import COMPLETED, FAILED, RUNNING, WAITING
 from study.queue.trial_queue import TrialQueue
 from tests.conftest import run_cli, write_spec
 from tests.execution.test_workers import (GRID6, TUNE8, assert_each_trial_once, assert_tuning_results_once,
@@ -117,9 +117,9 @@ def kill_two_actors_and_finish(tmp_path: Path, data_dir: Path, ray_address: str,
     runs, queue = assert_each_trial_once(spec, tracking, storage)
     for victim in (restarted, killed):
         dead = queue.trial(victim.number)
-        assert dead.state == TrialState.FAIL and STATUS_ATTR not in dead.user_attrs, "failed by heartbeat"
-        retries = [t for t in queue.trials() if t.system_attrs.get("failed_trial") == victim.number]
-        assert [t.state for t in retries] == [TrialState.COMPLETE], "re-queued once and finished by a live worker"
+        assert dead.state == FAILED and STATUS_ATTR not in dead.user_attrs, "failed by heartbeat"
+        retries = [t for t in queue.trials() if t.retry_of == victim.number]
+        assert [t.state for t in retries] == [COMPLETED], "re-queued once and finished by a live worker"
         killed_run = next(r for r in runs if r.info.run_id == victim.user_attrs[RUN_ID_ATTR])
         assert killed_run.info.status == "KILLED" and killed_run.data.tags["trial_status"] == "interrupted"
     import mlflow
@@ -163,10 +163,10 @@ def test_ctrl_c_stops_the_actors_requeues_their_trials_and_the_same_command_fini
     assert "interrupted and re-queued" in output
     queue = TrialQueue.open(storage, "grid6", create=False)
     stopped = queue.trial(victim.number)
-    assert stopped.state == TrialState.FAIL and stopped.user_attrs[STATUS_ATTR] == "interrupted"
-    copies = [t for t in queue.trials() if t.system_attrs.get("requeued_from") == victim.number]
-    assert [t.state for t in copies] == [TrialState.WAITING], "back in the queue, not yet run"
-    assert not queue.trials((TrialState.RUNNING,)), "every trial in progress was given back"
+    assert stopped.state == FAILED and stopped.user_attrs[STATUS_ATTR] == "interrupted"
+    copies = [t for t in queue.trials() if t.requeued_from == victim.number]
+    assert [t.state for t in copies] == [WAITING], "back in the queue, not yet run"
+    assert not queue.trials((RUNNING,)), "every trial in progress was given back"
     assert not [r for r in trial_runs(tracking, "grid6") if r.info.status == "RUNNING"]
     assert {w.state for w in queue.workers()} == {"stopped"}, "both actors stopped cleanly"
 

@@ -18,8 +18,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from optuna.trial import TrialState
 
+from study.queue.records import COMPLETED
 from study.queue.trial_queue import TrialQueue
 from tests.conftest import ROOT, write_spec
 from tests.execution.test_workers import GRID16, assert_each_trial_once
@@ -46,7 +46,7 @@ def wait_until_done(proc: subprocess.Popen, storage: str, study: str, trials: in
     while time.monotonic() < deadline:
         assert proc.poll() is None, f"the study ended before {trials} trials were done:\n{out.read_text()[-3000:]}"
         queue = queue or TrialQueue.open(storage, study, readonly=True)
-        if queue is not None and len(queue.trials((TrialState.COMPLETE,))) >= trials:
+        if queue is not None and len(queue.trials((COMPLETED,))) >= trials:
             queue.storage.engine.dispose()  # no connection of ours left open when the store goes away
             return
         time.sleep(0.2)

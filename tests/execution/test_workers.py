@@ -20,6 +20,7 @@ import pytest
 from optuna.trial import TrialState
 
 from study.core.names import KEY_ATTR, RUN_ID_ATTR, STATUS_ATTR, WORKER_ATTR
+from study.queue.records import COMPLETED, FAILED, RUNNING, WAITING
 from study.queue.trial_queue import TrialQueue
 from study.spec.study_spec import load_spec
 from tests.conftest import ROOT, run_cli, write_spec
@@ -77,12 +78,12 @@ def assert_each_trial_once(spec_path: Path, tracking_uri: str, storage_url: str)
     assert max(finished.values()) == 1, f"keys with two finished runs: {[k for k, n in finished.items() if n > 1]}"
     assert not [r for r in runs if r.info.status == "RUNNING"], "a run was left RUNNING"
     queue = TrialQueue.open(storage_url, spec.name, create=False)
-    complete = [t for t in queue.trials((TrialState.COMPLETE,))]
+    complete = queue.trials((COMPLETED,))
     by_key = Counter(t.user_attrs[KEY_ATTR] for t in complete)
     assert set(by_key) == expected and max(by_key.values()) == 1
     run_of = {r.data.tags["trial_key"]: r.info.run_id for r in runs if r.info.status == "FINISHED"}
     assert all(t.user_attrs[RUN_ID_ATTR] == run_of[t.user_attrs[KEY_ATTR]] for t in complete), "Optuna <-> MLflow"
-    assert not queue.trials((TrialState.WAITING, TrialState.RUNNING))
+    assert not queue.trials((WAITING, RUNNING))
     return runs, queue
 
 
@@ -116,7 +117,7 @@ def freeze_worker_mid_trial(proc: subprocess.Popen, log: Path, storage_url: str,
         queue = queue or TrialQueue.open(storage_url, study, readonly=True)  # never waits on the frozen one
         if queue is None:
             continue
-        for trial in queue.trials((TrialState.RUNNING,)):
+        for trial in queue.trials((RUNNING,)):
             if RUN_ID_ATTR not in trial.user_attrs or WORKER_ATTR not in trial.user_attrs:
                 continue
             pid = int(trial.user_attrs[WORKER_ATTR].rpartition(":")[2])
@@ -127,7 +128,7 @@ def freeze_worker_mid_trial(proc: subprocess.Popen, log: Path, storage_url: str,
             now = queue.trial(trial.number)
             run_id = now.user_attrs.get(RUN_ID_ATTR)
             logged = len(client.get_metric_history(run_id, "loss"))
-            if now.state == TrialState.RUNNING and client.get_run(run_id).info.status == "RUNNING" and logged < epochs:
+            if now.state == RUNNING and client.get_run(run_id).info.status == "RUNNING" and logged < epochs:
                 return pid, now
             os.kill(pid, signal.SIGCONT)
     raise AssertionError("no worker was seen mid-trial")
@@ -201,9 +202,9 @@ def test_a_worker_killed_mid_trial_loses_nothing_and_duplicates_nothing(tmp_path
          "--data-dir", str(data_dir), "--no-report"), tmp_path, storage, "grid16", tracking)
     runs, queue = assert_each_trial_once(spec, tracking, storage)
     dead = queue.trial(victim.number)
-    assert dead.state == TrialState.FAIL and STATUS_ATTR not in dead.user_attrs, "failed by heartbeat, not by itself"
-    retries = [t for t in queue.trials() if t.system_attrs.get("failed_trial") == victim.number]
-    assert [t.state for t in retries] == [TrialState.COMPLETE], "re-queued once and finished by another worker"
+    assert dead.state == FAILED and STATUS_ATTR not in dead.user_attrs, "failed by heartbeat, not by itself"
+    retries = [t for t in queue.trials() if t.retry_of == victim.number]
+    assert [t.state for t in retries] == [COMPLETED], "re-queued once and finished by another worker"
     assert retries[0].user_attrs[WORKER_ATTR] != victim.user_attrs[WORKER_ATTR]
     killed_run = next(r for r in runs if r.info.run_id == victim.user_attrs[RUN_ID_ATTR])
     assert killed_run.info.status == "KILLED" and killed_run.data.tags["trial_status"] == "interrupted"
@@ -225,9 +226,9 @@ def test_sigint_requeues_the_trial_in_progress_and_the_same_command_completes_th
     assert "interrupted and re-queued" in output
     queue = TrialQueue.open(storage, "grid6", create=False)
     stopped = queue.trial(victim.number)
-    assert stopped.state == TrialState.FAIL and stopped.user_attrs[STATUS_ATTR] == "interrupted"
-    copies = [t for t in queue.trials() if t.system_attrs.get("requeued_from") == victim.number]
-    assert [t.state for t in copies] == [TrialState.WAITING], "back in the queue, not yet run"
+    assert stopped.state == FAILED and stopped.user_attrs[STATUS_ATTR] == "interrupted"
+    copies = [t for t in queue.trials() if t.requeued_from == victim.number]
+    assert [t.state for t in copies] == [WAITING], "back in the queue, not yet run"
     runs = trial_runs(tracking, "grid6")
     interrupted = next(r for r in runs if r.info.run_id == victim.user_attrs[RUN_ID_ATTR])
     assert interrupted.info.status == "KILLED" and interrupted.data.tags["trial_status"] == "interrupted"
@@ -237,7 +238,7 @@ def test_sigint_requeues_the_trial_in_progress_and_the_same_command_completes_th
     again = run_cli(*command, cwd=tmp_path)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     runs, queue = assert_each_trial_once(spec, tracking, storage)
-    assert copies[0].number in {t.number for t in queue.trials((TrialState.COMPLETE,))}
+    assert copies[0].number in {t.number for t in queue.trials((COMPLETED,))}
 
 
 # --------------------------------------------------------------------------- tuning on the same workers

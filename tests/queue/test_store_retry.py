@@ -15,6 +15,7 @@ import sqlalchemy
 from study.core import store_faults
 from study.core.errors import StoreFull, StoreUnavailable
 from study.core.store_faults import StoreGuard, fault_kind
+from study.queue.records import Lease
 from study.queue.trial_queue import QueueItem, TrialQueue
 
 
@@ -99,7 +100,7 @@ def test_a_queue_call_waits_out_a_postgresql_restart_then_gives_up_past_the_budg
     started = time.monotonic()
     with pytest.raises(StoreUnavailable, match=r"^queue postgresql://postgres@127\.0\.0\.1:\d+/optuna_\w+: "
                                                r"unreachable for \d+ s \("):
-        queue.heartbeat(1)
+        queue.heartbeat(Lease(1, 0, {}))
     assert time.monotonic() - started < 10
     started = time.monotonic()
     with pytest.raises(StoreUnavailable):  # the process gave up: the next call tries once

@@ -140,3 +140,17 @@ def test_lesson_figures_come_from_the_trained_code(study):
     init = pd.read_csv(out / "tables" / "init_weights.csv").set_index("init")
     assert np.allclose(init["sampled std"], init["theoretical std"], rtol=0.03)
     assert init.loc["normal", "sampled std"] > 10 * init.loc["he", "sampled std"]
+
+
+def test_the_mechanism_claim_is_printed_in_log10_units_not_percentage_points():
+    from study.analysis.gradients import GRADIENT_RATIO
+    from study.report.sections.claims import claims_table
+
+    row = {"claim": "ReLU fixes vanishing gradients", "scope": "whole grid", "contrast": "activation: relu vs sigmoid",
+           "condition": "", "measure": "log10 gradient norm ratio", "metric": GRADIENT_RATIO, "diff": 0.8,
+           "ci_low": 0.5, "ci_high": 1.1, "unit": "blocks", "n": 12, "verdict": "supported", "holds": "",
+           "reverses": "", "why": ""}
+    accuracy = {**row, "metric": "val_accuracy", "measure": "val accuracy"}
+    table = claims_table(pd.DataFrame([row, accuracy]))
+    assert table.loc[0, "Δ [95% CI]"] == "+0.80 log10 [+0.50, +1.10] (x6.31)"
+    assert table.loc[1, "Δ [95% CI]"] == "+80.00 pp [+50.00, +110.00]"

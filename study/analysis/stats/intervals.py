@@ -62,7 +62,9 @@ def detectable_difference(sd: float, n: int, alpha: float = ALPHA, power: float 
     if sd == 0.0:
         return 0.0
     effect = TTestPower().solve_power(effect_size=None, nobs=n, alpha=alpha, power=power, alternative="two-sided")
-    return float(effect * sd)
+    # The two-sided power is symmetric in the effect: the solver may land on the negative root, as a 1-element
+    # array (n = 73 does), so take the magnitude of its one value.
+    return abs(float(np.asarray(effect, dtype=float).reshape(-1)[0])) * sd
 
 
 def tost(diff: np.ndarray | pd.Series | list[float], margin: float, alpha: float = ALPHA) -> dict[str, float]:

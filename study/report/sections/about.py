@@ -28,7 +28,8 @@ def _header(spec: StudySpec, expected: list, all_runs: pd.DataFrame, frame: pd.D
         f"seeds {list(spec.seeds)}.",
         f"- Each trial: {spec.base.epochs} epochs, batch {spec.base.batch_size}, validation `{spec.base.validation}`"
         + (f", first {spec.base.train_subset} training images" if spec.base.train_subset else "")
-        + f", backend `{spec.base.backend}`.",
+        + f", backend `{spec.base.backend}`"
+        + (_tuned_text(spec) if spec.tune_each_arm else "") + ".",
         f"- Trials: {len(frame)} of {len(expected)} finished. MLflow runs by status: "
         + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none") + ".",
     ]
@@ -191,3 +192,11 @@ class FilesSection:
 class ReproducibilitySection:
     def render(self, ctx: ReportContext) -> str:
         return _reproducibility(ctx.spec, ctx.parents, ctx.tidy)
+
+
+def _tuned_text(spec: StudySpec) -> str:
+    """`; learning_rate tuned per arm (see ...)`: the trials below are not at the spec's fixed values."""
+    fields = spec.tune_each_arm.fields
+    state = "tuned per arm" if spec.tuned is not None else "to be tuned per arm (until then: the fixed values)"
+    return (f"; {', '.join(fields)} {state} (see [Fair comparisons](#fair-comparisons-each-arm-at-its-own-tuned-"
+            f"{'-'.join(fields)}))")

@@ -7,10 +7,16 @@ from pathlib import Path
 import pandas as pd
 
 from study.analysis.claims import ACCURACY_MARGIN, RATE_MARGIN
+from study.analysis.gradients import GRADIENT_RATIO
 from study.analysis.study_analysis import PRIMARY, Analysis
 from study.report import format as fmt
 from study.report.latex import write_latex
 from study.report.section import ReportContext
+
+
+def _log10_effect(diff: float, low: float, high: float) -> str:
+    """A difference of log10 ratios, with the factor it multiplies the ratio by."""
+    return f"{diff:+.2f} log10 [{low:+.2f}, {high:+.2f}] (x{10 ** diff:.3g})"
 
 
 def claims_table(claims: pd.DataFrame) -> pd.DataFrame:
@@ -24,7 +30,9 @@ def claims_table(claims: pd.DataFrame) -> pd.DataFrame:
         rows.append({"claim": row["claim"] if row["claim"] != previous else "", "reading": row["scope"],
                      "contrast": row["contrast"], "condition": row["condition"] or "(none)",
                      "measure": row["measure"],
-                     "Δ [95% CI]": fmt.effect(row["diff"], row["ci_low"], row["ci_high"], metric) if tested else "",
+                     "Δ [95% CI]": ("" if not tested else _log10_effect(row["diff"], row["ci_low"], row["ci_high"])
+                                    if row.get("metric") == GRADIENT_RATIO
+                                    else fmt.effect(row["diff"], row["ci_low"], row["ci_high"], metric)),
                      "unit": f"{int(row['n'])} {row['unit']}" if tested else "", "verdict": row["verdict"],
                      "where it holds and reverses; why": "; ".join(notes)})
         previous = row["claim"]

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import math
-import warnings
 from pathlib import Path
 
 import numpy as np
-import optuna
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
@@ -20,6 +18,7 @@ from study.report.figures.pyplot import plt, save
 from study.report.format import markdown_table as _markdown
 from study.spec.tune_spec import TuneSpec
 from study.tuning.optuna_setup import arm_configs
+from study.tuning.search import Search
 
 TOP = 10
 CONFIDENCE = 0.95
@@ -64,37 +63,13 @@ def history_section(spec: TuneSpec, trials: pd.DataFrame, curves: pd.DataFrame, 
             "stopped them.\n\n![intermediate](figures/intermediate.png)\n")
 
 
-def intermediate_values(study: optuna.Study) -> pd.DataFrame:
-    """Long frame (number, state, step, value) of what each trial reported to the pruner."""
-    rows = [(t.number, t.state.name, step, value) for t in study.get_trials(deepcopy=False)
-            for step, value in sorted(t.intermediate_values.items())]
-    return pd.DataFrame(rows, columns=["number", "state", "step", "value"])
-
-
-def importances_section(spec: TuneSpec, study: optuna.Study, out: Path) -> str:
+def importances_section(spec: TuneSpec, search: Search, out: Path) -> str:
     if len(spec.space) < 2:
         return ("## Parameter importances\n\nOnly one field is searched, so its importance is 1 by definition; "
                 "see the parameter map below.\n")
-    evaluators = {
-        "fANOVA": lambda: optuna.importance.FanovaImportanceEvaluator(seed=0),
-        "PED-ANOVA": lambda: optuna.importance.PedAnovaImportanceEvaluator(),
-    }
-    step, every = common_step_study(study)
-    studies = {"completed trials": study} | ({f"all trials at epoch {step}": every} if every is not None else {})
-    results, problems = {}, []
-    for which, source in studies.items():
-        for label, evaluator in evaluators.items():
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    results[f"{label}, {which}"] = optuna.importance.get_param_importances(source,
-                                                                                           evaluator=evaluator())
-            except Exception as exc:  # noqa: BLE001 - too few or too uniform trials; say so instead of failing
-                problems.append(f"{label}, {which}: {type(exc).__name__}: "
-                                f"{str(exc).splitlines()[0] if str(exc) else ''}")
-    complete = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
-    finished = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,
-                                                             optuna.trial.TrialState.PRUNED)))
+    found = search.importances()
+    results, problems, complete, finished, step = (found.results, found.problems, found.complete, found.finished,
+                                                   found.common_step)
     text = ("## Parameter importances\n\nShare of the objective's variance explained by each searched field, from "
             "Optuna's `FanovaImportanceEvaluator` (fANOVA on a random forest, seed 0) and, beside it, "
             "`PedAnovaImportanceEvaluator` (PED-ANOVA, Optuna's default evaluator, which asks which fields set the "
@@ -102,7 +77,7 @@ def importances_section(spec: TuneSpec, study: optuna.Study, out: Path) -> str:
             f"**Pruning caveat:** Optuna fits them on the completed trials only, here {complete} of {finished}: the "
             "pruner removed the trials that were behind, so those importances describe the survivors, not the "
             "space that was searched.")
-    if every is not None:
+    if step is not None:
         text += (f" The `all trials at epoch {step}` columns fit the same evaluators on every finished trial, "
                  f"completed or pruned, with its value after epoch {step} (the last epoch every trial reached, as "
                  "reported to the pruner): the whole search, at an earlier point of training.")
@@ -124,23 +99,6 @@ def importances_section(spec: TuneSpec, study: optuna.Study, out: Path) -> str:
     if problems:
         text += "\nNot computed: " + "; ".join(problems) + "\n"
     return text
-
-
-def common_step_study(study: optuna.Study) -> tuple[int, optuna.Study | None]:
-    """Every finished trial (completed or pruned) as a completed trial whose value is what it reported at the
-    last step all of them reached: importances over the whole search, not only the pruner's survivors."""
-    finished = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,
-                                                         optuna.trial.TrialState.PRUNED))
-    reached = [max(t.intermediate_values) for t in finished if t.intermediate_values]
-    if len(reached) < 2 or len(reached) < len(finished):
-        return 0, None
-    step = min(reached)
-    copy = optuna.create_study(direction=study.direction)
-    for trial in finished:
-        if step in trial.intermediate_values:
-            copy.add_trial(optuna.trial.create_trial(params=trial.params, distributions=trial.distributions,
-                                                     value=trial.intermediate_values[step]))
-    return step, copy if len(copy.trials) == len(finished) else None
 
 
 def param_map_section(spec: TuneSpec, trials: pd.DataFrame, out: Path) -> str:
@@ -211,8 +169,8 @@ def epoch_cost(trials: pd.DataFrame) -> tuple[float, float]:
     return float(slope), float(intercept)
 
 
-def retrain_section(spec: TuneSpec, study: optuna.Study, out: Path) -> str:
-    arms = arm_configs(spec, study)
+def retrain_section(spec: TuneSpec, search: Search, out: Path) -> str:
+    arms = arm_configs(spec, search)
     head = "## Tuned vs untuned base, retrained\n\n"
     if arms is None:
         return head + "No completed trial yet.\n"

@@ -36,10 +36,13 @@ class ExecutionSettings:
     # MLflow UI charts every logged per-epoch metric anyway; `--trial-figures` turns it on.
     trial_figures: bool = False
     group_size: int | None = None  # executors that train groups: the most trials per call (None: decide)
-    # Fused executor: trials of one seed share their batches (one matrix product for the group's first
-    # layer; best on a CPU); False groups every seed of a structure together, each trial its own batches
-    # (fewer, larger programs: what a GPU wants).
+    # Fused executor: trials of one seed share their batches (one gather per step for the group; best on
+    # a CPU); False groups every seed of a structure together, each trial its own batches (fewer, larger
+    # programs: what a GPU wants). Either way every program has the platform's fixed number of lanes.
     share_batches: bool = True
+    # Per-epoch mechanism probes (study.training.probes: each kernel's gradient norm, each hidden layer's
+    # saturated share) logged with the epoch's metrics; they read the weights only, never change training.
+    probes: bool = True
 
 
 def _never(epoch: int, logs: dict[str, float]) -> bool:
@@ -53,7 +56,7 @@ def _ignore(epoch: int, logs: dict[str, float]) -> None:
 @dataclass
 class TrialHooks:
     """One trial's listeners: `on_epoch_end(epoch, logs)` after each epoch (logs hold
-    EPOCH_METRICS); `should_stop(epoch, logs)` asked after it (True ends the trial there,
+    EPOCH_METRICS, and the probes' metrics when ExecutionSettings.probes); `should_stop(epoch, logs)` asked after it (True ends the trial there,
     e.g. Optuna's pruner; the trial's last epoch is never asked)."""
 
     on_epoch_end: Callable[[int, dict[str, float]], None] = _ignore

@@ -20,7 +20,7 @@ class ExecutorEntry:
     target: str  # "module:Class", imported only once the backend is chosen
     group_key: Callable[[TrialConfig], str | None]  # equal keys can be trained in one call; None: alone
     describe: str
-    claim_size: int = 1  # the most trials a worker takes from the queue at once for this executor
+    lease_size: int = 1  # the most trials a worker takes from the queue at once for this executor
 
 
 def alone(config: TrialConfig) -> str | None:
@@ -45,7 +45,7 @@ EXECUTORS: dict[str, ExecutorEntry] = {
     "keras": ExecutorEntry("keras", "study.training.keras_executor:KerasExecutor", alone,
                            "one trial at a time through Keras' own fit (the reference)"),
     "fused": ExecutorEntry("fused", "study.training.fused.executor:FusedExecutor", fused_group,
-                           "a group of same-structure trials as one vmapped XLA program (JAX)", claim_size=256),
+                           "a group of same-structure trials as one vmapped XLA program (JAX)", lease_size=256),
 }
 
 

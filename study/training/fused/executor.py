@@ -8,7 +8,9 @@ same per-epoch metric names. Its batch order is the one the Keras executor draws
 for that seed (NumPy's generator seeded by the trial's seed, one permutation skipped for
 Keras' symbolic build, then one per epoch), so trials of one seed share their batches.
 Not bit-identical to Keras (batched arithmetic rounds differently, and initial weights
-are drawn per variable): its equivalence is measured (benchmarks/) and tested.
+are drawn per variable): its equivalence is measured (benchmarks/) and tested. Bit-identical
+to itself whichever trials share a program: every program has the same number of lanes
+(study.training.fused.lanes), so a trial's numbers follow from its config alone.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,10 +38,12 @@ from study.training.executors.base import Batch, ExecutionSettings, TrialHooks
 from study.training.fused.controllers import TrialController
 from study.training.fused.initial_state import (NotFusable, SeedReplay, build_template, learning_rate_index,
                                                 optimizer_values, rebuilt_values)
+from study.training.fused.lanes import lane_width, lanes_of, parts, stack
 from study.training.fused.memory import max_group
 from study.training.fused.program import FusedProgram
 from study.training.models import build_model, model_inputs
 from study.training.optimizers import build_optimizer
+from study.training.probes import Probe, probe_batch
 from study.training.results import TrialResult, summarize_history
 
 
@@ -61,9 +66,11 @@ class FusedExecutor:
         self._programs: dict[tuple, FusedProgram] = {}
         self._templates: dict[tuple, SeedReplay] = {}
         self._device: dict[tuple, tuple] = {}
+        self._probes: dict[int, Probe] = {}  # per program (id): its jitted, vmapped probes
 
     def run(self, batch: Batch, settings: ExecutionSettings) -> list[TrialResult]:
-        """Train the batch as groups of one structure and seed, each split to fit in memory; results in order."""
+        """Train the batch as groups of one structure and seed, each cut into programs of the platform's fixed
+        number of lanes (a short one padded); results in order."""
         groups: dict[tuple, list[int]] = defaultdict(list)
         for index, config in enumerate(batch.configs):
             groups[(structure_key(config), config.dataset, config.validation, config.train_subset, config.epochs,
@@ -73,45 +80,56 @@ class FusedExecutor:
             program = self._program(batch.configs[indices[0]])
             splits = batch.splits[indices[0]]
             data = self._data(program.model, splits)
-            limit = max_group(program.model, program.optimizer, batch.configs[indices[0]].batch_size,
-                              settings.eval_batch_size, sum(a.nbytes for a in data))
-            limit = min(limit, settings.group_size or limit)
-            for start in range(0, len(indices), limit):
-                part = indices[start:start + limit]
+            width = self._width(program, batch.configs[indices[0]], settings, data)
+            for part in parts(indices, width):
                 trained = self._train([batch.configs[i] for i in part], program, data,
-                                      [batch.hooks[i] for i in part], batch, settings, [i for i in part])
+                                      [batch.hooks[i] for i in part], batch, settings, part, width)
                 for i, result in zip(part, trained):
                     results[i] = result
         return [r for r in results if r is not None]
 
-    # ------------------------------------------------------------------ one group
+    @staticmethod
+    def _width(program: FusedProgram, config: TrialConfig, settings: ExecutionSettings, data: tuple) -> int:
+        """The platform's lanes, unless fewer fit in memory (then results depend on this machine's memory)."""
+        width = lane_width()
+        fits = max_group(program.model, program.optimizer, config.batch_size, settings.eval_batch_size,
+                         sum(a.nbytes for a in data))
+        if fits < width:
+            warnings.warn(f"only {fits} of the fused executor's {width} lanes fit in memory for this model: its "
+                          "trials' numbers now depend on this machine's memory (executor: keras does not)",
+                          stacklevel=2)
+        return min(width, fits)
+
+    # ------------------------------------------------------------------ one program of `width` lanes
 
     def _train(self, configs: list[TrialConfig], program: FusedProgram, data: tuple, hooks: list[TrialHooks],
-               batch: Batch, settings: ExecutionSettings, positions: list[int]) -> list[TrialResult]:
+               batch: Batch, settings: ExecutionSettings, positions: list[int], width: int) -> list[TrialResult]:
+        """Train up to `width` trials in `width` lanes; a lane past the trials copies the first one and stays
+        inactive (frozen), its numbers dropped."""
         started = time.perf_counter()
         x_train, y_train, x_val, y_val, valid_val, x_test, y_test, valid_test = data
         model, optimizer = program.model, program.optimizer
-        trainable, non_trainable = self._initial_variables(configs, model)
+        trainable, non_trainable = self._initial_variables(configs, model, width)
         lr_index = learning_rate_index(optimizer)
-        opt = _stack([optimizer_values(optimizer, c.learning_rate) for c in configs])
+        opt = stack([optimizer_values(optimizer, c.learning_rate) for c in configs], width)
         state = (trainable, non_trainable, opt)
         best = (jax.tree.map(jnp.copy, trainable), jax.tree.map(jnp.copy, non_trainable))
         has_best = np.zeros(len(configs), dtype=bool)
         controllers = [TrialController(c) for c in configs]
         history: list[dict[str, list[float]]] = [{m: [] for m in _METRICS} for _ in configs]
         size, batch_size = len(y_train), configs[0].batch_size
-        orders = BatchOrders([c.seed for c in configs], size, batch_size)
+        orders = BatchOrders(list(lanes_of([c.seed for c in configs], width, configs[0].seed)), size, batch_size)
         for epoch in range(configs[0].epochs):
-            active = np.array([not (c.stopped or c.diverged or c.stopped_by_hook) for c in controllers])
+            active = lanes_of([not (c.stopped or c.diverged or c.stopped_by_hook) for c in controllers], width, False)
             if not active.any():
                 break
             _check(batch)
             rates = [c.rate_for_epoch(epoch) for c in controllers]
             opt = list(state[2])
-            opt[lr_index] = jnp.asarray(rates, dtype=opt[lr_index].dtype)
+            opt[lr_index] = jnp.asarray(lanes_of(rates, width, rates[0]), dtype=opt[lr_index].dtype)
             state = (state[0], state[1], opt)
             steps, rest = orders.epoch()
-            k = len(configs)  # every leaf its own buffer: the carry is donated to the program
+            k = width  # every leaf its own buffer: the carry is donated to the program
             carry = (state, jnp.asarray(active), (jnp.zeros(k, jnp.float32), jnp.zeros(k, jnp.int32),
                                                   jnp.zeros(k, jnp.int32), jnp.zeros(k, bool)))
             for indices in (steps, rest):
@@ -120,16 +138,18 @@ class FusedExecutor:
             state, _, (loss_sum, correct, count, diverged) = carry
             _check(batch)
             val_loss, val_acc = _evaluate(program, state[0], state[1], x_val, y_val, valid_val)
+            probed = self._probe(program, state, x_train, y_train) if settings.probes else [{}] * len(configs)
             loss_sum, correct, count, diverged = map(np.asarray, (loss_sum, correct, count, diverged))
-            keep = np.zeros(len(configs), dtype=bool)
+            keep = np.zeros(width, dtype=bool)
             for k, controller in enumerate(controllers):
                 if not active[k]:
                     continue
                 loss = math.nan if diverged[k] or not count[k] else float(loss_sum[k] / count[k])
                 logs = {"loss": loss, "accuracy": float(correct[k] / count[k]) if count[k] else math.nan,
-                        "val_loss": float(val_loss[k]), "val_accuracy": float(val_acc[k]), "learning_rate": rates[k]}
-                for name in _METRICS:
-                    history[k][name].append(logs[name])
+                        "val_loss": float(val_loss[k]), "val_accuracy": float(val_acc[k]), "learning_rate": rates[k],
+                        **probed[k]}
+                for name, value in logs.items():
+                    history[k].setdefault(name, []).append(value)
                 hooks[k].on_epoch_end(epoch, logs)
                 if not math.isfinite(loss):
                     controller.diverged = True
@@ -142,7 +162,7 @@ class FusedExecutor:
                 mask = jnp.asarray(keep)
                 best = (jax.tree.map(lambda n, o: _where(mask, n, o), state[0], best[0]),
                         jax.tree.map(lambda n, o: _where(mask, n, o), state[1], best[1]))
-                has_best |= keep
+                has_best |= keep[:len(configs)]
         return self._finish(configs, program, best, has_best, history, controllers, data, batch, settings,
                             positions, (time.perf_counter() - started) / len(configs))
 
@@ -179,6 +199,13 @@ class FusedExecutor:
         model.save(str(path))
         return path
 
+    def _probe(self, program: FusedProgram, state: tuple, x_train: jax.Array, y_train: jax.Array) -> list[dict]:
+        """Each trial's mechanism probes at this epoch's end (study.training.probes), one vmapped call."""
+        probe = self._probes.get(id(program))
+        if probe is None:
+            probe = self._probes[id(program)] = Probe(program.model)
+        return probe.group_values(state[0], state[1], *probe_batch(x_train, y_train))
+
     # ------------------------------------------------------------------ what a group is built from
 
     def _program(self, config: TrialConfig) -> FusedProgram:
@@ -207,7 +234,8 @@ class FusedExecutor:
             self._templates[key] = replay
         return self._templates[key]
 
-    def _initial_variables(self, configs: Sequence[TrialConfig], model: Any) -> tuple[list, list]:
+    def _initial_variables(self, configs: Sequence[TrialConfig], model: Any, width: int) -> tuple[list, list]:
+        """Each trial's initial weights, stacked over `width` lanes (see lanes.stack)."""
         position = {id(v): i for i, v in enumerate(model.variables)}
         trainable_at = [position[id(v)] for v in model.trainable_variables]
         non_trainable_at = [position[id(v)] for v in model.non_trainable_variables]
@@ -215,8 +243,8 @@ class FusedExecutor:
         for config in configs:
             replay = self._template(config)
             per_trial.append(replay.values(config.seed) if replay.usable else rebuilt_values(_builder(config), config))
-        return (_stack([[values[i] for i in trainable_at] for values in per_trial]),
-                _stack([[values[i] for i in non_trainable_at] for values in per_trial]))
+        return (stack([[values[i] for i in trainable_at] for values in per_trial], width),
+                stack([[values[i] for i in non_trainable_at] for values in per_trial], width))
 
     def _data(self, model: Any, splits: Splits) -> tuple:
         """The split on the device, inputs shaped for the model; evaluation sets padded to whole chunks."""
@@ -268,10 +296,6 @@ EVAL_CHUNK = 2048
 
 def _where(mask: jax.Array, new: jax.Array, old: jax.Array) -> jax.Array:
     return jnp.where(mask.reshape(mask.shape + (1,) * (new.ndim - 1)), new, old)
-
-
-def _stack(per_trial: list[list[np.ndarray]]) -> list[jax.Array]:
-    return [jnp.stack([np.asarray(values[i]) for values in per_trial]) for i in range(len(per_trial[0]))]
 
 
 def _padded(x: np.ndarray, y: np.ndarray) -> tuple:

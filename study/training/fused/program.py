@@ -4,8 +4,12 @@ The model and optimizer stay Keras objects: `model.stateless_call` and
 `optimizer.stateless_apply` are vmapped over the trials' stacked variables inside a
 jitted `lax.scan` over a chunk of steps. The learning rate is an optimizer variable,
 so stacking gives each trial its own. Trials of a group share their batches (same
-seed, same order), so each step gathers one batch for all of them and the first
-layer is one matrix product over the group. A trial whose loss turns non-finite
+seed, same order), so each step gathers one batch for all of them. That batch is
+broadcast to every lane, so each lane's matrix products are same-shaped slices of one
+batched product and a lane's arithmetic does not depend on its place: the first layer
+as one product over the group ([batch, in] @ [in, lanes x units]) rounded the lanes in
+its last column panel differently (issue 22; study.training.fused.lanes fixes the other
+half, the width). A trial whose loss turns non-finite
 keeps its last finite state from then on (`alive`); inactive trials (stopped early,
 pruned, diverged) are frozen the same way, so the rest of the group goes on untouched.
 """
@@ -20,6 +24,10 @@ import jax.numpy as jnp
 import keras
 
 TrainState = tuple[list, list, list]  # trainable, non-trainable, optimizer variables; each leaf [K, ...]
+
+
+def _per_lane(x: jax.Array, lanes: int) -> jax.Array:
+    return jnp.broadcast_to(x, (lanes, *x.shape))
 
 
 def _where(mask: jax.Array, new: jax.Array, old: jax.Array) -> jax.Array:
@@ -59,11 +67,13 @@ class FusedProgram:
     def _train_chunk(self, carry, x_all: jax.Array, y_all: jax.Array, indices: jax.Array, shared: bool = True):
         """Steps over `indices`: [steps, batch] shared by every trial, or [steps, trials, batch] each its own.
         carry: (state, alive, sums)."""
-        step = jax.vmap(self._trial_step, in_axes=(0, 0, 0, None, None) if shared else 0)
+        step = jax.vmap(self._trial_step, in_axes=(0, 0, 0, 0, None) if shared else 0)
 
         def body(carry, batch_indices):
             (trainable, non_trainable, opt), alive, (loss_sum, correct_sum, count, diverged) = carry
             x, y = x_all[batch_indices], y_all[batch_indices]
+            if shared:  # every lane its own copy of the batch (see the module docstring)
+                x = _per_lane(x, alive.shape[0])
             new_trainable, new_non_trainable, new_opt, loss, correct = step(trainable, non_trainable, opt, x, y)
             finite = jnp.isfinite(loss)
             ok = alive & finite
@@ -81,11 +91,12 @@ class FusedProgram:
     # ------------------------------------------------------------------ evaluation
 
     def _evaluate(self, trainable: list, non_trainable: list, x: jax.Array, y: jax.Array, valid: jax.Array):
-        """Per trial: summed loss and correct predictions over the rows of x marked valid (padding excluded)."""
-        def one(trainable_values, non_trainable_values):
+        """Per trial: summed loss and correct predictions over the rows of x marked valid (padding excluded).
+        x is broadcast to every lane, as in training."""
+        def one(trainable_values, non_trainable_values, x):
             y_pred, _ = self.model.stateless_call(trainable_values, non_trainable_values, x, training=False)
             losses = keras.ops.sparse_categorical_crossentropy(y, y_pred)
             return (jnp.sum(jnp.where(valid, losses, 0.0)),
                     jnp.sum(jnp.where(valid, jnp.argmax(y_pred, axis=-1) == y, False)))
 
-        return jax.vmap(one)(trainable, non_trainable)
+        return jax.vmap(one)(trainable, non_trainable, _per_lane(x, jax.tree.leaves(trainable)[0].shape[0]))
