@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import itertools
+import re
 
 from study.config import FACTORS, TrialConfig
 from tests.conftest import ROOT
@@ -74,6 +75,43 @@ def test_lower_layers_never_import_higher_ones():
             other = target.split(".")[1] if "." in target else None
             if layer in rank and other in rank and rank[other] > rank[layer]:
                 wrong.append(f"{module} -> {target}")
+    assert not wrong, wrong
+
+
+def imported_modules(path) -> set[str]:
+    """Every module a file imports (absolute names), counting imports inside functions."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+    return names
+
+
+def test_mlflow_is_imported_only_by_the_tracking_package():
+    """study/tracking/ owns MLflow: every other layer calls its functions (plain frames and dataclasses back)."""
+    owner = PACKAGE / "tracking"
+    wrong = sorted(f"{path.relative_to(ROOT)}: {name}" for path in PACKAGE.rglob("*.py") if owner not in path.parents
+                   for name in imported_modules(path) if name == "mlflow" or name.startswith("mlflow."))
+    assert not wrong, wrong
+
+
+FILTER_SYNTAX = re.compile(r"\b(tags|attributes|params|metrics)\.[\w{}.]+\s*(=|!=|<|>|LIKE|ILIKE|IN)\s*'")
+
+
+def test_mlflow_filter_strings_are_written_by_one_helper():
+    """A search filter is built by study.tracking.filters.run_filter only (no hand-quoted `tags.x = '...'`)."""
+    helper = PACKAGE / "tracking" / "filters.py"
+    wrong = []
+    for path in PACKAGE.rglob("*.py"):
+        if path == helper:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            parts = node.values if isinstance(node, ast.JoinedStr) else [node]
+            text = "{}".join(p.value for p in parts if isinstance(p, ast.Constant) and isinstance(p.value, str))
+            if isinstance(node, (ast.JoinedStr, ast.Constant)) and FILTER_SYNTAX.search(text):
+                wrong.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert not wrong, wrong
 
 

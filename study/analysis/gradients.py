@@ -13,12 +13,12 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 
-import mlflow
 import numpy as np
 import pandas as pd
 
 from study.analysis.runs import epoch_curves
 from study.core.names import GRAD_NORM_PREFIX, PROBE_PREFIXES, SATURATED_PREFIX
+from study.tracking.reading import metric_names
 
 # The lesson's condition for its activation claim: SGD, a matched initializer (not N(0, 1)), no batch norm.
 LESSON_CONDITION: dict[str, tuple] = {"optimizer": ("sgd",), "init": ("xavier", "he"), "batch_norm": (False,)}
@@ -28,14 +28,13 @@ def probe_curves(run_ids: Iterable[str], structure: Iterable[object] | None = No
     """epoch_curves of every probe metric each run logged (their names depend on the model's layers).
     `structure`: per run, what decides its layers' names (e.g. (model, hidden_layers)); the names are then read
     off one run per structure instead of every run."""
-    client = mlflow.MlflowClient()
     run_ids = list(run_ids)
     keys = list(structure) if structure is not None else run_ids
     names: dict[object, list[str]] = {}
     frames = []
     for run_id, key in zip(run_ids, keys):
         if key not in names:
-            names[key] = sorted(m for m in client.get_run(run_id).data.metrics if m.startswith(PROBE_PREFIXES))
+            names[key] = sorted(m for m in metric_names(run_id) if m.startswith(PROBE_PREFIXES))
         if names[key]:
             frames.append(epoch_curves([run_id], names[key]))
     return pd.concat(frames, ignore_index=True) if frames else epoch_curves([])

@@ -8,9 +8,6 @@ the confirm seeds, which played no part in picking them.
 
 from __future__ import annotations
 
-import json
-
-import mlflow
 import pandas as pd
 
 from study.analysis.runs import CONFIG_COLUMNS, hyperparameter_columns, parent_runs, trials_frame
@@ -20,6 +17,7 @@ from study.config import TrialConfig
 from study.core.errors import InputError
 from study.spec.confirm import ConfirmSpec
 from study.spec.study_spec import parse_spec
+from study.tracking.reading import run_json
 
 RANKED_BY = "final_val_accuracy"
 METRICS = ("final_val_accuracy", "test_accuracy", "final_val_loss")
@@ -89,10 +87,12 @@ def _stored_spec(study_name: str):  # noqa: ANN202 - a StudySpec or None
     runs = parent_runs(study_name)
     if not runs:
         return None
+    raw = run_json(runs[0].run_id, "spec.json")
+    if raw is None:
+        return None
     try:
-        raw = json.loads(mlflow.artifacts.load_text(f"runs:/{runs[0].info.run_id}/spec.json"))
         return parse_spec(raw, source=f"spec of study {study_name}")
-    except (OSError, ValueError, InputError, mlflow.exceptions.MlflowException):
+    except (ValueError, InputError):
         return None
 
 

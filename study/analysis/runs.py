@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import mlflow
 import pandas as pd
 
 from study.config import DEFAULTS, FIELD_NAMES, parse_param
 from study.config.user_model import PARAM_PREFIX, parse_text
-from study.core.names import KEY_TAG, PARENT_ROLE, ROLE_TAG, STATUS_TAG, TRIAL_ROLE
+from study.core.names import KEY_TAG, ROLE_TAG, STATUS_TAG, TRIAL_ROLE
 from study.core.status import DONE_STATUSES
+from study.tracking.reading import InvocationRun, invocation_runs, metric_histories, study_runs
 
 CONFIG_COLUMNS = [n for n in FIELD_NAMES if n not in ("seed", "hparams")]  # user hyperparameters: own columns
 HYPERPARAMETERS = "hyperparameters"  # frame.attrs key: the columns of user hyperparameters
@@ -24,11 +24,7 @@ RESULT_METRICS = ["final_val_accuracy", "final_val_loss", "test_accuracy", "test
 
 def trials_frame(study_name: str, include_unfinished: bool = False) -> pd.DataFrame:
     """One row per trial run of the study's experiment (latest run per key if repeated)."""
-    experiment = mlflow.get_experiment_by_name(study_name)
-    if experiment is None:
-        return pd.DataFrame()
-    runs = mlflow.search_runs(experiment_ids=[experiment.experiment_id],
-                              filter_string=f"tags.{ROLE_TAG} = '{TRIAL_ROLE}'", max_results=100_000)
+    runs = study_runs(study_name, {ROLE_TAG: TRIAL_ROLE})
     if runs.empty:
         return pd.DataFrame()
     frame = pd.DataFrame({
@@ -72,21 +68,9 @@ def hyperparameter_columns(frame: pd.DataFrame) -> list[str]:
 def epoch_curves(run_ids: Iterable[str], metrics: Iterable[str] = ("loss", "accuracy", "val_loss", "val_accuracy",
                                                                   "learning_rate")) -> pd.DataFrame:
     """Long frame (run_id, metric, epoch, value) of per-epoch metrics."""
-    client = mlflow.MlflowClient()
-    rows = []
-    for run_id in run_ids:
-        for metric in metrics:
-            for m in client.get_metric_history(run_id, metric):
-                rows.append((run_id, metric, m.step, m.value))
-    # typed even when empty: an empty frame of object columns concatenated to the curves turns `value` into objects
-    return pd.DataFrame(rows, columns=["run_id", "metric", "epoch", "value"]).astype({"epoch": "int64", "value": "float64"})
+    return metric_histories(run_ids, metrics)
 
 
-def parent_runs(study_name: str) -> list:
+def parent_runs(study_name: str) -> list[InvocationRun]:
     """The study's invocation runs, newest first."""
-    experiment = mlflow.get_experiment_by_name(study_name)
-    if experiment is None:
-        return []
-    return mlflow.search_runs(experiment_ids=[experiment.experiment_id],
-                              filter_string=f"tags.{ROLE_TAG} = '{PARENT_ROLE}'",
-                              order_by=["attributes.start_time DESC"], max_results=10_000, output_format="list")
+    return invocation_runs(study_name)

@@ -15,6 +15,7 @@ from study.cli.tune_commands import tune_queue, tune_spec
 from study.cli.ui_server import serve
 from study.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, InputError
 from study.core.text import format_duration, redact, redact_url
+from study.execution.bootstrap import read_spec
 from study.execution.launch import run_study
 from study.execution.signals import StopFlag
 from study.execution.worker import run_worker
@@ -126,7 +127,7 @@ def worker(args: argparse.Namespace) -> int:
 def grid_worker_source(args: argparse.Namespace):
     from study.execution.adaptive_rounds import source_for
 
-    spec = load_spec(args.spec).with_overrides(**overrides(args))
+    spec = read_spec(worker_options(args))
     data = verified_data(spec, args)  # before the queue: bad data leaves nothing behind
     queue = TrialQueue.open(args.storage or default_storage_url(args.tracking_uri), spec.name, queue_settings(args))
     source = source_for(spec, args.data_dir)

@@ -7,8 +7,6 @@ import os
 import sys
 from pathlib import Path
 
-import mlflow
-
 from collections.abc import Callable
 
 from study.core.errors import EXIT_FAILED, EXIT_INVALID, SpecError, StoreFault
@@ -21,10 +19,9 @@ from study.execution.sources import WorkerOptions
 from study.queue.storage import QueueSettings
 from study.spec.kinds import data_configs
 from study.tracking.environment import command_line
-from study.tracking.store import experiment_id
+from study.tracking.store import current_uri, experiment_id
 from study.tracking.summary import attach_report, latest_invocation_run
 from study.training.backend import name_backend
-from study.training.executors.registry import choose_backend
 
 
 def fail(exc: Exception) -> int:
@@ -69,28 +66,31 @@ def queue_settings(args: argparse.Namespace) -> QueueSettings:
 
 
 def worker_options(args: argparse.Namespace, **more) -> WorkerOptions:
-    return WorkerOptions(data_dir=args.data_dir, steps_per_execution=getattr(args, "steps_per_execution", None),
-                         threads=args.threads, tracking_uri=args.tracking_uri, label=getattr(args, "label", ""),
+    """The worker spec (study.execution.worker_spec) the command line describes."""
+    return WorkerOptions(spec=str(args.spec), overrides=overrides(args), storage_url=getattr(args, "storage", None),
+                         tracking_uri=args.tracking_uri, data_dir=args.data_dir, threads=getattr(args, "threads", None),
+                         steps_per_execution=getattr(args, "steps_per_execution", None),
+                         group_size=getattr(args, "group_size", None),
                          trial_figures=getattr(args, "trial_figures", False),
-                         group_size=getattr(args, "group_size", None), **more)
+                         store_retry_s=getattr(args, "store_retry_seconds", None),
+                         verbose=bool(getattr(args, "verbose", False)), label=getattr(args, "label", ""), **more)
 
 
 def verified_data(spec, args: argparse.Namespace, log: Callable[[str], None] = lambda line: None
                   ) -> dict[str, DatasetArrays]:
     """Every dataset `spec` (a study or tuning spec) trains on, loaded and verified before any store is
     opened: bad data exits 2 and leaves no queue, experiment or run behind. The backend is named
-    first (MNIST's web route imports Keras), and imported after the data passed."""
+    first (MNIST's web route imports Keras); it is imported by the process's bootstrap
+    (study.execution.bootstrap), with the worker's threads."""
     name_backend(spec.base.backend)
-    data = verify_data({config.dataset for config in data_configs(spec)}, args.data_dir, log)
-    choose_backend(spec.base, threads=getattr(args, "threads", None))
-    return data
+    return verify_data({config.dataset for config in data_configs(spec)}, args.data_dir, log)
 
 
 def attach_to_run(study_name: str, readme: Path, run_id: str | None) -> None:
     """The report as artifacts (report/) of this invocation's MLflow run, or, when the invocation trained
     nothing (a finished study run again, `study report`), of the study's newest invocation run."""
     try:
-        exp_id = experiment_id(study_name, mlflow.get_tracking_uri(), create=False)
+        exp_id = experiment_id(study_name, current_uri(), create=False)
         run_id = run_id or (latest_invocation_run(exp_id) if exp_id else None)
         if run_id:
             attach_report(run_id, readme)

@@ -6,11 +6,12 @@ import argparse
 import sys
 from contextlib import ExitStack
 
-from study.cli.common import attach_to_run, check_options, fail, queue_settings, verified_data
+from study.cli.common import attach_to_run, check_options, fail, queue_settings, verified_data, worker_options
 from study.cli.ray_cli import ray_cluster
 from study.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, InputError
 from study.core.text import format_duration
-from study.execution.tune_launch import resolve_base_from, run_tuning
+from study.execution.bootstrap import read_spec
+from study.execution.tune_launch import run_tuning
 from study.queue.storage import default_storage_url
 from study.spec.tune_spec import TuneSpec, load_tune_spec
 from study.tuning.optuna_setup import open_queue
@@ -18,11 +19,7 @@ from study.tuning.optuna_setup import open_queue
 
 def tune_spec(args: argparse.Namespace) -> TuneSpec:
     """The tuning spec with base_from resolved and the command line's overrides applied."""
-    spec: TuneSpec = resolve_base_from(load_tune_spec(args.spec), args.tracking_uri)
-    for name in ("backend", "executor"):
-        if getattr(args, name, None):
-            spec = spec.with_base_fields(**{name: getattr(args, name)})
-    return spec
+    return read_spec(worker_options(args), tune=True)
 
 
 def tune_queue(spec: TuneSpec, args: argparse.Namespace):

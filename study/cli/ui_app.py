@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from study.tracking.server import mlflow_app
+
 APP_NAME = "study-ui"
 # The UI keeps its settings as localStorage["<key>_v<version>"] = JSON (MLflow 3.17's useLocalStorage).
 BROWSER_DEFAULTS = {"mlflow.workflowType_v1": '"machine_learning"',
@@ -29,9 +31,7 @@ SCRIPT = ("<script>/* hparam-study: open on training runs unless this browser ch
 
 def create_app() -> Any:
     """The ASGI app uvicorn serves (a factory, so MLflow's app is built in each server worker)."""
-    from mlflow.server.fastapi_app import app
-
-    return TrainingRunsFirst(app)
+    return TrainingRunsFirst(mlflow_app())
 
 
 class TrainingRunsFirst:

@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-import mlflow
-
-from study.config import LESSON_MODEL
 from study.core.names import OPTUNA_STUDY_TAG
 from study.core.status import DONE_STATUSES, TrialStatus
 from study.core.text import redact_url
@@ -23,23 +20,22 @@ from study.data.arrays import DatasetArrays
 from study.data.registry import load_dataset
 from study.data.splits import SplitCache
 from study.execution.adaptive_rounds import source_for
+from study.execution.bootstrap import bootstrap
 from study.execution.plan import first_line
 from study.execution.processes import spawn_workers, threads_per_worker
 from study.execution.ray_cluster import RayCluster
 from study.execution.sources import TrialSource, WorkerOptions
 from study.execution.worker import run_worker
+from study.execution.worker_spec import WorkerSpec
 from study.queue.storage import QueueSettings, default_storage_url
 from study.queue.trial_queue import TrialQueue
 from study.spec.study_spec import StudySpec, spec_hash
 from study.tracking.environment import command_line
 from study.tracking.record import MlflowRecord
-from study.tracking.runs import log_json, log_study_data, parent_run, reap_dead_local_runs
-from study.tracking.store import configure, experiment_id
+from study.tracking.runs import active_run_id, log_json, log_study_data, parent_run, reap_dead_local_runs
+from study.tracking.store import experiment_id
 from study.tracking.summary import log_totals, study_totals
-from study.training.backend import name_backend, select_backend
-from study.training.executors.registry import choose_backend
-from study.training.model_check import check_inert, check_models
-from study.training.user_code_check import check_code
+from study.training.backend import name_backend
 
 
 @dataclass
@@ -66,24 +62,6 @@ def verify_data(datasets: Iterable[str], data_dir: str | None, log: Callable[[st
     return loaded
 
 
-def verify_models(configs: list, spec, log: Callable[[str], None]) -> None:
-    """Build a user model once per structure before anything is created (SpecError, exit 2, naming `model`).
-    With several local workers this process builds them too (it imports Keras for that, trains nothing);
-    each worker checks its base model again when it starts, as a worker on another machine does. Your training
-    code (train:, command:) is checked the same way: it imports and takes (config, reporter), the program runs.
-    A factor an executor declares inert is refused here too (study.training.model_check.check_inert)."""
-    check_inert(configs, spec.source)
-    code = check_code(configs, spec.source)
-    if code:
-        log(f"code: {', '.join(code)} (checked)")
-    if all(c.model == LESSON_MODEL for c in configs):
-        return  # the lesson's MLP needs no check (and a launcher of many workers never imports Keras for it)
-    select_backend(spec.base.backend)  # a no-op when this process trains (chosen above)
-    built = check_models(configs, spec.source)
-    if built:
-        log(f"model: {spec.base.model} builds a keras.Model for each of the {built} model structure(s) (checked)")
-
-
 def start_workers(spec, queue: TrialQueue, source: TrialSource, options: WorkerOptions, workers: int,
                   overrides: dict[str, str], log: Callable[[str], None], ray: RayCluster | None = None) -> bool:
     """Train with `workers` workers (this process, or N worker processes; with `ray`, Ray actors: the
@@ -95,12 +73,13 @@ def start_workers(spec, queue: TrialQueue, source: TrialSource, options: WorkerO
     if ray is not None:
         from study.execution.ray_workers import run_on_ray  # imports Ray's module only when --ray is used
 
-        return run_on_ray(ray, spec, queue, source, options, workers, log)
+        return run_on_ray(ray, spec, queue, options, workers, log)
     if workers == 1:
         return run_worker(spec, queue, source, options).interrupted
     log(f"starting {workers} worker processes ({options.threads or 'default'} thread(s) each)")
-    return spawn_workers(spec.source, queue.url, options.tracking_uri or "", workers, options, overrides, log=log,
-                         parent_run_id=mlflow.active_run().info.run_id)
+    worker = replace(options.worker_spec(), spec=spec.source, overrides=dict(overrides), storage_url=queue.url,
+                     parent_run_id=active_run_id())
+    return spawn_workers(worker, workers, log=log)
 
 
 def run_study(
@@ -134,10 +113,8 @@ def run_study(
         log(first_line(spec, data, data_dir, workers))  # the prediction first, then what the data check found
     for line in checked:
         log(line)
-    if in_process:  # this process trains
-        choose_backend(spec.base, threads=threads)
-    verify_models([t.config for t in trials], spec, log)
-    uri = configure(tracking_uri)
+    uri = bootstrap(WorkerSpec(spec=spec.source, tracking_uri=tracking_uri, threads=threads), spec,
+                    [t.config for t in trials], trains=in_process, log=log)
     url = storage or default_storage_url(uri)
     queue = TrialQueue.open(url, spec.name, queue_settings or QueueSettings())
     exp_id = experiment_id(spec.name, uri)

@@ -15,15 +15,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from study.core.affinity import CPUS_ENV, format_cpus, worker_cpu_sets
 from study.core.errors import StoreFault, StoreFull, StoreUnavailable
 from study.core.store_faults import give_up
 from study.execution.signals import say
-from study.execution.sources import WorkerOptions
-from study.queue.storage import STORAGE_ENV
-from study.tracking.runs import PARENT_RUN_ENV
-from study.tracking.store import TRACKING_ENV
+from study.execution.worker_spec import WorkerSpec
 
 FAULT_FD_ENV = "STUDY_FAULT_FD"  # set for the workers `study run --workers N` starts: where a store fault goes
 FAULTS = {cls.__name__: cls for cls in (StoreFault, StoreUnavailable, StoreFull)}
@@ -40,56 +38,23 @@ def threads_per_worker(workers: int) -> int | None:
     return max(1, (os.cpu_count() or 1) // workers)
 
 
-def worker_command(spec_source: str, options: WorkerOptions, overrides: dict[str, str] | None = None) -> list[str]:
-    """The `python -m study worker` command line with these options; the stores come in its
-    environment (`worker_env`), so no password shows in `ps` or in the worker's `command` tag."""
-    command = [sys.executable, "-m", "study", "worker", spec_source]
-    if options.data_dir:
-        command += ["--data-dir", str(options.data_dir)]
-    for name, value in (overrides or {}).items():
-        command += [f"--{name.replace('_', '-')}", str(value)]
-    if options.steps_per_execution:
-        command += ["--steps-per-execution", str(options.steps_per_execution)]
-    if options.group_size:
-        command += ["--group-size", str(options.group_size)]
-    if options.trial_figures:
-        command += ["--trial-figures"]
-    if options.threads:
-        command += ["--threads", str(options.threads)]
-    return command
-
-
-def worker_env(storage_url: str, tracking_uri: str, parent_run_id: str | None = None) -> dict[str, str]:
-    """The environment of a local worker: this process's, with the queue and the MLflow store set
-    (the variables `study worker` reads when --storage / --tracking-uri are not given)."""
-    env = {**os.environ, STORAGE_ENV: storage_url}
-    if tracking_uri:
-        env[TRACKING_ENV] = tracking_uri
-    if parent_run_id:
-        env[PARENT_RUN_ENV] = parent_run_id
-    return env
-
-
-def spawn_workers(spec_source: str, storage_url: str, tracking_uri: str, count: int, options: WorkerOptions,
-                  overrides: dict[str, str] | None = None, log: Callable[[str], None] = say,
-                  parent_run_id: str | None = None) -> bool:
-    """Run `count` `python -m study worker` processes on this queue; return True if interrupted.
+def spawn_workers(worker: WorkerSpec, count: int, log: Callable[[str], None] = say) -> bool:
+    """Run `count` `python -m study worker` processes for `worker` (labelled w1, w2, ...); True if interrupted.
 
     Each runs in its own session, so a terminal's Ctrl-C reaches only this process,
     which passes it on exactly once (a second Ctrl-C is passed on as a second signal).
-    With `parent_run_id`, each worker's MLflow run nests under that run (the invocation's).
+    With `worker.parent_run_id`, each worker's MLflow run nests under that run (the invocation's).
     """
-    command = worker_command(spec_source, options, overrides)
-    env = worker_env(storage_url, tracking_uri, parent_run_id)
+    env = worker.env()
     sys.stdout.flush()  # our lines first, then the workers' (they share stdout)
-    cpu_sets = worker_cpu_sets(count, options.threads)
+    cpu_sets = worker_cpu_sets(count, worker.threads)
     if cpu_sets:
         log("each worker on its own CPU(s): " + "; ".join(f"w{i + 1} {format_cpus(c)}" for i, c in enumerate(cpu_sets)))
     pipes = [os.pipe() for _ in range(count)]
     procs = []
     for i, (_, write) in enumerate(pipes):
         extra = {FAULT_FD_ENV: str(write), **({CPUS_ENV: format_cpus(cpu_sets[i])} if cpu_sets else {})}
-        procs.append(subprocess.Popen(command + ["--label", f"w{i + 1}"], start_new_session=True,
+        procs.append(subprocess.Popen(replace(worker, label=f"w{i + 1}").argv(), start_new_session=True,
                                       env={**env, **extra}, pass_fds=(write,)))
         os.close(write)
     signals: list[int] = []

@@ -7,8 +7,9 @@ Exactly-once stays the queue's job: a dead actor's trials go back to the queue w
 heartbeat is stale, exactly as with any other worker, and a restarted actor simply joins
 the queue again.
 
-The spec travels as an object (its parsed content, `raw` included), never as a path: the
-file need not exist on the other nodes. Each node needs the project installed (the same
+Each actor gets a worker spec (study.execution.worker_spec) as JSON, the spec's content inside,
+never only its path: the file need not exist on the other nodes. It sets its process up with the
+same bootstrap as every worker (study.execution.bootstrap). Each node needs the project installed (the same
 code: a worker refuses a trial whose config hashes differently) and finds MNIST itself
 (`--data-dir` if that folder exists there, else STUDY_DATA_DIR, the cache, the web).
 
@@ -31,18 +32,23 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import mlflow
-
 from study.core.errors import InputError, StoreFault
 from study.core.names import WORKER_TAG
-from study.core.quiet import quiet_start
+from study.core.quiet import is_verbose, quiet_start
+from study.core.store_faults import retry_budget_s
 from study.core.text import format_duration, worker_id
 from study.execution.ray_cluster import NAMESPACE, RayCluster
-from study.execution.signals import StopFlag, say
-from study.execution.sources import TrialSource, WorkerOptions, WorkerSummary
+from study.execution.bootstrap import read_spec
+from study.execution.arm_stage import source_for
+from study.execution.signals import StopFlag
+from study.execution.sources import WorkerOptions, WorkerSummary
+from study.execution.tune_source import TuneSource
 from study.execution.worker import run_worker
+from study.execution.worker_spec import WorkerSpec
 from study.queue.storage import QueueSettings
 from study.queue.trial_queue import TrialQueue
+from study.spec.tune_spec import TuneSpec
+from study.tracking.reading import find_experiment
 from study.tracking.runs import reap_runs
 from study.tuning.optuna_setup import open_queue
 
@@ -87,24 +93,25 @@ class StudyWorker:
             self.stop_flag.event.set()
             self._log(f"[{self.label}] stopping: the trials in progress are recorded as interrupted and re-queued")
 
-    def work(self, spec: Any, source: TrialSource, storage_url: str, options: WorkerOptions,
-             argv: list[str]) -> WorkerSummary:
-        """Join the queue at `storage_url` and train until no trial waits or runs (or `stop`)."""
+    def work(self, worker_json: str) -> WorkerSummary:
+        """Join the worker spec's queue and train until no trial waits or runs (or `stop`)."""
         with self._working:
-            return self._work(spec, source, storage_url, options, argv)
+            return self._work(WorkerSpec.from_json(worker_json))
 
-    def _work(self, spec: Any, source: TrialSource, storage_url: str, options: WorkerOptions,
-              argv: list[str]) -> WorkerSummary:
-        sys.argv = argv  # the MLflow parent run records the command that started this worker
-        if options.data_dir and not Path(options.data_dir).is_dir():
-            self._log(f"[{self.label}] --data-dir {options.data_dir} does not exist on this node; looking for the "
+    def _work(self, worker: WorkerSpec) -> WorkerSummary:
+        if worker.command:
+            sys.argv = list(worker.command)  # the MLflow parent run records the command that started this worker
+        if worker.data_dir and not Path(worker.data_dir).is_dir():
+            self._log(f"[{self.label}] --data-dir {worker.data_dir} does not exist on this node; looking for the "
                       "data in STUDY_DATA_DIR, the cache, then the web (every array is checksum-verified)")
-            options = replace(options, data_dir=None)
-        if source.kind == "tune":
-            queue = open_queue(spec, storage_url)
-        else:
-            queue = TrialQueue.open(storage_url, spec.name, QueueSettings())  # adopts the study's stored settings
-        return run_worker(spec, queue, source, replace(options, log=self._log), stop=self.stop_flag)
+            worker = replace(worker, data_dir=None)
+        spec = read_spec(worker)
+        if isinstance(spec, TuneSpec):
+            queue, source = open_queue(spec, worker.storage_url), TuneSource(spec)
+        else:  # the queue adopts the study's stored settings
+            queue, source = TrialQueue.open(worker.storage_url, spec.name, QueueSettings()), source_for(spec)
+        options = WorkerOptions(**vars(worker), log=self._log)
+        return run_worker(spec, queue, source, options, stop=self.stop_flag)
 
 
 @dataclass
@@ -126,14 +133,18 @@ class Slot:
 class Driver:
     """Starts the actors, relays their lines, restarts their work after Ray restarts them, stops them."""
 
-    def __init__(self, cluster: RayCluster, spec: Any, queue: TrialQueue, source: TrialSource,
-                 options: WorkerOptions, log: Callable[[str], None]) -> None:
+    def __init__(self, cluster: RayCluster, spec: Any, queue: TrialQueue, options: WorkerOptions,
+                 log: Callable[[str], None]) -> None:
         self.ray = cluster.connect()
         self.plan = cluster.plan
         self.cluster = cluster
-        self.spec, self.queue, self.source, self.log = spec, queue, source, log
-        threads = options.threads or self.plan.threads
-        self.options = replace(options, threads=threads, log=say, preloaded={})  # what travels to each actor
+        self.spec, self.queue, self.log = spec, queue, log
+        # What travels to each actor: the spec's content, with the base's backend and executor as the command
+        # line may have set them, the stores, the retry budget and the command this driver runs.
+        self.worker = replace(options.worker_spec(), spec=spec.source, spec_content=spec.raw,
+                              overrides={"backend": spec.base.backend, "executor": spec.base.executor},
+                              storage_url=queue.url, threads=options.threads or self.plan.threads,
+                              store_retry_s=retry_budget_s(), verbose=is_verbose(), command=tuple(sys.argv))
         self.signals: list[int] = []
         self.slots: list[Slot] = []
 
@@ -141,7 +152,7 @@ class Driver:
         remote = self.ray.remote(StudyWorker)
         tag = f"{self.spec.name}:{os.getpid()}:{time.time_ns() % 10**6}"
         gpus = f", {self.plan.gpus:g} GPU(s)" if self.plan.gpus else ""
-        self.log(f"starting {count} Ray worker(s) ({self.plan.cpus:g} CPU(s){gpus} and {self.options.threads} "
+        self.log(f"starting {count} Ray worker(s) ({self.plan.cpus:g} CPU(s){gpus} and {self.worker.threads} "
                  f"thread(s) each; Ray restarts a dead one up to {self.plan.max_restarts} time(s); their logs: "
                  f"{LOG_HINT})")
         for i in range(count):
@@ -154,8 +165,7 @@ class Driver:
             self._submit(slot)
 
     def _submit(self, slot: Slot) -> None:
-        options = replace(self.options, label=slot.label)
-        slot.work = slot.actor.work.remote(self.spec, self.source, self.queue.url, options, list(sys.argv))
+        slot.work = slot.actor.work.remote(replace(self.worker, label=slot.label).to_json())
         slot.info = slot.actor.info.remote()
         slot.worker = None
 
@@ -277,9 +287,9 @@ class Driver:
             except Exception:  # noqa: BLE001 - already gone
                 pass
         dead = [worker for slot in self.slots for worker in slot.dead]
-        experiment = mlflow.get_experiment_by_name(self.spec.name) if dead else None
-        for worker in dead if experiment is not None else []:
-            reap_runs(experiment.experiment_id, f"tags.{WORKER_TAG} = '{worker}'",
+        exp_id = find_experiment(self.spec.name) if dead else None
+        for worker in dead if exp_id is not None else []:
+            reap_runs(exp_id, {WORKER_TAG: worker},
                       "its Ray worker died (killed, crashed or its node was lost); re-queued")
 
 
@@ -288,9 +298,10 @@ def _reason(exc: BaseException) -> str:
     return lines[-1] if lines else type(exc).__name__
 
 
-def run_on_ray(cluster: RayCluster, spec: Any, queue: TrialQueue, source: TrialSource, options: WorkerOptions,
-               limit: int, log: Callable[[str], None]) -> bool:
-    """Train with Ray actors (the plan's number, or as many as fit, at most `limit`); True if interrupted."""
-    driver = Driver(cluster, spec, queue, source, options, log)
+def run_on_ray(cluster: RayCluster, spec: Any, queue: TrialQueue, options: WorkerOptions, limit: int,
+               log: Callable[[str], None]) -> bool:
+    """Train with Ray actors (the plan's number, or as many as fit, at most `limit`); True if interrupted.
+    Each actor reads the spec and builds its trial source itself, as `study worker` does."""
+    driver = Driver(cluster, spec, queue, options, log)
     driver.start(cluster.worker_count(limit))
     return driver.run()

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from study.data.arrays import DatasetArrays
 from study.data.splits import SplitCache
 from study.execution.signals import StopFlag, say
+from study.execution.worker_spec import WorkerSpec
 from study.queue.ledger import TrialLedger
 from study.queue.protocol import Queue
 from study.queue.records import Lease
@@ -23,14 +24,10 @@ from study.training.executors.base import ExecutionSettings, Executor
 
 
 @dataclass(frozen=True)
-class WorkerOptions:
-    data_dir: str | None = None
-    steps_per_execution: int | None = None
-    trial_figures: bool = False  # a learning-curve PNG per MLflow run (ExecutionSettings)
-    threads: int | None = None  # math-library threads of this process (None: the library's default)
-    tracking_uri: str | None = None
-    label: str = ""  # prefix of this worker's progress lines when several share a terminal
-    group_size: int | None = None  # the most trials one executor call trains (None: the executor decides)
+class WorkerOptions(WorkerSpec):
+    """A worker's spec (study.execution.worker_spec) plus what stays in its process: where its lines go,
+    the data its caller already loaded."""
+
     log: Callable[[str], None] = say
     preloaded: dict[str, DatasetArrays] = field(default_factory=dict)  # datasets the caller already verified
 

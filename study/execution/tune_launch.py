@@ -8,31 +8,31 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import mlflow
 
-from study.analysis.leaderboard import best_config
-from study.core.errors import Interrupted, SpecError
+from study.core.errors import Interrupted
 from study.core.names import OPTUNA_STUDY_TAG
 from study.core.text import format_duration, redact_url
 from study.data.arrays import DatasetArrays
 from study.data.splits import SplitCache
-from study.execution.launch import start_workers, verify_data, verify_models
+from study.execution.bootstrap import bootstrap
+from study.execution.launch import start_workers, verify_data
 from study.execution.processes import threads_per_worker
 from study.execution.ray_cluster import RayCluster
 from study.execution.signals import raise_interrupted
 from study.execution.sources import WorkerOptions
 from study.execution.tracked import run_tracked
 from study.execution.tune_source import TuneSource, invocation_counts
+from study.execution.worker_spec import WorkerSpec
 from study.queue.trial_queue import TrialQueue
 from study.spec.designs import Trial
 from study.spec.kinds import data_configs
 from study.spec.study_spec import spec_hash
-from study.spec.tune_spec import TuneSpec, with_base
+from study.spec.tune_spec import TuneSpec
 from study.tracking.environment import command_line
-from study.tracking.runs import done_keys, log_json, log_study_data, parent_run, reap_dead_local_runs
-from study.tracking.store import configure, experiment_id
+from study.tracking.runs import done_keys, log_json, log_metrics, log_study_data, parent_run, reap_dead_local_runs
+from study.tracking.store import experiment_id
 from study.training.executors.base import ExecutionSettings
-from study.training.executors.registry import choose_backend, executor_for
+from study.training.executors.registry import executor_for
 from study.tuning.optuna_setup import arm_configs, counted_trials, search_corners
 
 ARMS = ("base", "tuned")
@@ -57,19 +57,6 @@ class TuneSummary:
                 and self.retrain_counts.get("interrupted", 0) == 0)
 
 
-def resolve_base_from(spec: TuneSpec, tracking_uri: str | None) -> TuneSpec:
-    """Turn `base_from: <ablation study>` into that study's best config (the report's leaderboard order)."""
-    if spec.base_from is None:
-        return spec
-    uri = configure(tracking_uri)
-    found = best_config(spec.base_from)
-    if found is None:
-        raise SpecError(spec.source, "base_from", f"no finished trials of the ablation study {spec.base_from!r} in "
-                                                  f"{redact_url(uri)}: run it first (python -m study run ...) or name "
-                                                  "another")
-    return with_base(spec, found)
-
-
 def run_tuning(spec: TuneSpec, queue: TrialQueue, tracking_uri: str | None = None, data_dir: str | None = None,
                retrain: bool = True, log: Callable[[str], None] = print, *, workers: int = 1,
                threads: int | None = None, data: dict[str, DatasetArrays] | None = None,
@@ -81,10 +68,10 @@ def run_tuning(spec: TuneSpec, queue: TrialQueue, tracking_uri: str | None = Non
     remaining = max(0, spec.n_trials - done)
     workers = max(1, min(workers, remaining or 1))
     threads = threads if threads is not None or ray is not None else threads_per_worker(workers)
-    choose_backend(spec.base, threads=threads if workers == 1 and ray is None else None)
     data = data or verify_data([spec.base.dataset], data_dir, log)
-    verify_models(search_corners(spec), spec, log)
-    uri = configure(tracking_uri)
+    own = threads if workers == 1 and ray is None else None  # this process retrains the arms, with N workers too
+    uri = bootstrap(WorkerSpec(spec=spec.source, tracking_uri=tracking_uri, threads=own), spec, search_corners(spec),
+                    log=log)
     exp_id = experiment_id(spec.name, uri)
     reaped = reap_dead_local_runs(exp_id)
     if reaped:
@@ -115,10 +102,10 @@ def run_tuning(spec: TuneSpec, queue: TrialQueue, tracking_uri: str | None = Non
             _record_best(queue, summary)
             if retrain:
                 summary.retrain_counts = retrain_arms(spec, queue, exp_id, SplitCache(data_dir, data), log)
-            mlflow.log_metrics({f"trials_{k.lower()}": float(v) for k, v in summary.counts.items()})
-            mlflow.log_metric("trials_done", float(counted_trials(queue)))
+            log_metrics({f"trials_{k.lower()}": float(v) for k, v in summary.counts.items()})
+            log_metrics({"trials_done": float(counted_trials(queue))})
             if summary.best_value is not None:
-                mlflow.log_metrics({"best_value": summary.best_value, f"best_{spec.metric}": summary.best_value})
+                log_metrics({"best_value": summary.best_value, f"best_{spec.metric}": summary.best_value})
     finally:
         signal.signal(signal.SIGTERM, previous)
         summary.wall_time_s = time.perf_counter() - started

@@ -22,13 +22,12 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack, suppress
 
-import mlflow
-
 from study.core.errors import StoreFault
 from study.core.names import OPTUNA_STUDY_TAG, STATUS_ATTR, WORKER_ATTR
 from study.core.status import TrialStatus
 from study.core.text import worker_id
 from study.data.splits import SplitCache
+from study.execution.bootstrap import bootstrap
 from study.execution.signals import StopFlag
 from study.execution.sources import TrainingContext, TrialSource, WorkerOptions, WorkerSummary
 from study.queue.beacon import Beacon
@@ -37,12 +36,10 @@ from study.queue.records import WorkerRecord
 from study.spec.kinds import data_configs
 from study.spec.study_spec import spec_hash
 from study.tracking.environment import command_line
-from study.tracking.runs import PARENT_RUN_ENV, log_json, log_study_data, parent_run
-from study.tracking.store import configure, experiment_id
+from study.tracking.runs import PARENT_RUN_ENV, active_run_id, end_active_run, log_json, log_study_data, parent_run
+from study.tracking.store import experiment_id
 from study.training.executors.base import ExecutionSettings, Executor
-from study.training.executors.registry import EXECUTORS, choose_backend, executor_for
-from study.training.model_check import check_models
-from study.training.user_code_check import check_code
+from study.training.executors.registry import EXECUTORS, executor_for
 
 
 def run_worker(spec, queue: Queue, source: TrialSource, options: WorkerOptions,
@@ -54,7 +51,7 @@ def run_worker(spec, queue: Queue, source: TrialSource, options: WorkerOptions,
     log = options.log
     prefix = f"[{options.label}] " if options.label else ""
     summary = WorkerSummary()
-    configure(options.tracking_uri)  # before asking whether work is left: the confirm stage reads MLflow
+    uri = bootstrap(options, spec, [spec.base])  # before asking whether work is left: the confirm stage reads MLflow
     if source.done(queue):
         log(prefix + source.idle_message(queue))
         return summary
@@ -63,7 +60,7 @@ def run_worker(spec, queue: Queue, source: TrialSource, options: WorkerOptions,
     started = time.perf_counter()
     try:
         with ExitStack() as stack:
-            ctx = _load(spec, queue, source, options, stop, stack, log, prefix)
+            ctx = _load(spec, queue, source, options, uri, stop, stack, log, prefix)
             if stop.is_set():  # asked to stop while loading: nothing taken, nothing to give back
                 summary.interrupted = True
                 return summary
@@ -74,8 +71,8 @@ def run_worker(spec, queue: Queue, source: TrialSource, options: WorkerOptions,
             _loop(source, ctx, beacon, summary, log, prefix, size)
             if beacon.fault is not None:  # the heartbeat met it: the loop stopped at the next batch
                 raise beacon.fault
-            if summary.interrupted and mlflow.active_run() is not None:
-                mlflow.end_run("KILLED")
+            if summary.interrupted:
+                end_active_run("KILLED")
     except KeyboardInterrupt:  # the second signal: stop now, the heartbeat brings the trials back
         summary.interrupted = True
     finally:
@@ -85,15 +82,11 @@ def run_worker(spec, queue: Queue, source: TrialSource, options: WorkerOptions,
     return summary
 
 
-def _load(spec, queue: Queue, source: TrialSource, options: WorkerOptions, stop: StopFlag, stack: ExitStack,
-          log: Callable[[str], None], prefix: str) -> TrainingContext:
-    choose_backend(spec.base, threads=options.threads)
-    uri = configure(options.tracking_uri)
+def _load(spec, queue: Queue, source: TrialSource, options: WorkerOptions, uri: str, stop: StopFlag,
+          stack: ExitStack, log: Callable[[str], None], prefix: str) -> TrainingContext:
     exp_id = experiment_id(spec.name, uri)
     splits = SplitCache(options.data_dir, preloaded=options.preloaded)
     data = splits.dataset(spec.base.dataset)  # the base's dataset now: a bad one fails before any trial is taken
-    check_models([spec.base], spec.source)  # a user model that does not build here fails before any trial, too
-    check_code([spec.base], spec.source)  # so does training code that does not import or run here
     settings = ExecutionSettings(steps_per_execution=options.steps_per_execution or spec.steps_per_execution,
                                  save_model=source.keeps_models, trial_figures=options.trial_figures,
                                  group_size=options.group_size)
@@ -110,13 +103,13 @@ def _load(spec, queue: Queue, source: TrialSource, options: WorkerOptions, stop:
 
     def open_parent() -> None:
         """This worker's parent run, unless the caller's is active (`study tune` trains in its own)."""
-        if not opened and mlflow.active_run() is None:
+        if not opened and active_run_id() is None:
             stack.enter_context(parent_run(
                 exp_id, spec.name, spec_hash(spec.raw), command_line(),
                 {"data_source": data.source, "spec_file": spec.source, OPTUNA_STUDY_TAG: spec.name,
                  "kind": source.kind}, nest_under=os.environ.get(PARENT_RUN_ENV)))
             log_json(spec.raw, "spec.json")
-            log_study_data(mlflow.active_run().info.run_id, splits, data_configs(spec))
+            log_study_data(active_run_id(), splits, data_configs(spec))
             opened.append(True)
 
     def executor(name: str) -> Executor:

@@ -17,6 +17,7 @@ from study.analysis.study_analysis import Analysis
 from study.config import lesson_setup
 from study.spec.designs import Trial
 from study.spec.study_spec import StudySpec
+from study.tracking.reading import InvocationRun
 
 
 @dataclass
@@ -29,7 +30,7 @@ class ReportContext:
     all_runs: pd.DataFrame  # every trial run, unfinished ones included
     tidy: pd.DataFrame  # one row per finished trial with levels
     curves: pd.DataFrame  # per-epoch metrics (run_id, metric, epoch, value)
-    parents: list[Any]  # the study's invocation runs, newest first
+    parents: list[InvocationRun]  # the study's invocation runs, newest first
     result: Analysis | None = None  # None before any trial finished
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -62,7 +62,7 @@ def write_tune_report(spec: TuneSpec, queue: TrialQueue, tracking_uri: str | Non
 
 def _header(spec: TuneSpec, trials: pd.DataFrame, storage_url: str) -> str:
     parents = parent_runs(spec.name)
-    tags = parents[0].data.tags if parents else {}
+    tags = parents[0].tags if parents else {}
     counts = trials["state"].value_counts().to_dict() if not trials.empty else {}
     base = ", ".join(f"{k}={v}" for k, v in spec.base.values().items() if k not in spec.space and k != "seed")
     space = pd.DataFrame([{"field": n, "low": p.low, "high": p.high, "scale": "log" if p.log else "linear",

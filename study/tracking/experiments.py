@@ -12,6 +12,7 @@ import pandas as pd
 from study.core.errors import InputError, StorageError
 from study.core.store_lock import sqlite_file
 from study.core.text import redact
+from study.tracking.reading import MAX_RUNS, metric_histories
 from study.tracking.store import configure, default_tracking_uri
 
 NAMES_SHOWN = 12  # experiment names an error message lists
@@ -36,7 +37,7 @@ def experiment_runs(name: str) -> pd.DataFrame:
                                                   if len(names) > NAMES_SHOWN else "")
         raise InputError(f"--experiment: no experiment named {name!r} in this tracking store; "
                          f"experiments there: {shown or 'none'}")
-    runs = mlflow.search_runs(experiment_ids=[experiment.experiment_id], max_results=100_000)
+    runs = mlflow.search_runs(experiment_ids=[experiment.experiment_id], max_results=MAX_RUNS)
     if runs.empty:
         return runs
     return runs.sort_values("start_time", kind="mergesort").reset_index(drop=True)
@@ -45,9 +46,7 @@ def experiment_runs(name: str) -> pd.DataFrame:
 def metric_history(run_ids: list[str], metric: str) -> pd.DataFrame:
     """Long frame (run_id, metric, epoch, value) of `metric` per logged step; empty where only one value
     per run was logged (no history to draw)."""
-    client = mlflow.MlflowClient()
-    rows = [(run_id, metric, m.step, m.value) for run_id in run_ids for m in client.get_metric_history(run_id, metric)]
-    frame = pd.DataFrame(rows, columns=["run_id", "metric", "epoch", "value"])
+    frame = metric_histories(run_ids, [metric])
     if frame.empty or frame.groupby("run_id")["epoch"].nunique().max() < 2:
         return frame.iloc[0:0]
     return frame

@@ -36,8 +36,7 @@ class MlflowRecord:
 
     def close_attempts(self, numbers: Iterable[int], reason: str) -> None:
         for number in numbers:
-            reap_runs(self.exp_id, f"tags.{NUMBER_TAG} = '{number}' AND tags.{OPTUNA_STUDY_TAG} = '{self.study_name}'",
-                      reason)
+            reap_runs(self.exp_id, {NUMBER_TAG: str(number), OPTUNA_STUDY_TAG: self.study_name}, reason)
 
     def mirror_state(self, run_ids: Iterable[str], state: str) -> None:
         tag_runs(run_ids, STATE_TAG, state)

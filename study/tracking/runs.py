@@ -13,7 +13,7 @@ import json
 import os
 import socket
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from typing import Any
 
@@ -32,6 +32,7 @@ from study.data.arrays import DatasetArrays
 from study.data.splits import SplitCache, SplitInput
 from study.tracking.datasets import dataset_inputs, study_dataset_inputs
 from study.tracking.environment import machine, versions
+from study.tracking.filters import FINISHED, RUNNING, run_filter
 from study.tracking.store import tracking_guard
 
 PARENT_RUN_TAG = "mlflow.parentRunId"
@@ -138,6 +139,30 @@ def log_study_data(run_id: str, splits: SplitCache, configs: Iterable[TrialConfi
     log_inputs(mlflow.MlflowClient(), run_id, study_dataset_inputs(splits, configs))
 
 
+def active_run_id() -> str | None:
+    """The id of this process's active (fluent) run: the invocation's or the worker's parent run, if open."""
+    run = mlflow.active_run()
+    return run.info.run_id if run is not None else None
+
+
+def end_active_run(status: str) -> None:
+    """End this process's active run with MLflow status `status` (e.g. KILLED), if one is open."""
+    if mlflow.active_run() is not None:
+        mlflow.end_run(status)
+
+
+def log_metrics(metrics: dict[str, float]) -> None:
+    """Metrics of the active (parent) run."""
+    mlflow.log_metrics({name: float(value) for name, value in metrics.items()})
+
+
+def tag_runs(run_ids: Iterable[str], tag: str, value: str) -> None:
+    """Set one tag on runs that may have ended already."""
+    client = mlflow.MlflowClient()
+    for run_id in run_ids:
+        client.set_tag(run_id, tag, value)
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -154,7 +179,7 @@ def done_keys(exp_id: str) -> set[str]:
     """Keys of trials that already have a finished, recorded result."""
     runs = mlflow.search_runs(
         experiment_ids=[exp_id],
-        filter_string=f"tags.{ROLE_TAG} = '{TRIAL_ROLE}' AND attributes.status = 'FINISHED'",
+        filter_string=run_filter({ROLE_TAG: TRIAL_ROLE}, FINISHED),
         output_format="list",
     )
     return {r.data.tags[KEY_TAG] for r in runs if r.data.tags.get(STATUS_TAG) in DONE_STATUSES}
@@ -166,18 +191,11 @@ def finished_trial_run(exp_id: str, key: str) -> Any | None:
     is adopted, never trained a second time."""
     runs = mlflow.search_runs(
         experiment_ids=[exp_id],
-        filter_string=f"tags.{KEY_TAG} = '{key}' AND attributes.status = 'FINISHED'",
+        filter_string=run_filter({KEY_TAG: key}, FINISHED),
         output_format="list",
     )
     runs = [r for r in runs if r.data.tags.get(STATUS_TAG) in DONE_STATUSES]
     return min(runs, key=lambda r: r.info.start_time) if runs else None
-
-
-def tag_runs(run_ids: Iterable[str], tag: str, value: str) -> None:
-    """Set one tag on runs that may have ended already."""
-    client = mlflow.MlflowClient()
-    for run_id in run_ids:
-        client.set_tag(run_id, tag, value)
 
 
 # --------------------------------------------------------------------------- closing runs of dead workers
@@ -186,16 +204,12 @@ def tag_runs(run_ids: Iterable[str], tag: str, value: str) -> None:
 def reap_key_runs(exp_id: str, key: str, reason: str) -> int:
     """End the RUNNING runs of trial `key` as interrupted. Only called by the worker that
     holds `key` in the queue: any other run of it belongs to a worker that lost it."""
-    return reap_runs(exp_id, f"tags.{KEY_TAG} = '{key}'", reason)
+    return reap_runs(exp_id, {KEY_TAG: key}, reason)
 
 
-def reap_runs(exp_id: str, filter_string: str, reason: str) -> int:
-    """End the RUNNING runs that match `filter_string` as interrupted (their worker is gone)."""
-    runs = mlflow.search_runs(
-        experiment_ids=[exp_id],
-        filter_string=f"{filter_string} AND attributes.status = 'RUNNING'",
-        output_format="list",
-    )
+def reap_runs(exp_id: str, tags: Mapping[str, str], reason: str) -> int:
+    """End the RUNNING runs with these tag values as interrupted (their worker is gone)."""
+    runs = mlflow.search_runs(experiment_ids=[exp_id], filter_string=run_filter(tags, RUNNING), output_format="list")
     client = mlflow.MlflowClient()
     for run in runs:
         client.set_tag(run.info.run_id, STATUS_TAG, TrialStatus.INTERRUPTED.value)
@@ -208,7 +222,7 @@ def reap_dead_local_runs(exp_id: str) -> int:
     """Mark runs left RUNNING by a dead process on this host as interrupted (e.g. SIGKILL)."""
     host = socket.gethostname()
     runs = mlflow.search_runs(
-        experiment_ids=[exp_id], filter_string="attributes.status = 'RUNNING'", output_format="list")
+        experiment_ids=[exp_id], filter_string=run_filter(status=RUNNING), output_format="list")
     client = mlflow.MlflowClient()
     reaped = 0
     for run in runs:

@@ -33,17 +33,36 @@ def default_tracking_uri(project_dir: Path | None = None) -> str:
 
 
 def configure(tracking_uri: str | None) -> str:
-    """Make `tracking_uri` (or the default) MLflow's store for this process, opening it now.
+    """Make `tracking_uri` (or the default) MLflow's store for this process, opening it the first time.
 
-    A fresh database store gets its tables and migrations here, under the schema lock
-    (study.core.store_lock), so commands started at the same moment never migrate it twice;
+    The one place the tracking URI is set. A process opens its store once (a worker's bootstrap,
+    study.execution.bootstrap, or a command that only reads); a later call for the same store
+    returns at once. A fresh database store gets its tables and migrations here, under the schema
+    lock (study.core.store_lock), so commands started at the same moment never migrate it twice;
     a SQLite store is put in WAL mode (see `_use_wal`); a store that cannot be opened is a
     StorageError (exit 2) that names it without its password.
     """
+    uri = tracking_uri or default_tracking_uri()
+    if _OPENED == [uri] and mlflow.get_tracking_uri() == uri:
+        return uri
+    _open_store(uri)
+    _OPENED[:] = [uri]
+    return uri
+
+
+_OPENED: list[str] = []  # the store this process has opened (what configure remembers)
+
+
+def current_uri() -> str:
+    """The tracking URI this process's MLflow calls go to."""
+    return mlflow.get_tracking_uri()
+
+
+def _open_store(uri: str) -> None:
+    """Point MLflow at `uri` and open its store: schema, WAL mode, the fault guard."""
     # With a tracking server MLflow prints a URL per ended run; our progress lines say enough.
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     os.environ.setdefault(HTTP_RETRIES_ENV, HTTP_RETRIES)
-    uri = tracking_uri or default_tracking_uri()
     mlflow.set_tracking_uri(uri)
     try:
         with schema_lock(uri, "MLflow tracking URI"):
@@ -55,7 +74,6 @@ def configure(tracking_uri: str | None) -> str:
         raise StorageError(f"MLflow tracking URI {redact_url(uri)}: cannot open: {type(exc).__name__}: "
                            f"{redact(first_line(exc))}") from exc
     _guard_store(uri)
-    return uri
 
 
 def _guard_store(uri: str) -> StoreGuard:

@@ -15,6 +15,7 @@ from mlflow.entities import Metric
 
 from study.core.names import KEY_TAG, PARENT_ROLE, ROLE_TAG, STATUS_TAG, TRIAL_ROLE
 from study.core.status import DONE_STATUSES
+from study.tracking.filters import FINISHED, run_filter
 
 REPORT_ARTIFACTS = "report"
 NOTE_TAG = "mlflow.note.content"  # a run's description in the MLflow UI
@@ -24,7 +25,7 @@ BEST_METRIC = "final_val_accuracy"
 def study_totals(exp_id: str, keys: set[str]) -> dict[str, float]:
     """Study-wide, over every worker: trials in the spec, trials with a result, the best val accuracy."""
     runs = mlflow.search_runs(experiment_ids=[exp_id], output_format="list",
-                              filter_string=f"tags.{ROLE_TAG} = '{TRIAL_ROLE}' AND attributes.status = 'FINISHED'")
+                              filter_string=run_filter({ROLE_TAG: TRIAL_ROLE}, FINISHED))
     done = [r for r in runs if r.data.tags.get(STATUS_TAG) in DONE_STATUSES and r.data.tags.get(KEY_TAG) in keys]
     totals = {"trials_total": float(len(keys)), "trials_done": float(len({r.data.tags[KEY_TAG] for r in done}))}
     accuracies = [r.data.metrics[BEST_METRIC] for r in done
@@ -42,7 +43,7 @@ def log_totals(run_id: str, totals: dict[str, float]) -> None:
 
 def latest_invocation_run(exp_id: str) -> str | None:
     """The study's newest top-level run (for a report written by an invocation that trained nothing)."""
-    runs = mlflow.search_runs(experiment_ids=[exp_id], filter_string=f"tags.{ROLE_TAG} = '{PARENT_ROLE}'",
+    runs = mlflow.search_runs(experiment_ids=[exp_id], filter_string=run_filter({ROLE_TAG: PARENT_ROLE}),
                               order_by=["attributes.start_time DESC"], max_results=1, output_format="list")
     return runs[0].info.run_id if runs else None
 

@@ -185,7 +185,7 @@ def test_base_from_takes_the_best_config_by_mean_over_seeds(tracking_uri):
     import mlflow
 
     from study.core.names import KEY_TAG, ROLE_TAG, STATUS_TAG
-    from study.execution.tune_launch import resolve_base_from
+    from study.execution.bootstrap import resolve_base_from
     from study.tracking.store import configure, experiment_id
 
     configure(tracking_uri)

@@ -16,7 +16,7 @@ from study.spec.study_spec import StudySpec, spec_hash
 
 
 def _header(spec: StudySpec, expected: list, all_runs: pd.DataFrame, frame: pd.DataFrame, parents: list) -> str:
-    tags = parents[0].data.tags if parents else {}
+    tags = parents[0].tags if parents else {}
     counts = all_runs["status"].value_counts().to_dict() if not all_runs.empty else {}
     factor_text = ", ".join(f"`{f}` ({len(levels)})" for f, levels in spec.factors.items()) or "none"
     lines = [
@@ -111,7 +111,7 @@ TEX_NOTE = ("- `tables/*.tex`: the table of the same name as this README shows i
 
 def _reproducibility(spec: StudySpec, parents: list, tidy: pd.DataFrame) -> str:
     """Everything needed to rerun the study and regenerate this report."""
-    tags = [run.data.tags for run in parents]
+    tags = [run.tags for run in parents]
     lines = ["## Reproducibility", "",
              f"- Spec `{spec.source}`, hash `{spec_hash(spec.raw)}`; seeds {list(spec.seeds)}.",
              f"- Code: {_git_revision()}."]
