@@ -28,11 +28,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import mlflow
-
 from study.config import TrialConfig
 from study.config.user_code import render_command
 from study.core.errors import Interrupted
+from study.tracking.trial_run import TrialRun
 from study.training.executors.base import Batch, ExecutionSettings, TrialHooks
 from study.training.results import TrialResult
 from study.training.user_results import is_final_only, user_result
@@ -72,22 +71,21 @@ class CommandExecutor:
 
     def trial(self, config: TrialConfig, hooks: TrialHooks, run_id: str, stop: threading.Event,
               workdir: Path) -> TrialResult:
-        client = mlflow.MlflowClient()
+        run = TrialRun(run_id)
         argv = command_argv(config)
-        client.set_tag(run_id, COMMAND_TAG, shlex.join(argv)[:5000])
+        run.set_tag(COMMAND_TAG, shlex.join(argv)[:5000])
         output = workdir / OUTPUT_ARTIFACT
-        feed = EpochFeed(client, run_id, hooks)
+        feed = EpochFeed(run, hooks)
         started = time.perf_counter()
-        with output.open("wb") as out, self._process(argv, trial_env(config, run_id, client), out) as process:
+        with output.open("wb") as out, self._process(argv, trial_env(config, run), out) as process:
             while process.poll() is None:
                 if stop.wait(self.poll_s):
                     break
                 if feed.poll(final=False):
                     break
         seconds = time.perf_counter() - started
-        if client.get_run(run_id).info.status != "RUNNING":  # the script's mlflow ended the run: ours to record
-            client.update_run(run_id, status="RUNNING")
-        client.log_artifact(run_id, str(tail_file(output, workdir / "tail" / OUTPUT_ARTIFACT)))
+        run.reopen()  # the script's mlflow may have ended the run: it is ours to record
+        run.log_artifact(tail_file(output, workdir / "tail" / OUTPUT_ARTIFACT))
         if not stop.is_set() and not feed.pruned:
             feed.poll(final=True)
         if stop.is_set():
@@ -117,11 +115,9 @@ def command_argv(config: TrialConfig) -> list[str]:
     return argv
 
 
-def trial_env(config: TrialConfig, run_id: str, client: mlflow.MlflowClient) -> dict[str, str]:
+def trial_env(config: TrialConfig, run: TrialRun) -> dict[str, str]:
     """The worker's environment plus the trial's run (where the script's mlflow logs) and config."""
-    run = client.get_run(run_id)
-    return {**os.environ, "MLFLOW_RUN_ID": run_id, "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri(),
-            "MLFLOW_EXPERIMENT_ID": run.info.experiment_id, CONFIG_ENV: json.dumps(config.values(), default=str)}
+    return {**os.environ, **run.env(), CONFIG_ENV: json.dumps(config.values(), default=str)}
 
 
 def stop_group(process: subprocess.Popen, grace_s: float) -> None:
@@ -162,21 +158,15 @@ def failure(argv: list[str], code: int, output: Path, lines: int) -> str:
 class EpochFeed:
     """The steps the script logged to its run, fed to the trial's hooks as they complete."""
 
-    def __init__(self, client: mlflow.MlflowClient, run_id: str, hooks: TrialHooks) -> None:
-        self.client, self.run_id, self.hooks = client, run_id, hooks
+    def __init__(self, run: TrialRun, hooks: TrialHooks) -> None:
+        self.run, self.hooks = run, hooks
         self.history: dict[str, list[float]] = {}
         self.fed = -1  # the last step fed
         self.pruned = False
 
     def steps(self) -> dict[int, dict[str, float]]:
         """The run's per-epoch metrics by step: every metric but those that only a final result has."""
-        by_step: dict[int, dict[str, float]] = {}
-        for name in self.client.get_run(self.run_id).data.metrics:
-            if is_final_only(name):
-                continue
-            for metric in self.client.get_metric_history(self.run_id, name):
-                by_step.setdefault(metric.step, {})[name] = metric.value
-        return by_step
+        return self.run.steps(skip=is_final_only)
 
     def poll(self, final: bool) -> bool:
         """Feed the steps logged since the last poll (the newest only once the script has exited: it may
@@ -199,4 +189,4 @@ class EpochFeed:
 
     def latest(self) -> dict[str, float]:
         """The run's metrics as the script left them: each one's value at its latest step."""
-        return dict(self.client.get_run(self.run_id).data.metrics)
+        return self.run.latest()
