@@ -187,6 +187,8 @@ def _region(result: Analysis) -> None:
         region = default_region(result.frame, result.factor_levels, PRIMARY,
                                 **({"margin": margin / 100} if margin is not None else {}))
     result.region = region
+    if region is None:
+        return
     inside = region_frame(result.frame, region)
     varying = region.varying
     if not varying or inside.empty:

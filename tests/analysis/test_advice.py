@@ -110,3 +110,14 @@ def test_a_specs_region_replaces_the_data_driven_one():
     assert result.region.how == "spec" and result.region.levels["init"] == ["he"]
     assert result.region.levels["batch_norm"] == ["false"] and result.region.configs == 3
     assert set(result.region_effects["factor"]) == {"dropout"}
+
+
+def test_a_study_where_nothing_learns_has_no_region_and_says_so(tmp_path):
+    """Tiny studies (a few hundred images, one epoch) can leave every config at chance: no region, no crash."""
+    frame = planted(np.random.default_rng(3)).assign(final_val_accuracy=0.10, test_accuracy=0.10)
+    result = analyse(SPEC, frame, TrialConfig(), FailureRule(MAJORITY, source="planted", validation_size=10_000))
+    assert result.region is None and result.region_effects.empty
+    (tmp_path / "tables").mkdir()
+    (tmp_path / "figures").mkdir()
+    text = advice_section(result, tmp_path)
+    assert "region near the top**: none" in text or result.top is None

@@ -78,7 +78,8 @@ def test_tiny_study_end_to_end_and_resume(backend, tmp_path, data_dir):
 
     report = (tmp_path / "reports" / f"tiny_{backend}" / "README.md").read_text()
     assert "Trials: 4 of 4 finished" in report
-    assert "## Leaderboard" in report and "### `activation`" in report and "### `optimizer`" in report
+    assert "## Leaderboard" in report and "## Effects of each factor" in report
+    assert "| activation | relu vs sigmoid" in report and "| optimizer  | adam vs sgd" in report
     assert (tmp_path / "reports" / f"tiny_{backend}" / "figures" / "curves_optimizer.png").stat().st_size > 1000
     assert (tmp_path / "reports" / f"tiny_{backend}" / "tables" / "trials.csv").read_text().count("\n") == 5
 

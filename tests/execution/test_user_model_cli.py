@@ -113,7 +113,7 @@ def test_a_user_model_ablates_its_own_factors_through_the_cli(dataset, tmp_path,
     report = (out / "README.md").read_text()
     assert "Trials: 4 of 4 finished" in report
     assert "- Model: `user_cnn_cli:build` on " in report and "`filters` (int, default 4)" in report
-    assert "### `filters`" in report and "## Leaderboard" in report and "## Ablation path" in report
+    assert "| filters " in report and "## Leaderboard" in report and "## Ablation path" in report
     assert "from the base config's level of each factor (filters=4, batch_norm=false;" in report
     assert "lesson" not in report.lower()  # the lesson's sections belong to the lesson's model on MNIST only
     trials = pd.read_csv(out / "tables" / "trials.csv")

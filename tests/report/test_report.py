@@ -108,7 +108,11 @@ def test_tidy_exports(study):
             "best_val_accuracy", "test_accuracy", "learning_rate"} <= set(trials.columns)
     assert trials["seed"].dtype.kind == "i" and trials["learning_rate"].dtype.kind == "f"
     epochs = pd.read_parquet(out / "tables" / "epoch_metrics.parquet")
-    assert len(epochs) == 8 * 2 * 5  # trials x epochs x (loss, accuracy, val_loss, val_accuracy, learning_rate)
+    core = epochs[epochs["metric"].isin(["loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"])]
+    assert len(core) == 8 * 2 * 5  # trials x epochs x (loss, accuracy, val_loss, val_accuracy, learning_rate)
+    probes = epochs[~epochs.index.isin(core.index)]  # the rest: the mechanism probes, every epoch of every trial
+    assert len(probes) > 0 and probes["metric"].str.match(r"(grad_norm|saturated|grad_ratio)").all()
+    assert len(probes) % (8 * 2) == 0
     effects = pd.read_csv(out / "tables" / "effects_final_val_accuracy.csv")
     assert list(effects["pairs"]) == [4, 4] and list(effects["blocks"]) == [2, 2]
     assert (effects["ci_low"] <= effects["diff"]).all() and (effects["diff"] <= effects["ci_high"]).all()

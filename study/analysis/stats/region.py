@@ -59,12 +59,16 @@ def config_table(frame: pd.DataFrame, factors: list[str], metric: str) -> pd.Dat
 
 
 def default_region(frame: pd.DataFrame, factor_levels: dict[str, list[str]], metric: str,
-                   margin: float = MARGIN) -> Region:
-    """The region found from the data (see the module docstring)."""
+                   margin: float = MARGIN) -> Region | None:
+    """The region found from the data (see the module docstring); None when no config learns on every seed
+    (tiny or failing studies): there is no region near the top to describe."""
     factors = list(factor_levels)
     configs = config_table(frame, factors, metric)
-    best = configs["mean"].max()
-    near = configs[configs["all_learn"] & (configs["mean"] >= best - margin)]
+    learning = configs[configs["all_learn"]]
+    if learning.empty:
+        return None
+    best = learning["mean"].max()
+    near = learning[learning["mean"] >= best - margin]
     levels = {f: [lv for lv in factor_levels[f] if lv in set(near[level_column(f)])] for f in factors}
     region = Region(levels, "default", margin, near_top=len(near))
     while True:

@@ -19,7 +19,7 @@ def conditional_small_multiples(table: pd.DataFrame, path: Path) -> Path:
     columns = min(3, len(contrasts))
     rows = math.ceil(len(contrasts) / columns)
     height = max(len(table[(table["factor"] == f) & (table["level"] == lv)]) for f, lv, _ in contrasts)
-    fig, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, 0.22 * height * rows + 1.2 * rows),
+    fig, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, max(2.6, 0.22 * height * rows + 1.2 * rows)),
                              squeeze=False)
     for ax, (factor, level, reference) in zip(axes.flat, contrasts):
         sub = table[(table["factor"] == factor) & (table["level"] == level)].reset_index(drop=True)

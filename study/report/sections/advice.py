@@ -84,7 +84,8 @@ def region_table(result: Analysis, outcome: Outcome = VAL_ACCURACY) -> pd.DataFr
 def region_text(result: Analysis, outcome: Outcome = VAL_ACCURACY) -> str:
     region = result.region
     if region is None:
-        return ""
+        return ("**The region near the top**: none. No config learns on every seed, so there is no sub-grid a "
+                "practitioner would use in which to measure the effects again.\n")
     if region.how == "spec":
         how = "the spec's `region:`"
     else:
