@@ -52,6 +52,25 @@ confirm: {top_k: 1, seeds: [7], path: false}
 """
 
 
+# The smallest study with a tuning stage worth killing: two arms of two points on two seeds (8 tuning trials),
+# then 2 fixed and 2 main trials.
+KILLED = """
+name: fair_killed
+epochs: 2
+batch_size: 64
+train_subset: 300
+validation: holdout
+seeds: [0]
+base: {hidden_layers: 2, units: 16, learning_rate: 0.05}
+factors:
+  optimizer: [sgd, adam]
+tune_each_arm:
+  learning_rate: {low: 1.0e-3, high: 1.0, log: true}
+  trials: 2
+  seeds: [100, 101]
+"""
+
+
 def stage_counts(tracking: str, name: str) -> tuple[Counter, list]:
     runs = trial_runs(tracking, name)
     finished = [r for r in runs if r.info.status == "FINISHED"]
@@ -128,7 +147,7 @@ def test_someone_elses_spec_gets_tuned_arms_both_effects_and_claims_at_tuned_val
 
 @pytest.mark.parametrize("store", ["sqlite", "postgresql"])
 def test_a_worker_killed_in_the_tuning_stage_loses_nothing_and_repeats_nothing(tmp_path, data_dir, store, request):
-    spec_path = write_spec(tmp_path / "fair_outside.yaml", OUTSIDE)
+    spec_path = write_spec(tmp_path / "fair_killed.yaml", KILLED)
     if store == "sqlite":
         tracking, storage = f"sqlite:///{tmp_path / 'mlflow.db'}", f"sqlite:///{tmp_path / 'optuna.db'}"
     else:
@@ -138,7 +157,7 @@ def test_a_worker_killed_in_the_tuning_stage_loses_nothing_and_repeats_nothing(t
             "--no-report", "--heartbeat", "1", "--grace", "4")
     run, log = start_cli(*args, cwd=tmp_path)  # one worker: the command itself
     try:
-        pid, victim = freeze_worker_mid_trial(run, log, storage, "fair_outside", tracking, epochs=2)
+        pid, victim = freeze_worker_mid_trial(run, log, storage, "fair_killed", tracking, epochs=2)
         assert victim.user_attrs[TAGS_ATTR]["stage"] == "tune", "killed during the tuning stage"
         os.kill(pid, signal.SIGKILL)
         run.wait(timeout=120)
@@ -148,8 +167,8 @@ def test_a_worker_killed_in_the_tuning_stage_loses_nothing_and_repeats_nothing(t
     again = run_cli(*args, cwd=tmp_path)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     finished = assert_stages_complete(spec_path, tracking)
-    assert len(finished) == 65
-    killed = [r for r in trial_runs(tracking, "fair_outside") if r.info.status != "FINISHED"]
+    assert len(finished) == 8 + 2 + 2
+    killed = [r for r in trial_runs(tracking, "fair_killed") if r.info.status != "FINISHED"]
     assert killed and {r.data.tags.get("trial_status") for r in killed} <= {"interrupted"}
 
 

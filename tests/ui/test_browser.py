@@ -105,12 +105,12 @@ def test_mlflow_ui_shows_the_study_as_a_person_browses_it(studied):
             wait_until("the invocation's run", lambda: by_text(browser, parent.info.run_name))
             screenshot(browser, "mlflow-1-experiment-opens-on-runs")
 
-            # The invocation's run holds the trials: expand it; each trial shows its dataset.
+            # The invocation's run holds the trials: expand it; it and each trial show the dataset.
             wait_until("the expand button", lambda: browser.find_elements("xpath", EXPAND))[0].click()
             for name in ("dropout=0.0 seed=0", "dropout=0.2 seed=0"):
                 wait_until(f"child run {name}", lambda name=name: by_text(browser, name))
             datasets = wait_until("the Dataset column", lambda: by_text(browser, "mnist ("))
-            assert len(datasets) == 2, [d.text for d in datasets]
+            assert len(datasets) == 3, [d.text for d in datasets]  # the invocation's row and its two trials
             assert "Training" in page_text(browser)
             screenshot(browser, "mlflow-2-parent-and-child-runs-with-datasets")
 
