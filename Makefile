@@ -81,10 +81,10 @@ dashboard: install  ## optuna-dashboard on http://$(HOST):$(DASHBOARD_PORT) for 
 	$(BIN)/optuna-dashboard $(STORAGE) --host $(HOST) --port $(DASHBOARD_PORT)
 
 test: install  ## the whole test suite (unit + integration on the real stack), on TEST_WORKERS processes (pytest-xdist)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(ARGS)
 
 test-fast: install  ## the tests not marked slow (unit + the tiny real-stack studies): quick feedback
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not slow" $(ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not slow" $(ARGS)
 
 docs: install-docs  ## the manual (docs/, mkdocs.yml) as a site in site/; strict: a broken link or a missing page fails
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict

@@ -37,18 +37,10 @@ def mnist_dir() -> Path:
     return cache
 
 
-def uses_module_fixture(item) -> bool:
-    """Whether a test uses a fixture built once per module (a trained study, a Ray cluster, a browser's store)."""
-    infos = getattr(item, "_fixtureinfo", None)
-    return bool(infos) and any(d.scope == "module" for defs in infos.name2fixturedefs.values() for d in defs)
-
-
 def pytest_collection_modifyitems(items) -> None:
     for item in items:
         if DATA_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.mnist)
-        if uses_module_fixture(item):  # one process builds it once (`make test`: pytest-xdist --dist loadgroup)
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.partition("::")[0]))
     # The slow tests first (in their order): run on several cores (pytest-xdist, `make test`), a long test
     # started last would keep one core busy while the others sit idle.
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
