@@ -172,21 +172,8 @@ def test_a_worker_killed_in_the_tuning_stage_loses_nothing_and_repeats_nothing(t
     assert killed and {r.data.tags.get("trial_status") for r in killed} <= {"interrupted"}
 
 
-TPE = """
-name: fair_tpe
-epochs: 3
-train_subset: 300
-validation: holdout
-seeds: [0]
-base: {hidden_layers: 2, units: 16, learning_rate: 0.05}
-factors:
-  optimizer: [sgd, adam]
-tune_each_arm:
-  learning_rate: {low: 1.0e-3, high: 1.0, log: true}
-  trials: 5
-  seeds: [100, 101]
-  sampler: tpe
-"""
+TPE = (KILLED.replace("name: fair_killed", "name: fair_tpe").replace("epochs: 2\nbatch_size: 64\n", "epochs: 3\n")
+       .replace("  trials: 2\n", "  trials: 5\n") + "  sampler: tpe\n")  # the killed study's arms, searched by TPE
 
 
 def test_tpe_proposes_each_arms_points_one_after_another_and_prunes_by_the_arms_median(tmp_path, data_dir):

@@ -157,9 +157,9 @@ def check_nan_is_diverged_and_contained() -> None:
 
 
 def check_group_independent() -> None:
-    """One seed determines a trial: alone, in a group of 3 (last) and, for the fused executor, in a group of 12 (sixth), among
-    neighbours of other inits, rates, schedules and early stopping, its histories and final metrics are
-    equal bit for bit (issue 22: fused programs of other widths rounded differently)."""
+    """One seed determines a trial: alone, in a group of 3 (last) and, for the fused executor, in a group of 12
+    (sixth), among neighbours of other inits, rates, schedules and early stopping, its histories and final
+    metrics are equal bit for bit (issue 22: fused programs of other widths rounded differently)."""
     target = BASE.replace(seed=1, init="he", batch_norm=True, optimizer="adam", learning_rate=0.003)
     neighbours = [target.replace(init=init, learning_rate=rate, schedule=schedule, warmup_epochs=1,
                                  early_stopping_patience=1 if schedule == "plateau" else 0)
@@ -167,8 +167,10 @@ def check_group_independent() -> None:
                                                                 ("constant", "plateau", "warmup_cosine_corrected"))]
     alone = run([target])[0]
     groups = [("a group of 3", [neighbours[0], neighbours[4], target], 2)]
-    if EXECUTOR == "fused":  # one program per group width: a wider one must round the same (the others train
-        groups.append(("a group of 12", neighbours[1:6] + [target] + neighbours[6:12], 5))  # one trial at a time)
+    # The fused executor compiles one program per group width, and a wider one must round the same; the
+    # others train one trial at a time, so a group of 3 already places the trial among neighbours.
+    if EXECUTOR == "fused":
+        groups.append(("a group of 12", neighbours[1:6] + [target] + neighbours[6:12], 5))
     for name, configs, at in groups:
         other = run(configs)[at]
         assert other.config == target
@@ -450,6 +452,7 @@ def check_every_factor_acts() -> None:
         print("factors vs the Keras executor, largest relative difference: "
               + ", ".join(f"{m} {v:.2e}" for m, v in worst.items()), file=sys.stderr)
     assert not problems, "; ".join(problems)
+
 
 def own_dropout_bits() -> set[str]:
     """Factors whose masks this executor draws from its own generator: the fused step on JAX takes its dropout
