@@ -55,6 +55,11 @@ def quiet_start() -> None:
     # "Creating initial MLflow database tables..." and alembic's migration steps on a fresh store
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # A lost database connection's clean-up ("error ignored terminating <psycopg.Pipeline [BAD]>",
+    # "Exception during reset or similar"): never raised to us; the StoreGuard (study.core.store_faults)
+    # says what the user sees about the store, in one line
+    logging.getLogger("psycopg").setLevel(logging.CRITICAL)
+    logging.getLogger("sqlalchemy.pool").setLevel(logging.CRITICAL)
     warnings.filterwarnings("ignore", message=".*triggered tf.function retracing.*")
 
 
