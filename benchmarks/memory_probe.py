@@ -4,10 +4,12 @@ Usage: python benchmarks/memory_probe.py DATA_DIR N   (prints one JSON line)
 """
 
 import json
+import logging
 import sys
 import tempfile
 from pathlib import Path
 
+from study.core.logs import send_lines_to
 from study.execution.launch import run_study
 from study.spec.study_spec import parse_spec
 
@@ -26,14 +28,18 @@ def main() -> None:
     samples: dict[int, float] = {}
     seen = [0]
 
-    def log(line: str) -> None:
-        if line.startswith("["):
-            seen[0] += 1
-            if seen[0] in (10, n):
-                samples[seen[0]] = rss_mb()
+    class TrialLines(logging.Handler):
+        """Samples the memory after the 10th and the last trial's progress line ("[i/N] ...")."""
 
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.getMessage().startswith("["):
+                seen[0] += 1
+                if seen[0] in (10, n):
+                    samples[seen[0]] = rss_mb()
+
+    send_lines_to(TrialLines())
     store = Path(tempfile.mkdtemp()) / "mlflow.db"
-    run_study(spec, tracking_uri=f"sqlite:///{store}", data_dir=data_dir, log=log)
+    run_study(spec, tracking_uri=f"sqlite:///{store}", data_dir=data_dir)
     print(json.dumps({"trials": n, "rss_mb_after_10": samples[10], "rss_mb_after_last": samples[n]}))
 
 

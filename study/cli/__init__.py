@@ -6,6 +6,7 @@ import sys
 
 from study.cli.parser import build_parser
 from study.core.affinity import pin_from_env
+from study.core.logs import send_lines_to
 from study.core.quiet import is_verbose, keep_logs, quiet_start
 
 
@@ -17,6 +18,7 @@ def main(argv: list[str] | None = None) -> int:
         keep_logs()
     else:
         quiet_start()
+    send_lines_to()  # the study's own lines (progress, checks, warnings) on stdout (study.core.logs)
     if args.command == "analyze":  # reads a store and writes a report: no training stack to import
         from study.cli.analyze import analyze
 

@@ -104,7 +104,7 @@ def worker(args: argparse.Namespace) -> int:
     """One worker on a spec's queue, from any machine: an ablation grid (its queue is created
     and filled if missing) or a tuning study (Optuna's sampler proposes the trials)."""
     prefix = f"[{args.label}] " if args.label else ""
-    stop = StopFlag(lambda line: print(prefix + line, flush=True)).install()  # early: Ctrl-C during imports is clean
+    stop = StopFlag(prefix).install()  # early: Ctrl-C during imports is clean
     try:
         check_options(args)
         spec, queue, source, data = tune_worker_source(args) if is_tune_spec(args.spec) else grid_worker_source(args)

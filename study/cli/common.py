@@ -7,13 +7,12 @@ import os
 import sys
 from pathlib import Path
 
-from collections.abc import Callable
 
 from study.core.errors import EXIT_FAILED, EXIT_INVALID, SpecError, StoreFault
 from study.core.store_faults import RETRY_ENV, retry_budget_s
 from study.core.text import first_line, redact
 from study.data.arrays import DatasetArrays
-from study.execution.launch import verify_data
+from study.execution.launch import announce_data, verify_data
 from study.execution.processes import send_fault
 from study.execution.sources import WorkerOptions
 from study.queue.storage import QueueSettings
@@ -76,14 +75,16 @@ def worker_options(args: argparse.Namespace, **more) -> WorkerOptions:
                          verbose=bool(getattr(args, "verbose", False)), label=getattr(args, "label", ""), **more)
 
 
-def verified_data(spec, args: argparse.Namespace, log: Callable[[str], None] = lambda line: None
-                  ) -> dict[str, DatasetArrays]:
+def verified_data(spec, args: argparse.Namespace, announce: bool = False) -> dict[str, DatasetArrays]:
     """Every dataset `spec` (a study or tuning spec) trains on, loaded and verified before any store is
     opened: bad data exits 2 and leaves no queue, experiment or run behind. The backend is named
     first (MNIST's web route imports Keras); it is imported by the process's bootstrap
-    (study.execution.bootstrap), with the worker's threads."""
+    (study.execution.bootstrap), with the worker's threads. `announce`: say where each came from."""
     name_backend(spec.base.backend)
-    return verify_data({config.dataset for config in data_configs(spec)}, args.data_dir, log)
+    data = verify_data({config.dataset for config in data_configs(spec)}, args.data_dir)
+    if announce:
+        announce_data(data)
+    return data
 
 
 def attach_to_run(study_name: str, readme: Path, run_id: str | None) -> None:

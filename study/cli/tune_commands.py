@@ -35,7 +35,7 @@ def tune(args: argparse.Namespace) -> int:
         check_options(args)
         cluster = None if args.report_only else ray.enter_context(ray_cluster(args, load_tune_spec(args.spec).ray))
         spec = tune_spec(args)
-        data = None if args.report_only else verified_data(spec, args, print)  # before the queue exists
+        data = None if args.report_only else verified_data(spec, args, announce=True)  # before the queue exists
         queue = tune_queue(spec, args)
     except InputError as exc:
         ray.close()

@@ -17,6 +17,7 @@ calls after it, try once more and fail fast instead of waiting out another budge
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import re
 import threading
@@ -28,6 +29,8 @@ from tenacity import Retrying, retry_if_exception, stop_after_delay, stop_when_e
 
 from study.core.errors import InputError, StoreFault, StoreFull, StoreUnavailable
 from study.core.text import first_line, redact, redact_url
+
+LOG = logging.getLogger(__name__)
 
 RETRY_ENV = "STUDY_STORE_RETRY_SECONDS"
 DEFAULT_RETRY_S = 120.0
@@ -154,8 +157,8 @@ class StoreGuard:
             if first:
                 self._down_since = time.monotonic()
         if first and self.budget_s > 0 and not _giving_up.is_set():  # one line per outage, then quiet
-            print(f"warning: {self.what} {self.url} is unreachable ({_detail(exc)}); retrying for up to "
-                  f"{self.budget_s:.0f} s", flush=True)  # progress, on stdout: stderr is for what ends the command
+            LOG.warning("%s %s is unreachable (%s); retrying for up to %.0f s", self.what, self.url, _detail(exc),
+                        self.budget_s)  # progress, on stdout: stderr is for what ends the command
         return True
 
     def _up(self) -> None:
@@ -165,7 +168,7 @@ class StoreGuard:
             if since is not None:
                 self._back_at = time.monotonic()
         if since is not None:
-            print(f"{self.what} {self.url} is reachable again after {self._back_at - since:.0f} s", flush=True)
+            LOG.info("%s %s is reachable again after %.0f s", self.what, self.url, self._back_at - since)
 
     def _fault(self, kind: str, exc: BaseException, seconds: float) -> StoreFault:
         if kind == "full":

@@ -12,8 +12,9 @@ with the same settings in the same process returns at once.
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -33,20 +34,22 @@ from study.training.executors.registry import choose_backend
 from study.training.model_check import check_inert, check_models
 from study.training.user_code_check import check_code
 
+LOG = logging.getLogger(__name__)
 _BOOTED: list[tuple[Any, ...]] = []  # the settings this process was set up with (bootstrap's memory)
 
 
 def bootstrap(worker: WorkerSpec, spec: StudySpec | TuneSpec, configs: Iterable[TrialConfig] = (),
-              trains: bool = True, log: Callable[[str], None] = lambda line: None) -> str:
+              trains: bool = True, announce: bool = False) -> str:
     """Set this process up for `worker` training `spec` (its base's backend); return the tracking URI.
     `trains`: this process trains (its backend gets the worker's threads); `configs`: the trials whose
-    own models must build (once per structure: study.training.model_check remembers)."""
+    own models must build (once per structure: study.training.model_check remembers); `announce`: say
+    what the checks found (the launching command does; each worker checks quietly)."""
     uri = worker.tracking_uri or default_tracking_uri()
     backend = spec.base.backend
     settings = (uri, backend, worker.threads if trains else None, trains, worker.store_retry_s, worker.verbose)
     configs = list(configs)
     if _BOOTED == [settings] and current_uri() == uri:
-        verify_models(configs, spec, log)  # structures not built yet, if any
+        verify_models(configs, spec, announce)  # structures not built yet, if any
         return uri
     if worker.store_retry_s is not None:
         os.environ[RETRY_ENV] = str(worker.store_retry_s)  # the stores this process opens, and its workers
@@ -54,13 +57,13 @@ def bootstrap(worker: WorkerSpec, spec: StudySpec | TuneSpec, configs: Iterable[
         keep_logs()
     if trains:  # Keras' backend, or for your own code only its name (no TensorFlow start-up for scikit-learn)
         choose_backend(spec.base, threads=worker.threads)
-    verify_models(configs, spec, log)
+    verify_models(configs, spec, announce)
     configure(uri)
     _BOOTED[:] = [settings]
     return uri
 
 
-def verify_models(configs: list[TrialConfig], spec: StudySpec | TuneSpec, log: Callable[[str], None]) -> None:
+def verify_models(configs: list[TrialConfig], spec: StudySpec | TuneSpec, announce: bool = False) -> None:
     """Build a user model once per structure before anything is created (SpecError, exit 2, naming `model`).
     A launcher of many workers builds them too (it imports Keras for that, trains nothing); each worker
     checks its base model again when it starts, as a worker on another machine does. Your training code
@@ -68,14 +71,14 @@ def verify_models(configs: list[TrialConfig], spec: StudySpec | TuneSpec, log: C
     and a factor an executor declares inert is refused (study.training.model_check.check_inert)."""
     check_inert(configs, spec.source)
     code = check_code(configs, spec.source)
-    if code:
-        log(f"code: {', '.join(code)} (checked)")
+    if code and announce:
+        LOG.info(f"code: {', '.join(code)} (checked)")
     if all(c.model == LESSON_MODEL for c in configs):
         return  # the lesson's MLP needs no check (and a launcher of many workers never imports Keras for it)
     select_backend(spec.base.backend)  # a no-op when this process trains (chosen above)
     built = check_models(configs, spec.source)
-    if built:
-        log(f"model: {spec.base.model} builds a keras.Model for each of the {built} model structure(s) (checked)")
+    if built and announce:
+        LOG.info(f"model: {spec.base.model} builds a keras.Model for each of the {built} model structure(s) (checked)")
 
 
 def read_spec(worker: WorkerSpec, tune: bool | None = None) -> StudySpec | TuneSpec:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -33,6 +34,7 @@ from study.config import TrialConfig, structure_key
 from study.tracking.environment import cpu_model
 
 SMALL, LARGE = 512, 2048  # training examples of the timed runs
+LOG = logging.getLogger(__name__)
 MAX_WIDTH = 8  # widest fused group measured
 CACHE_NAME = "calibration.json"
 COST_IRRELEVANT = ("activation", "init", "optimizer", "executor")  # same cost whatever their value
@@ -65,13 +67,13 @@ def cached(config: TrialConfig, executor: str, workers: int) -> dict[str, Any] |
     return load_cache().get(entry_key(config, executor, workers))
 
 
-def calibrate(configs: list[TrialConfig], executor: str, workers: int, width: int, data_dir: str | None,
-              log=print) -> dict[str, dict[str, Any]]:
+def calibrate(configs: list[TrialConfig], executor: str, workers: int, width: int,
+              data_dir: str | None) -> dict[str, dict[str, Any]]:
     """Measure the cost classes of `configs` not cached yet for (executor, workers); return every class's entry."""
     store = load_cache()
     todo = {entry_key(c, executor, workers): c for c in configs if entry_key(c, executor, workers) not in store}
     if todo:
-        log(f"calibrating {len(todo)} model structure(s) for the {executor} executor with {workers} worker(s) "
+        LOG.info(f"calibrating {len(todo)} model structure(s) for the {executor} executor with {workers} worker(s) "
             "(once per machine and structure; a few seconds each)")
         threads = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
         request = {"configs": [c.as_dict() for c in todo.values()], "executor": executor, "threads": threads,

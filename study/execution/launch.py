@@ -9,8 +9,9 @@ nothing behind.
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from study.core.names import OPTUNA_STUDY_TAG
@@ -37,6 +38,8 @@ from study.tracking.store import experiment_id
 from study.tracking.summary import log_totals, study_totals
 from study.training.backend import name_backend
 
+LOG = logging.getLogger(__name__)
+
 
 @dataclass
 class RunSummary:
@@ -53,17 +56,19 @@ class RunSummary:
         return not self.interrupted and all(self.counts.get(k, 0) == 0 for k in ("failed", "interrupted", "pending"))
 
 
-def verify_data(datasets: Iterable[str], data_dir: str | None, log: Callable[[str], None]) -> dict[str, DatasetArrays]:
+def verify_data(datasets: Iterable[str], data_dir: str | None) -> dict[str, DatasetArrays]:
     """Load and verify every dataset the trials name (DataError, exit 2, before anything is created)."""
-    loaded = {}
-    for name in sorted(set(datasets)):
-        loaded[name] = load_dataset(name, data_dir)
-        log(f"data: {loaded[name].source} (checksums verified)")
-    return loaded
+    return {name: load_dataset(name, data_dir) for name in sorted(set(datasets))}
+
+
+def announce_data(loaded: dict[str, DatasetArrays]) -> None:
+    """Say where each verified dataset came from (a file, the cache, the web)."""
+    for arrays in loaded.values():
+        LOG.info(f"data: {arrays.source} (checksums verified)")
 
 
 def start_workers(spec, queue: TrialQueue, source: TrialSource, options: WorkerOptions, workers: int,
-                  overrides: dict[str, str], log: Callable[[str], None], ray: RayCluster | None = None) -> bool:
+                  overrides: dict[str, str], ray: RayCluster | None = None) -> bool:
     """Train with `workers` workers (this process, or N worker processes; with `ray`, Ray actors: the
     cluster's plan decides how many, at most `workers`); True if they were interrupted.
 
@@ -73,13 +78,13 @@ def start_workers(spec, queue: TrialQueue, source: TrialSource, options: WorkerO
     if ray is not None:
         from study.execution.ray_workers import run_on_ray  # imports Ray's module only when --ray is used
 
-        return run_on_ray(ray, spec, queue, options, workers, log)
+        return run_on_ray(ray, spec, queue, options, workers)
     if workers == 1:
         return run_worker(spec, queue, source, options).interrupted
-    log(f"starting {workers} worker processes ({options.threads or 'default'} thread(s) each)")
+    LOG.info(f"starting {workers} worker processes ({options.threads or 'default'} thread(s) each)")
     worker = replace(options.worker_spec(), spec=spec.source, overrides=dict(overrides), storage_url=queue.url,
                      parent_run_id=active_run_id())
-    return spawn_workers(worker, workers, log=log)
+    return spawn_workers(worker, workers)
 
 
 def run_study(
@@ -88,7 +93,6 @@ def run_study(
     data_dir: str | None = None,
     overrides: dict[str, str] | None = None,
     steps_per_execution: int | None = None,
-    log: Callable[[str], None] = print,
     trial_figures: bool = False,
     *,
     workers: int = 1,
@@ -107,20 +111,18 @@ def run_study(
     in_process = ray is None and workers == 1
     threads = threads if threads is not None or ray is not None else threads_per_worker(workers)
     name_backend(spec.base.backend)  # MNIST's web route imports Keras
-    checked: list[str] = []
-    data = verify_data((t.config.dataset for t in trials), data_dir, checked.append)  # first: bad data exits 2
+    data = verify_data((t.config.dataset for t in trials), data_dir)  # first: bad data exits 2
     if ray is None:
-        log(first_line(spec, data, data_dir, workers))  # the prediction first, then what the data check found
-    for line in checked:
-        log(line)
+        LOG.info(first_line(spec, data, data_dir, workers))  # the prediction first, then what the data check found
+    announce_data(data)
     uri = bootstrap(WorkerSpec(spec=spec.source, tracking_uri=tracking_uri, threads=threads), spec,
-                    [t.config for t in trials], trains=in_process, log=log)
+                    [t.config for t in trials], trains=in_process, announce=True)
     url = storage or default_storage_url(uri)
     queue = TrialQueue.open(url, spec.name, queue_settings or QueueSettings())
     exp_id = experiment_id(spec.name, uri)
     reaped = reap_dead_local_runs(exp_id)
     if reaped:
-        log(f"marked {reaped} run(s) left RUNNING by a dead process on this host as interrupted")
+        LOG.info(f"marked {reaped} run(s) left RUNNING by a dead process on this host as interrupted")
     source = source_for(spec, data_dir)
     missing = source.enqueue(queue, record=MlflowRecord(exp_id, spec.name))  # MLflow is the record
     missing += source.confirm(queue)  # the confirm stage, if every main trial was already done
@@ -129,14 +131,14 @@ def run_study(
     done_before = {k for k, state in before.items() if state in DONE_STATUSES}
     summary = RunSummary(study=spec.name, total=len(trials), skipped=len(done_before))
     pending = len(trials) - summary.skipped
-    log(f"study {spec.name}: {len(trials)} trials, {summary.skipped} already done, {pending} to run"
+    LOG.info(f"study {spec.name}: {len(trials)} trials, {summary.skipped} already done, {pending} to run"
         f"{'' if source.confirm_known else f' (then {source.later})'} "
         f"(backend {spec.base.backend}, executor {spec.base.executor}; queue {redact_url(url)}, {missing} newly queued; "
         f"MLflow {redact_url(uri)})")
     started = time.perf_counter()
     if pending:
         options = WorkerOptions(data_dir=data_dir, steps_per_execution=steps_per_execution, threads=threads,
-                                trial_figures=trial_figures, tracking_uri=uri, log=log, group_size=group_size,
+                                trial_figures=trial_figures, tracking_uri=uri, group_size=group_size,
                                 preloaded=data if in_process else {})
         if ray is not None:
             active = pending  # Ray: the cluster's plan decides how many actors, up to the trials left
@@ -148,7 +150,7 @@ def run_study(
             log_json(spec.raw, "spec.json")
             log_study_data(run.info.run_id, SplitCache(data_dir, data), [t.config for t in trials])
             summary.run_id = run.info.run_id
-            summary.interrupted = start_workers(spec, queue, source, options, active, overrides, log, ray=ray)
+            summary.interrupted = start_workers(spec, queue, source, options, active, overrides, ray=ray)
             source.confirm(queue)  # learn the confirm stage's keys if other processes queued and trained it
             log_totals(summary.run_id, study_totals(exp_id, set(source.keys)))
     summary.wall_time_s = time.perf_counter() - started

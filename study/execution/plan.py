@@ -103,7 +103,7 @@ def predict_seconds(trials: list[Trial], entries: dict[str, dict], executor: str
     return some["startup_s"] + compile_s + total / max(workers, 1)
 
 
-def make_plan(spec: StudySpec, data: dict, data_dir: str | None = None, measure: bool = True, log=print,
+def make_plan(spec: StudySpec, data: dict, data_dir: str | None = None, measure: bool = True,
               executors: list[str] | None = None, workers: list[int] | None = None) -> Plan:
     """The plan of `spec` (`data`: its verified datasets by name); with `measure`, calibrate what is not cached (else leave it out, as `study run` does)."""
     every, start = spec_trials(spec)
@@ -119,7 +119,7 @@ def make_plan(spec: StudySpec, data: dict, data_dir: str | None = None, measure:
                     plan.missing.append(f"{executor} x{count}")
                     continue
                 try:
-                    entries = calibrate(configs, executor, count, _group_width(every), data_dir, log)
+                    entries = calibrate(configs, executor, count, _group_width(every), data_dir)
                 except RuntimeError as exc:
                     plan.missing.append(f"{executor} x{count} ({exc})")
                     continue

@@ -9,22 +9,22 @@ reports the fault in one line, not once per worker.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import replace
 
 from study.core.affinity import CPUS_ENV, format_cpus, worker_cpu_sets
 from study.core.errors import StoreFault, StoreFull, StoreUnavailable
 from study.core.store_faults import give_up
-from study.execution.signals import say
 from study.execution.worker_spec import WorkerSpec
 
 FAULT_FD_ENV = "STUDY_FAULT_FD"  # set for the workers `study run --workers N` starts: where a store fault goes
 FAULTS = {cls.__name__: cls for cls in (StoreFault, StoreUnavailable, StoreFull)}
+LOG = logging.getLogger(__name__)
 
 
 def threads_per_worker(workers: int) -> int | None:
@@ -38,7 +38,7 @@ def threads_per_worker(workers: int) -> int | None:
     return max(1, (os.cpu_count() or 1) // workers)
 
 
-def spawn_workers(worker: WorkerSpec, count: int, log: Callable[[str], None] = say) -> bool:
+def spawn_workers(worker: WorkerSpec, count: int) -> bool:
     """Run `count` `python -m study worker` processes for `worker` (labelled w1, w2, ...); True if interrupted.
 
     Each runs in its own session, so a terminal's Ctrl-C reaches only this process,
@@ -49,7 +49,7 @@ def spawn_workers(worker: WorkerSpec, count: int, log: Callable[[str], None] = s
     sys.stdout.flush()  # our lines first, then the workers' (they share stdout)
     cpu_sets = worker_cpu_sets(count, worker.threads)
     if cpu_sets:
-        log("each worker on its own CPU(s): " + "; ".join(f"w{i + 1} {format_cpus(c)}" for i, c in enumerate(cpu_sets)))
+        LOG.info("each worker on its own CPU(s): " + "; ".join(f"w{i + 1} {format_cpus(c)}" for i, c in enumerate(cpu_sets)))
     pipes = [os.pipe() for _ in range(count)]
     procs = []
     for i, (_, write) in enumerate(pipes):
@@ -89,7 +89,7 @@ def spawn_workers(worker: WorkerSpec, count: int, log: Callable[[str], None] = s
     for i, proc in enumerate(procs, start=1):
         if proc.returncode < 0:
             name = signal.Signals(-proc.returncode).name
-            log(f"worker w{i} (pid {proc.pid}) was killed by {name}; its trial goes back to the queue once its "
+            LOG.info(f"worker w{i} (pid {proc.pid}) was killed by {name}; its trial goes back to the queue once its "
                 "heartbeat is stale, and the other workers finish it")
     return bool(signals) or any(proc.returncode == 130 for proc in procs)
 

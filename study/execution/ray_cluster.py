@@ -14,13 +14,14 @@ import importlib.util
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from study.core.errors import InputError
 from study.core.text import redact_url
 
+LOG = logging.getLogger(__name__)
 LOCAL = "local"  # ray.init's address for "start a new instance on this machine"
 NAMESPACE = "study"  # the workers are named actors in this namespace (ray.get_actor finds them)
 LOCAL_OBJECT_STORE_BYTES = 128 * 1024**2  # workers pass only small objects (specs, summaries, log lines)
@@ -74,9 +75,8 @@ class RayCluster:
     """A connection to a Ray cluster, made once: at once for an address (its nodes decide which
     stores are allowed), at the first worker for a local instance (nothing to start if nothing is pending)."""
 
-    def __init__(self, plan: RayPlan, log: Callable[[str], None] = print) -> None:
+    def __init__(self, plan: RayPlan) -> None:
         self.plan = plan
-        self.log = log
         self.ray: Any = None
         self.startup_s: float | None = None  # seconds ray.init took (a local instance: starting it)
 
@@ -107,7 +107,7 @@ class RayCluster:
         cpus = sum(n["Resources"].get("CPU", 0) for n in nodes)
         gpus = sum(n["Resources"].get("GPU", 0) for n in nodes)
         what = "started a local Ray instance" if self.local else f"connected to the Ray cluster at {self.plan.address}"
-        self.log(f"ray: {what}: {len(nodes)} node(s), {cpus:g} CPU(s), {gpus:g} GPU(s) "
+        LOG.info(f"ray: {what}: {len(nodes)} node(s), {cpus:g} CPU(s), {gpus:g} GPU(s) "
                  f"({self.startup_s:.1f} s)")
         return ray
 
@@ -143,7 +143,7 @@ class RayCluster:
                                f"GPU(s) for one worker; lower --cpus-per-worker / --gpus-per-worker or add nodes")
             return max(1, min(fit, limit))
         if self.plan.workers > fit:
-            self.log(f"ray: {self.plan.workers} workers asked for, {fit} fit on the cluster now; the others start "
+            LOG.info(f"ray: {self.plan.workers} workers asked for, {fit} fit on the cluster now; the others start "
                      "when resources free up (or the autoscaler adds nodes)")
         return max(1, min(self.plan.workers, limit))
 

@@ -22,17 +22,18 @@ heartbeat). Each actor also prints its lines to its own Ray log file.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from study.core.errors import InputError, StoreFault
+from study.core.logs import LineBuffer, StdoutHandler, send_lines_to
 from study.core.names import WORKER_TAG
 from study.core.quiet import is_verbose, quiet_start
 from study.core.store_faults import retry_budget_s
@@ -52,6 +53,7 @@ from study.tracking.reading import find_experiment
 from study.tracking.runs import reap_runs
 from study.tuning.optuna_setup import open_queue
 
+LOG = logging.getLogger(__name__)
 POLL_S = 0.5  # how often the driver collects the workers' lines and looks for finished or dead ones
 LOG_HINT = "/tmp/ray/session_latest/logs/worker-*.out on each node"
 
@@ -66,15 +68,10 @@ class StudyWorker:
     def __init__(self, label: str) -> None:
         quiet_start()  # before TensorFlow or JAX is imported in this process
         self.label = label
-        self._lines: list[str] = []
-        self._lock = threading.Lock()
+        self._buffer = LineBuffer()  # what the driver relays; stdout is this worker's Ray log file
+        send_lines_to(StdoutHandler(), self._buffer)
         self._working = threading.Lock()  # one worker loop per process, even if a call is resubmitted
-        self.stop_flag = StopFlag(self._log)  # never installed: `stop()` sets it, not a signal
-
-    def _log(self, line: str) -> None:
-        print(line, flush=True)  # Ray's log file of this worker
-        with self._lock:
-            self._lines.append(line)
+        self.stop_flag = StopFlag()  # never installed: `stop()` sets it, not a signal
 
     def info(self) -> dict[str, Any]:
         """Who this actor's process is and where Ray placed it (printed once per process by the driver)."""
@@ -84,14 +81,12 @@ class StudyWorker:
                 "node_ip": ray.util.get_node_ip_address()}
 
     def lines(self) -> list[str]:
-        with self._lock:
-            out, self._lines = self._lines, []
-        return out
+        return self._buffer.take()
 
     def stop(self) -> None:
         if not self.stop_flag.is_set():
             self.stop_flag.event.set()
-            self._log(f"[{self.label}] stopping: the trials in progress are recorded as interrupted and re-queued")
+            LOG.info(f"[{self.label}] stopping: the trials in progress are recorded as interrupted and re-queued")
 
     def work(self, worker_json: str) -> WorkerSummary:
         """Join the worker spec's queue and train until no trial waits or runs (or `stop`)."""
@@ -102,7 +97,7 @@ class StudyWorker:
         if worker.command:
             sys.argv = list(worker.command)  # the MLflow parent run records the command that started this worker
         if worker.data_dir and not Path(worker.data_dir).is_dir():
-            self._log(f"[{self.label}] --data-dir {worker.data_dir} does not exist on this node; looking for the "
+            LOG.info(f"[{self.label}] --data-dir {worker.data_dir} does not exist on this node; looking for the "
                       "data in STUDY_DATA_DIR, the cache, then the web (every array is checksum-verified)")
             worker = replace(worker, data_dir=None)
         spec = read_spec(worker)
@@ -110,7 +105,7 @@ class StudyWorker:
             queue, source = open_queue(spec, worker.storage_url), TuneSource(spec)
         else:  # the queue adopts the study's stored settings
             queue, source = TrialQueue.open(worker.storage_url, spec.name, QueueSettings()), source_for(spec)
-        options = WorkerOptions(**vars(worker), log=self._log)
+        options = WorkerOptions(**vars(worker))
         return run_worker(spec, queue, source, options, stop=self.stop_flag)
 
 
@@ -133,12 +128,11 @@ class Slot:
 class Driver:
     """Starts the actors, relays their lines, restarts their work after Ray restarts them, stops them."""
 
-    def __init__(self, cluster: RayCluster, spec: Any, queue: TrialQueue, options: WorkerOptions,
-                 log: Callable[[str], None]) -> None:
+    def __init__(self, cluster: RayCluster, spec: Any, queue: TrialQueue, options: WorkerOptions) -> None:
         self.ray = cluster.connect()
         self.plan = cluster.plan
         self.cluster = cluster
-        self.spec, self.queue, self.log = spec, queue, log
+        self.spec, self.queue = spec, queue
         # What travels to each actor: the spec's content, with the base's backend and executor as the command
         # line may have set them, the stores, the retry budget and the command this driver runs.
         self.worker = replace(options.worker_spec(), spec=spec.source, spec_content=spec.raw,
@@ -152,7 +146,7 @@ class Driver:
         remote = self.ray.remote(StudyWorker)
         tag = f"{self.spec.name}:{os.getpid()}:{time.time_ns() % 10**6}"
         gpus = f", {self.plan.gpus:g} GPU(s)" if self.plan.gpus else ""
-        self.log(f"starting {count} Ray worker(s) ({self.plan.cpus:g} CPU(s){gpus} and {self.worker.threads} "
+        LOG.info(f"starting {count} Ray worker(s) ({self.plan.cpus:g} CPU(s){gpus} and {self.worker.threads} "
                  f"thread(s) each; Ray restarts a dead one up to {self.plan.max_restarts} time(s); their logs: "
                  f"{LOG_HINT})")
         for i in range(count):
@@ -190,7 +184,7 @@ class Driver:
                 signal.signal(signum, handler)
             self._close()
         if not self.signals and all(slot.summary is None and slot.error is None for slot in self.slots):
-            self.log("every Ray worker is gone before the study's end; its trials stay in the queue: run the same "
+            LOG.info("every Ray worker is gone before the study's end; its trials stay in the queue: run the same "
                      "command again to finish it")
         errors = [slot.error for slot in self.slots if slot.error is not None]
         faults = [error for error in errors if isinstance(error, StoreFault)]
@@ -207,7 +201,7 @@ class Driver:
                 try:
                     info = self.ray.get(slot.info)
                     slot.worker = info["worker"]
-                    self.log(f"Ray worker {slot.label} is {slot.worker} on node {info['node_ip']} "
+                    LOG.info(f"Ray worker {slot.label} is {slot.worker} on node {info['node_ip']} "
                              f"(id {info['node_id'][:12]})")
                 except self.ray.exceptions.RayError:
                     pass
@@ -222,7 +216,7 @@ class Driver:
     def _print(self, slot: Slot, timeout: float | None = None) -> None:
         try:
             for line in self.ray.get(slot.lines, timeout=timeout):
-                self.log(line)
+                LOG.info(line)
         except self.ray.exceptions.RayError:
             pass  # the actor died; its lines are in its Ray log file
         slot.lines = None
@@ -238,12 +232,12 @@ class Driver:
                 slot.dead.append(slot.worker)
             reason = _reason(exc)
             if isinstance(exc, exceptions.ActorDiedError) or self.signals:
-                self.log(f"Ray worker {slot.label} ({who}) died and is not restarted ({reason}); its trials go back "
+                LOG.info(f"Ray worker {slot.label} ({who}) died and is not restarted ({reason}); its trials go back "
                          "to the queue once their heartbeat is stale, and the other workers finish them")
                 slot.work = None
                 return
             slot.restarts += 1
-            self.log(f"Ray worker {slot.label} ({who}) died ({reason}); Ray restarts it (restart {slot.restarts} of "
+            LOG.info(f"Ray worker {slot.label} ({who}) died ({reason}); Ray restarts it (restart {slot.restarts} of "
                      f"{self.plan.max_restarts}) and it joins the queue again; its trials go back to the queue once "
                      "their heartbeat is stale")
             self._submit(slot)
@@ -258,11 +252,11 @@ class Driver:
             self._print(slot, timeout=30)
         if slot.error is not None:
             message = str(slot.error).splitlines()[0] if str(slot.error) else ""
-            self.log(f"Ray worker {slot.label} ({slot.worker or '?'}) stopped with an error: "
+            LOG.info(f"Ray worker {slot.label} ({slot.worker or '?'}) stopped with an error: "
                      f"{type(slot.error).__name__}: {message}")
         if slot.summary is not None and slot.summary.counts:
             counts = ", ".join(f"{k} {v}" for k, v in sorted(slot.summary.counts.items()))
-            self.log(f"[{slot.label}] worker done: {counts}; {format_duration(slot.summary.wall_time_s)}")
+            LOG.info(f"[{slot.label}] worker done: {counts}; {format_duration(slot.summary.wall_time_s)}")
         slot.work = None
         self.ray.kill(slot.actor, no_restart=True)  # done: free its CPUs (and GPUs) for the rest
 
@@ -270,12 +264,12 @@ class Driver:
         """Ctrl-C or SIGTERM on this command: ask every actor to stop; a second time, kill them."""
         alive = [slot for slot in self.slots if slot.work is not None]
         if not at_once:
-            self.log("stopping the Ray workers; the trials in progress are recorded as interrupted and re-queued "
+            LOG.info("stopping the Ray workers; the trials in progress are recorded as interrupted and re-queued "
                      "(signal again to stop at once)")
             for slot in alive:
                 slot.actor.stop.remote()
             return
-        self.log("stopping the Ray workers at once; their trials go back to the queue by heartbeat")
+        LOG.info("stopping the Ray workers at once; their trials go back to the queue by heartbeat")
         for slot in alive:
             self.ray.kill(slot.actor, no_restart=True)
 
@@ -298,10 +292,9 @@ def _reason(exc: BaseException) -> str:
     return lines[-1] if lines else type(exc).__name__
 
 
-def run_on_ray(cluster: RayCluster, spec: Any, queue: TrialQueue, options: WorkerOptions, limit: int,
-               log: Callable[[str], None]) -> bool:
+def run_on_ray(cluster: RayCluster, spec: Any, queue: TrialQueue, options: WorkerOptions, limit: int) -> bool:
     """Train with Ray actors (the plan's number, or as many as fit, at most `limit`); True if interrupted.
     Each actor reads the spec and builds its trial source itself, as `study worker` does."""
-    driver = Driver(cluster, spec, queue, options, log)
+    driver = Driver(cluster, spec, queue, options)
     driver.start(cluster.worker_count(limit))
     return driver.run()

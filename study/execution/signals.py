@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
-from collections.abc import Callable
 from typing import Any
 
 from study.core.errors import Interrupted
 
-
-def say(line: str) -> None:
-    """Print a progress line at once: workers share one terminal or log file with others."""
-    print(line, flush=True)
+LOG = logging.getLogger(__name__)
 
 
 class StopFlag:
     """SIGINT/SIGTERM as a request: the first sets the flag, a second one raises at once."""
 
-    def __init__(self, log: Callable[[str], None] = say) -> None:
+    def __init__(self, prefix: str = "") -> None:
         self.event = threading.Event()
-        self.log = log
+        self.prefix = prefix  # the worker's label ("[w1] "), where several share a terminal
         self._previous: dict[int, Any] = {}
 
     def install(self) -> StopFlag:
@@ -43,7 +40,7 @@ class StopFlag:
         if self.event.is_set():
             raise Interrupted()
         self.event.set()
-        self.log(f"{signal.Signals(signum).name}: stopping; the trials in progress are recorded as interrupted "
+        LOG.info(f"{self.prefix}{signal.Signals(signum).name}: stopping; the trials in progress are recorded as interrupted "
                  "and re-queued (signal again to stop at once)")
 
 

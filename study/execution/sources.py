@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from study.data.arrays import DatasetArrays
 from study.data.splits import SplitCache
-from study.execution.signals import StopFlag, say
+from study.execution.signals import StopFlag
 from study.execution.worker_spec import WorkerSpec
 from study.queue.ledger import TrialLedger
 from study.queue.protocol import Queue
@@ -25,10 +25,9 @@ from study.training.executors.base import ExecutionSettings, Executor
 
 @dataclass(frozen=True)
 class WorkerOptions(WorkerSpec):
-    """A worker's spec (study.execution.worker_spec) plus what stays in its process: where its lines go,
-    the data its caller already loaded."""
+    """A worker's spec (study.execution.worker_spec) plus what stays in its process: the data its caller
+    already loaded."""
 
-    log: Callable[[str], None] = say
     preloaded: dict[str, DatasetArrays] = field(default_factory=dict)  # datasets the caller already verified
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +15,7 @@ from study.core.text import format_duration, redact_url
 from study.data.arrays import DatasetArrays
 from study.data.splits import SplitCache
 from study.execution.bootstrap import bootstrap
-from study.execution.launch import start_workers, verify_data
+from study.execution.launch import announce_data, start_workers, verify_data
 from study.execution.processes import threads_per_worker
 from study.execution.ray_cluster import RayCluster
 from study.execution.signals import raise_interrupted
@@ -36,6 +36,7 @@ from study.training.executors.registry import executor_for
 from study.tuning.optuna_setup import arm_configs, counted_trials, search_corners
 
 ARMS = ("base", "tuned")
+LOG = logging.getLogger(__name__)
 
 
 @dataclass
@@ -58,7 +59,7 @@ class TuneSummary:
 
 
 def run_tuning(spec: TuneSpec, queue: TrialQueue, tracking_uri: str | None = None, data_dir: str | None = None,
-               retrain: bool = True, log: Callable[[str], None] = print, *, workers: int = 1,
+               retrain: bool = True, *, workers: int = 1,
                threads: int | None = None, data: dict[str, DatasetArrays] | None = None,
                ray: RayCluster | None = None) -> TuneSummary:
     """Run the study up to `n_trials` counted trials in total with `workers` workers, then retrain base vs
@@ -68,16 +69,18 @@ def run_tuning(spec: TuneSpec, queue: TrialQueue, tracking_uri: str | None = Non
     remaining = max(0, spec.n_trials - done)
     workers = max(1, min(workers, remaining or 1))
     threads = threads if threads is not None or ray is not None else threads_per_worker(workers)
-    data = data or verify_data([spec.base.dataset], data_dir, log)
+    if data is None:
+        data = verify_data([spec.base.dataset], data_dir)
+        announce_data(data)
     own = threads if workers == 1 and ray is None else None  # this process retrains the arms, with N workers too
     uri = bootstrap(WorkerSpec(spec=spec.source, tracking_uri=tracking_uri, threads=own), spec, search_corners(spec),
-                    log=log)
+                    announce=True)
     exp_id = experiment_id(spec.name, uri)
     reaped = reap_dead_local_runs(exp_id)
     if reaped:
-        log(f"marked {reaped} run(s) left RUNNING by a dead process as interrupted")
+        LOG.info(f"marked {reaped} run(s) left RUNNING by a dead process as interrupted")
     summary = TuneSummary(study=spec.name, n_trials=spec.n_trials, done_before=done)
-    log(f"tune {spec.name}: {done} of {spec.n_trials} trials done, {remaining} to run "
+    LOG.info(f"tune {spec.name}: {done} of {spec.n_trials} trials done, {remaining} to run "
         f"(sampler {spec.sampler.name}, pruner {spec.pruner.name}, {spec.metric}; Optuna {redact_url(queue.url)}, "
         f"MLflow {redact_url(uri)})")
     source_of_data = data[spec.base.dataset].source
@@ -92,16 +95,16 @@ def run_tuning(spec: TuneSpec, queue: TrialQueue, tracking_uri: str | None = Non
             log_json(spec.raw, "spec.json")
             log_study_data(run.info.run_id, SplitCache(data_dir, data), data_configs(spec))
             if remaining:
-                options = WorkerOptions(data_dir=data_dir, threads=threads, tracking_uri=uri, log=log,
+                options = WorkerOptions(data_dir=data_dir, threads=threads, tracking_uri=uri,
                                         preloaded=data if workers == 1 and ray is None else {})
                 count = workers if ray is None else remaining  # Ray: the cluster's plan decides, up to remaining
-                interrupted = start_workers(spec, queue, TuneSource(spec), options, count, {}, log, ray=ray)
+                interrupted = start_workers(spec, queue, TuneSource(spec), options, count, {}, ray=ray)
                 summary.counts = invocation_counts(queue, first_new)
                 if interrupted:
                     raise Interrupted()
             _record_best(queue, summary)
             if retrain:
-                summary.retrain_counts = retrain_arms(spec, queue, exp_id, SplitCache(data_dir, data), log)
+                summary.retrain_counts = retrain_arms(spec, queue, exp_id, SplitCache(data_dir, data))
             log_metrics({f"trials_{k.lower()}": float(v) for k, v in summary.counts.items()})
             log_metrics({"trials_done": float(counted_trials(queue))})
             if summary.best_value is not None:
@@ -118,8 +121,7 @@ def _record_best(queue: TrialQueue, summary: TuneSummary) -> None:
         summary.best_value, summary.best_params, summary.best_number = best.value, dict(best.params), best.number
 
 
-def retrain_arms(spec: TuneSpec, queue: TrialQueue, exp_id: str, splits: SplitCache,
-                 log: Callable[[str], None]) -> dict[str, int]:
+def retrain_arms(spec: TuneSpec, queue: TrialQueue, exp_id: str, splits: SplitCache) -> dict[str, int]:
     """Train the untuned base and the best tuned config with every retrain seed (paired by seed).
 
     These are ordinary ablation-style trials (role `trial`, tag `level.arm`), so they
@@ -128,7 +130,7 @@ def retrain_arms(spec: TuneSpec, queue: TrialQueue, exp_id: str, splits: SplitCa
     """
     arms = arm_configs(spec, queue)
     if arms is None:
-        log("retrain: no completed trial yet, nothing to compare")
+        LOG.info("retrain: no completed trial yet, nothing to compare")
         return {}
     done = done_keys(exp_id)
     trials: list[Trial] = []
@@ -137,13 +139,13 @@ def retrain_arms(spec: TuneSpec, queue: TrialQueue, exp_id: str, splits: SplitCa
             trial = Trial(arms[arm].replace(seed=seed), {"arm": arm})
             if trial.key not in done and trial.key not in {t.key for t in trials}:
                 trials.append(trial)
-    log(f"retrain: base vs tuned with seeds {list(spec.retrain_seeds)}: {len(trials)} trial(s) to run")
+    LOG.info(f"retrain: base vs tuned with seeds {list(spec.retrain_seeds)}: {len(trials)} trial(s) to run")
     settings = ExecutionSettings(steps_per_execution=spec.steps_per_execution)
     counts: dict[str, int] = {}
     for i, trial in enumerate(trials, start=1):
         outcome, = run_tracked([trial], spec.name, exp_id, splits, settings, executor_for(trial.config.executor))
         counts[outcome.status] = counts.get(outcome.status, 0) + 1
         acc = f"{outcome.val_accuracy:.4f}" if outcome.val_accuracy is not None else "n/a"
-        log(f"[retrain {i}/{len(trials)}] {trial.levels['arm']:<5} seed={trial.config.seed} | {outcome.status:<9} "
+        LOG.info(f"[retrain {i}/{len(trials)}] {trial.levels['arm']:<5} seed={trial.config.seed} | {outcome.status:<9} "
             f"val_acc {acc} | {format_duration(outcome.seconds)}")
     return counts

@@ -16,10 +16,10 @@ progress go back to the queue if the queue can still be written, else by their h
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import socket
 import time
-from collections.abc import Callable
 from contextlib import ExitStack, suppress
 
 from study.core.errors import StoreFault
@@ -41,6 +41,8 @@ from study.tracking.store import experiment_id
 from study.training.executors.base import ExecutionSettings, Executor
 from study.training.executors.registry import EXECUTORS, executor_for
 
+LOG = logging.getLogger(__name__)
+
 
 def run_worker(spec, queue: Queue, source: TrialSource, options: WorkerOptions,
                stop: StopFlag | None = None) -> WorkerSummary:
@@ -48,19 +50,18 @@ def run_worker(spec, queue: Queue, source: TrialSource, options: WorkerOptions,
 
     `spec` is a StudySpec or a TuneSpec: its name, base config (backend), raw text and steps.
     """
-    log = options.log
     prefix = f"[{options.label}] " if options.label else ""
     summary = WorkerSummary()
     uri = bootstrap(options, spec, [spec.base])  # before asking whether work is left: the confirm stage reads MLflow
     if source.done(queue):
-        log(prefix + source.idle_message(queue))
+        LOG.info(prefix + source.idle_message(queue))
         return summary
     own_stop = stop is None
-    stop = stop or StopFlag(log).install()
+    stop = stop or StopFlag(prefix).install()
     started = time.perf_counter()
     try:
         with ExitStack() as stack:
-            ctx = _load(spec, queue, source, options, uri, stop, stack, log, prefix)
+            ctx = _load(spec, queue, source, options, uri, stop, stack, prefix)
             if stop.is_set():  # asked to stop while loading: nothing taken, nothing to give back
                 summary.interrupted = True
                 return summary
@@ -68,7 +69,7 @@ def run_worker(spec, queue: Queue, source: TrialSource, options: WorkerOptions,
                                   last_seen=time.time())
             beacon = stack.enter_context(Beacon(queue, record, on_fault=lambda fault: stop.event.set()))
             size = options.group_size or EXECUTORS[spec.base.executor].lease_size
-            _loop(source, ctx, beacon, summary, log, prefix, size)
+            _loop(source, ctx, beacon, summary, prefix, size)
             if beacon.fault is not None:  # the heartbeat met it: the loop stopped at the next batch
                 raise beacon.fault
             if summary.interrupted:
@@ -83,7 +84,7 @@ def run_worker(spec, queue: Queue, source: TrialSource, options: WorkerOptions,
 
 
 def _load(spec, queue: Queue, source: TrialSource, options: WorkerOptions, uri: str, stop: StopFlag,
-          stack: ExitStack, log: Callable[[str], None], prefix: str) -> TrainingContext:
+          stack: ExitStack, prefix: str) -> TrainingContext:
     exp_id = experiment_id(spec.name, uri)
     splits = SplitCache(options.data_dir, preloaded=options.preloaded)
     data = splits.dataset(spec.base.dataset)  # the base's dataset now: a bad one fails before any trial is taken
@@ -96,7 +97,7 @@ def _load(spec, queue: Queue, source: TrialSource, options: WorkerOptions, uri: 
     gc.collect()
     gc.freeze()
     name = worker_id()
-    log(f"{prefix}worker {name} joined study {spec.name} (threads {options.threads or 'default'}; "
+    LOG.info(f"{prefix}worker {name} joined study {spec.name} (threads {options.threads or 'default'}; "
         f"data: {data.source})")
     opened: list[bool] = []
     executors: dict[str, Executor] = {}
@@ -121,7 +122,7 @@ def _load(spec, queue: Queue, source: TrialSource, options: WorkerOptions, uri: 
 
 
 def _loop(source: TrialSource, ctx: TrainingContext, beacon: Beacon, summary: WorkerSummary,
-          log: Callable[[str], None], prefix: str, group_size: int) -> None:
+          prefix: str, group_size: int) -> None:
     queue, stop = ctx.queue, ctx.stop
     while not stop.is_set():
         queue.fail_stale()
@@ -142,7 +143,7 @@ def _loop(source: TrialSource, ctx: TrainingContext, beacon: Beacon, summary: Wo
                     if queue.fail(lease, interrupted, requeue=True):
                         summary.counts["interrupted"] = summary.counts.get("interrupted", 0) + 1
                 summary.interrupted = True
-                log(f"{prefix}trial(s) {', '.join(str(lease.number) for lease in leases)} interrupted and re-queued")
+                LOG.info(f"{prefix}trial(s) {', '.join(str(lease.number) for lease in leases)} interrupted and re-queued")
                 return
             except BaseException:
                 for lease in leases:
@@ -153,7 +154,7 @@ def _loop(source: TrialSource, ctx: TrainingContext, beacon: Beacon, summary: Wo
             summary.counts[verdict.outcome] = summary.counts.get(verdict.outcome, 0) + 1
         beacon.update(done=beacon.record.done + len(leases))
         for line in source.describe(queue, list(zip(leases, verdicts))):
-            log(prefix + line)
+            LOG.info(prefix + line)
     # Stopped between trials (the signal came after the last batch of a group, or while idle):
     # nothing is half-done, but unless the study happens to be finished the command must say interrupted.
     summary.interrupted = not source.done(queue)

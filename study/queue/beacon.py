@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -12,6 +13,8 @@ from typing import Any
 from study.core.errors import StoreFault
 from study.queue.protocol import Queue
 from study.queue.records import Lease, WorkerRecord
+
+LOG = logging.getLogger(__name__)
 
 
 class Beacon:
@@ -82,7 +85,7 @@ class Beacon:
         except StoreFault:
             raise
         except Exception as exc:  # noqa: BLE001 - a missed beat is survivable; say so and go on
-            print(f"warning: heartbeat of {record.worker} failed: {type(exc).__name__}: {exc}", flush=True)
+            LOG.warning("heartbeat of %s failed: %s: %s", record.worker, type(exc).__name__, exc)
 
     def _run(self) -> None:
         interval = self.queue.settings.heartbeat_interval_s

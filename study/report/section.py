@@ -2,14 +2,15 @@
 tables and figures under `ctx.out` and returns its markdown ("" when it has nothing to say).
 
 Adding a section to the study report is one class here or in study/report/sections/ and
-one entry in study.report.study_report.SECTIONS.
+one entry in study.report.study_report.SECTIONS; to a tuning report, one entry in
+study.report.tune_report.SECTIONS (its sections read a TuneContext).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import pandas as pd
 
@@ -17,7 +18,9 @@ from study.analysis.study_analysis import Analysis
 from study.config import lesson_setup
 from study.spec.designs import Trial
 from study.spec.study_spec import StudySpec
+from study.spec.tune_spec import TuneSpec
 from study.tracking.reading import InvocationRun
+from study.tuning.search import Search
 
 
 @dataclass
@@ -46,7 +49,31 @@ class ReportContext:
         return self.out / "figures" / f"{name}.png"
 
 
-class Section(Protocol):
-    """One part of a report."""
+@dataclass
+class TuneContext:
+    """Everything a tuning report's sections read: the spec, Optuna's trials (study.tuning.search) and their
+    per-epoch values; the retrained arms are read from MLflow by the section that shows them."""
 
-    def render(self, ctx: ReportContext) -> str: ...
+    spec: TuneSpec
+    out: Path
+    storage_url: str  # the Optuna storage, as the report names it (password redacted by the section)
+    search: Search | None  # None before the Optuna study exists
+    trials: pd.DataFrame  # one row per Optuna trial (Search.trials_table)
+    curves: pd.DataFrame  # the values each trial reported per epoch (Search.intermediate_values)
+
+    @property
+    def has_results(self) -> bool:
+        """At least one trial completed: the sections about results have something to show."""
+        return not self.trials.empty and bool((self.trials["state"] == "COMPLETE").any())
+
+    def table_path(self, name: str) -> Path:
+        return self.out / "tables" / f"{name}.csv"
+
+
+Context = TypeVar("Context", contravariant=True)
+
+
+class Section(Protocol[Context]):
+    """One part of a report (of a study: a ReportContext; of a tuning study: a TuneContext)."""
+
+    def render(self, ctx: Context) -> str: ...

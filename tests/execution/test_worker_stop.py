@@ -42,11 +42,11 @@ class StopAfterFirstTrial(GridSource):
 def test_a_stop_between_trials_reports_interrupted_and_leaves_the_rest_queued(tmp_path, data_dir):
     spec = load_spec(write_spec(tmp_path / "two.yaml", TWO_TRIALS))
     queue = TrialQueue.open(f"sqlite:///{tmp_path / 'optuna.db'}", spec.name)
-    stop = StopFlag(lambda line: None)  # not installed: the test sets it, no signal handler is touched
+    stop = StopFlag()  # not installed: the test sets it, no signal handler is touched
     source = StopAfterFirstTrial(spec, stop)
     assert source.enqueue(queue) == 2
     options = WorkerOptions(data_dir=str(data_dir), tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
-                            group_size=1, log=lambda line: None)
+                            group_size=1)
     summary = run_worker(spec, queue, source, options, stop=stop)
     assert summary.counts == {"completed": 1}
     assert summary.interrupted, "a study left half-trained must not end as if it were done"

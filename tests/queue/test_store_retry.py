@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import errno
+import logging
 import socket
 import sqlite3
 import threading
@@ -80,19 +81,21 @@ def test_a_guarded_call_raises_a_full_disk_at_once_and_lets_other_errors_through
         guard.call(lambda: {}["missing"])
 
 
-def test_a_queue_call_waits_out_a_postgresql_restart_then_gives_up_past_the_budget(own_postgres, capsys):
+def test_a_queue_call_waits_out_a_postgresql_restart_then_gives_up_past_the_budget(own_postgres, caplog):
     from tests.postgres import create_database
 
     url = create_database(own_postgres.url, "optuna")
     queue = TrialQueue.open(url, "restart")
     queue.enqueue([QueueItem("k1", {"seed": 1})])
+    caplog.set_level(logging.INFO, logger="study")
     own_postgres.halt()
     threading.Timer(3, own_postgres.start).start()
     started = time.monotonic()
     assert [t.user_attrs["trial_key"] for t in queue.trials()] == ["k1"]
     assert time.monotonic() - started >= 3
-    out = capsys.readouterr().out
-    assert "warning: queue postgresql://postgres@" in out and "is unreachable" in out and "reachable again" in out
+    said = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "study.core.store_faults"]
+    assert said[0][0] == "WARNING" and said[0][1].startswith("queue postgresql://postgres@"), said
+    assert "is unreachable" in said[0][1] and "reachable again" in said[-1][1], said
     assert queue.storage.guard.recently_down(queue.settings.grace_period_s), "fail_stale waits for the beats"
 
     queue.storage.guard.budget_s = 2
