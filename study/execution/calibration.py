@@ -13,6 +13,11 @@ executor is measured on a group as wide as the spec's (up to 8) and its numbers 
 measured as two such processes at once with their threads split, so the machine's contention is in the
 numbers. The process's own start (imports, data) and a queue round trip are measured too.
 
+What a whole `study run` adds around its trials (its own start, creating the stores, starting the worker
+processes, the invocation run's totals at the end) is measured as it is: one real `study run` of one
+one-epoch trial per worker on fresh stores, less those trials' calibrated cost (`launch_s`, once per
+backend and worker count).
+
 Cached in `<project cache>/calibration.json` (STUDY_CACHE_DIR, else ./.cache) keyed by CPU model, core count,
 cost class, executor and threads; a different CPU or structure measures again.
 """
@@ -85,18 +90,67 @@ def calibrate(configs: list[TrialConfig], executor: str, workers: int, width: in
             store[key] = {**measured, "cpu": cpu_model(), "cores": os.cpu_count(), "executor": executor,
                           "workers": workers, "date": dt.datetime.now().isoformat(timespec="seconds"),
                           "load": round(load, 2)}
-        path = cache_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(store, indent=1, sort_keys=True))
+        _save(store)
     return {entry_key(c, executor, workers): store[entry_key(c, executor, workers)] for c in configs}
+
+
+def launch_key(backend: str, workers: int) -> str:
+    """Per backend and worker count, not per executor: process starts and stores, not training."""
+    return f"launch|{cpu_model()}|{os.cpu_count()}|{backend}|w{workers}"
+
+
+def cached_launch(backend: str, workers: int) -> float | None:
+    entry = load_cache().get(launch_key(backend, workers))
+    return None if entry is None else float(entry["launch_s"])
+
+
+def launch_cost(config: TrialConfig, executor: str, workers: int, data_dir: str | None, trial_s: float) -> float:
+    """Seconds a `study run` with `workers` workers spends around its trials (cached per CPU, backend, workers):
+    the wall time of a real run of one one-epoch trial of `config` per worker, less `trial_s` (what the
+    calibration says that trial costs, compile included)."""
+    store = load_cache()
+    key = launch_key(config.backend, workers)
+    if key not in store:
+        LOG.info(f"calibrating a whole `study run` with {workers} worker(s) (once per machine)")
+        base = {k: v for k, v in config.replace(executor=executor).as_dict().items()
+                if k not in ("seed", "epochs", "train_subset", "hparams") and v is not None}
+        with tempfile.TemporaryDirectory(prefix="calibration-launch-") as tmp:
+            spec = Path(tmp) / "launch.yaml"
+            spec.write_text(json.dumps({"name": "calibration_launch", "epochs": 1, "train_subset": SMALL,
+                                        "seeds": list(range(workers)), "base": base}))
+            command = [sys.executable, "-m", "study", "run", str(spec), "--workers", str(workers), "--no-report",
+                       "--tracking-uri", f"sqlite:///{Path(tmp) / 'mlflow.db'}",
+                       "--storage", f"sqlite:///{Path(tmp) / 'optuna.db'}",
+                       *(["--data-dir", data_dir] if data_dir else [])]
+            tick = time.perf_counter()
+            done = subprocess.run(command, cwd=tmp, capture_output=True, text=True, env=_env())
+            wall = time.perf_counter() - tick
+        if done.returncode != 0:
+            raise RuntimeError(f"calibration run failed: {(done.stderr.strip() or done.stdout.strip())[-300:]}")
+        store = load_cache()  # another process may have written meanwhile
+        store[key] = {"wall_s": wall, "trial_s": trial_s, "launch_s": max(wall - trial_s, 0.0), "cpu": cpu_model(),
+                      "cores": os.cpu_count(), "executor": executor, "workers": workers,
+                      "date": dt.datetime.now().isoformat(timespec="seconds"), "load": round(os.getloadavg()[0], 2)}
+        _save(store)
+    return float(store[key]["launch_s"])
+
+
+def _save(store: dict[str, Any]) -> None:
+    path = cache_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(store, indent=1, sort_keys=True))
+
+
+def _env() -> dict[str, str]:
+    """This checkout first on the path of the processes calibration starts."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[2]),
+                                                                      os.environ.get("PYTHONPATH")]))}
 
 
 def _measure_in_processes(request: dict[str, Any], workers: int) -> list[dict[str, Any]]:
     """`workers` measuring processes at once (their results averaged): the contention of a real run."""
     command = [sys.executable, "-m", "study.execution.calibration", json.dumps(request)]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[2]),
-                                                                     os.environ.get("PYTHONPATH")]))}
-    procs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    procs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
              for _ in range(max(1, workers))]
     outputs = []
     for proc in procs:

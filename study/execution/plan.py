@@ -4,25 +4,29 @@ the tracking store, the difference each main effect can detect at the spec's see
 
 The prediction is a sum over the trials of the calibrated cost of each trial's class,
 
-    wall = start-up + compile per class + sum_trials (overhead + queue + epochs (per_epoch + per_example n)) / W
+    wall = launch + compile per class + sum_trials (overhead + queue + epochs (per_epoch + per_example n)) / W
 
 with W workers measured under their own contention (each worker count is calibrated with that many processes at
-once). An adaptive spec gives a range: its start seeds (every config) up to max_seeds (every config).
+once); launch is what a whole `study run` adds around its trials (its start, the stores, the worker processes'
+start), measured by one real run (study.execution.calibration.launch_cost). An adaptive spec gives a range: its start seeds (every config) up to max_seeds (every config).
 """
 
 from __future__ import annotations
 
-
-import numpy as np
+import logging
 import os
 from collections import Counter
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from study.config import FACTORS, TrialConfig
 from study.core.text import format_duration
-from study.execution.calibration import cached, calibrate, cost_class, entry_key
+from study.execution.calibration import SMALL, cached, cached_launch, calibrate, cost_class, entry_key, launch_cost
 from study.spec.designs import Trial
 from study.spec.study_spec import StudySpec
+
+LOG = logging.getLogger(__name__)
 
 
 @dataclass
@@ -91,7 +95,8 @@ def _group_width(trials: list[Trial]) -> int:
 
 
 def predict_seconds(trials: list[Trial], entries: dict[str, dict], executor: str, workers: int,
-                    data: dict, memo: dict) -> float:
+                    data: dict, memo: dict, launch_s: float | None = None) -> float:
+    """The formula of the module docstring; without a measured `launch_s`, a worker's own start stands in."""
     total = 0.0
     for t in trials:
         e = entries[entry_key(t.config, executor, workers)]
@@ -100,7 +105,22 @@ def predict_seconds(trials: list[Trial], entries: dict[str, dict], executor: str
     some = next(iter(entries.values()))
     compile_s = sum(entries[entry_key(t.config, executor, workers)]["compile_s"]
                     for t in {cost_class(t.config): t for t in trials}.values())
-    return some["startup_s"] + compile_s + total / max(workers, 1)
+    return (some["startup_s"] if launch_s is None else launch_s) + compile_s + total / max(workers, 1)
+
+
+def _launch(configs: list[TrialConfig], entries: dict[str, dict], executor: str, workers: int,
+            data_dir: str | None, measure: bool) -> float | None:
+    """The launch cost from the cache, or (with `measure`) from one real run of the first cost class."""
+    if not measure:
+        return cached_launch(configs[0].backend, workers)
+    first = configs[0]
+    e = entries[entry_key(first, executor, workers)]
+    trial_s = e["compile_s"] + e["overhead_s"] + e["queue_s"] + e["per_epoch_s"] + e["per_example_s"] * SMALL
+    try:
+        return launch_cost(first, executor, workers, data_dir, trial_s)
+    except RuntimeError as exc:
+        LOG.warning(f"{exc}; the prediction uses a worker's start instead")
+        return None
 
 
 def make_plan(spec: StudySpec, data: dict, data_dir: str | None = None, measure: bool = True,
@@ -126,9 +146,10 @@ def make_plan(spec: StudySpec, data: dict, data_dir: str | None = None, measure:
             retarget = [Trial(t.config.replace(executor=executor), t.levels) for t in every]
             first = [Trial(t.config.replace(executor=executor), t.levels) for t in start]
             some = next(iter(entries.values()))
+            launch = _launch(configs, entries, executor, count, data_dir, measure)
             plan.predictions.append(Prediction(
-                executor, count, predict_seconds(retarget, entries, executor, count, data, memo),
-                predict_seconds(first, entries, executor, count, data, memo),
+                executor, count, predict_seconds(retarget, entries, executor, count, data, memo, launch),
+                predict_seconds(first, entries, executor, count, data, memo, launch),
                 f"{some['date'][:10]}, {some['cpu']} ({some['cores']} cores, load {some['load']})"))
     return plan
 

@@ -53,6 +53,9 @@ def test_plan_calibrates_once_and_run_prints_the_prediction_first(tmp_path, data
     cache = json.loads((tmp_path / "cache" / "calibration.json").read_text())
     entry = next(iter(cache.values()))
     assert entry["cpu"] and entry["date"] and entry["per_example_s"] >= 0
+    assert "calibrating a whole `study run` with 1 worker(s)" in first.stdout
+    launch = cache[next(k for k in cache if k.startswith("launch|"))]
+    assert launch["wall_s"] > launch["launch_s"] > 0, launch  # a real run's wall time, less its one trial
     assert not (tmp_path / "mlflow.db").exists(), "planning creates no store"
 
     again = run_cli("plan", str(spec), "--data-dir", str(data_dir), "--workers", "1", cwd=tmp_path, env=env)
