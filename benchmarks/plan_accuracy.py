@@ -93,7 +93,9 @@ def main() -> int:
     stem.with_suffix(".json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     lines = [f"# study plan: predicted vs measured wall time ({report['date'][:10]}, {report['machine']['host']})", "",
              f"{report['machine']['cpu']}, {report['machine']['cores']} cores (shared: the load is beside each row); "
-             f"keras executor, TensorFlow, {args.workers} workers; measured: the whole `study run` process.", "",
+             f"keras executor, TensorFlow, {args.workers} workers; measured: the whole `study run` process. "
+             "Predicted: the launch cost of one real run (its start, the stores, the workers' start) plus each "
+             "trial's calibrated cost over the workers (study.execution.plan).", "",
              "| spec | trials | epochs | training images | predicted | measured | predicted / measured | load |",
              "|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['spec']} | {r['trials']} | {r['epochs']} | {r['train_subset']} | {r['predicted_s']} s | "

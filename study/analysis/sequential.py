@@ -17,8 +17,15 @@ Targets (study.analysis.adaptive_targets builds them from a spec):
   so two or three seeds are enough to drop a clearly worse config.
 A target is decided when its repeated confidence interval (study.analysis.stats.repeated) lies beyond the margin
 on one side (`higher`, `lower`; `out`) or inside it (`equivalent`; `in`), open otherwise. Decisions are final.
-The next round re-runs, with one more seed, every config whose results enter an open target; the study stops
-when no target is open or max_seeds is reached.
+From half of max_seeds on, an open target whose predictive power is below FUTILITY stops asking for seeds
+(Spiegelhalter, Freedman & Blackburn 1986): the probability, given the results so far (a flat prior on the
+effect, its per-seed SD as estimated), that its interval at max_seeds decides it. Not before half: with two or
+three seeds the estimate and its SD are too rough to give up on. A target near the margin (an effect of about
+0.5 pp with a margin of 0.5 pp) stays open whatever the seeds; a futile target stays open, and the rule is
+non-binding (it only withholds seeds: every decision is still read off the repeated intervals, so their coverage
+is unchanged; a futile target whose configs run anyway for another target is looked at again). The next round
+re-runs, with one more seed, every config whose results enter an open target that is not futile; the study
+stops when no such target is left or max_seeds is reached.
 
 `replay` is a pure function of the results, so the worker that closes a round and the report that explains it
 reach the same rounds and the same decisions from the same trials.
@@ -31,11 +38,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from scipy import stats
+
 from study.analysis.stats.repeated import critical_value, nominal_levels, variance_prior
 
 HIGHER, LOWER, EQUIVALENT, IN, OUT, OPEN = "higher", "lower", "equivalent", "in", "out", "open"
 TOP_GROUP = "top group"
 PRIMARY = "final_val_accuracy"
+FUTILITY = 0.10  # predictive power below which an open target asks for no more seeds
+FUTILITY_FROM = 0.5  # ... from this fraction of max_seeds on
 
 
 @dataclass(frozen=True)
@@ -102,6 +113,11 @@ class Decision:
     low: float = math.nan
     high: float = math.nan
     configs: frozenset[int] = field(default_factory=frozenset)
+    power: float = 1.0  # predictive power at max_seeds (an open target); below FUTILITY it asks for no seeds
+
+    @property
+    def futile(self) -> bool:
+        return self.decision == OPEN and self.power < FUTILITY
 
 
 @dataclass
@@ -146,6 +162,46 @@ def interval_decision(low: float, high: float, margin: float) -> str:
     return OPEN
 
 
+def _final(sd: float, n: int, design: SequentialDesign, level: float, df_gain: float) -> tuple[float, float]:
+    """(half-width of the interval at max_seeds, SD of the final mean's predictive law) for a per-seed SD `sd`
+    seen on `n` seeds: the final mean, given the mean so far (flat prior), is normal around it with variance
+    sd^2 (N - n) / (N n); the final half-width is t(level, N - 1 + df_gain) sd / sqrt(N)."""
+    total = design.max_seeds
+    return (critical_value(level, total - 1 + df_gain) * sd / math.sqrt(total),
+            sd * math.sqrt((total - n) / (total * n)))
+
+
+def _too_early(estimate: float, sd: float, n: int, design: SequentialDesign) -> bool:
+    return (n >= design.max_seeds or n < FUTILITY_FROM * design.max_seeds
+            or not (math.isfinite(estimate) and math.isfinite(sd)) or sd <= 0)
+
+
+def conditional_power(estimate: float, sd: float, n: int, design: SequentialDesign, level: float,
+                      df_gain: float = 0.0) -> float:
+    """P(the interval at max_seeds decides) for a contrast seen at `estimate` with per-seed SD `sd` on `n`
+    seeds (see `_final`); 1 before half of max_seeds. `level`: the final look's nominal level for this
+    target; `df_gain`: extra degrees of freedom (a moderated variance's prior)."""
+    if _too_early(estimate, sd, n, design):
+        return 1.0
+    half, spread = _final(sd, n, design, level, df_gain)
+    margin = design.margin
+    cdf = lambda x: float(stats.norm.cdf((x - estimate) / spread))  # noqa: E731
+    inside = max(0.0, cdf(margin - half) - cdf(-margin + half)) if margin > half else 0.0
+    return (1.0 - cdf(margin + half)) + cdf(-margin - half) + inside
+
+
+def pair_powers(estimate: float, sd: float, n: int, design: SequentialDesign, level: float,
+                df_gain: float) -> tuple[float, float]:
+    """For a rival's lead over a config (per-seed SD `sd`), as in `conditional_power`: P(at max_seeds its
+    interval lies above the margin: the config is out), P(it lies below the margin: this rival keeps it
+    from nothing)."""
+    if _too_early(estimate, sd, n, design):
+        return 1.0, 1.0
+    half, spread = _final(sd, n, design, level, df_gain)
+    return (float(stats.norm.sf((design.margin + half - estimate) / spread)),
+            float(stats.norm.cdf((design.margin - half - estimate) / spread)))
+
+
 def contrast_interval(x: np.ndarray, level: float) -> tuple[float, float, float]:
     """Mean of the per-seed values and its interval at nominal `level` (Student t over the seeds)."""
     n = x.size
@@ -171,7 +227,7 @@ def replay(grid: Grid, contrasts: list[Contrast], design: SequentialDesign, top_
     configs = len(grid.labels)
     have = np.zeros(configs, dtype=int)  # seeds per config at the current look
     decisions: dict[str, Decision] = {}
-    bounds = np.full((design.max_seeds + 1, 3, configs, configs), np.nan)  # see _top_group
+    bounds = np.full((design.max_seeds + 1, 4, configs, configs), np.nan)  # see _top_group
     rounds: list[Round] = []
     running = frozenset(range(configs))
     looks = design.looks[-1:] if fixed else design.looks
@@ -189,13 +245,17 @@ def replay(grid: Grid, contrasts: list[Contrast], design: SequentialDesign, top_
             if (have[support] < n).any():
                 continue
             x = sum(w * grid.values[contrast.metric][c, :n] for c, w in contrast.weights)
-            estimate, low, high = contrast_interval(np.asarray(x, dtype=float), level)
+            x = np.asarray(x, dtype=float)
+            estimate, low, high = contrast_interval(x, level)
+            power = 1.0 if fixed or n < 2 else conditional_power(
+                estimate, float(x.std(ddof=1)), n, design, design.level(design.max_seeds))
             decisions[contrast.name] = Decision(contrast.name, contrast.kind,
                                                 interval_decision(low, high, design.margin), n, index,
-                                                len(support) * n, estimate, low, high, contrast.configs)
+                                                len(support) * n, estimate, low, high, contrast.configs, power)
         if top_group and configs > 1:
             _top_group(grid, have, n, index, design, decisions, bounds, fixed)
-        open_configs = frozenset().union(*(d.configs for d in decisions.values() if d.decision == OPEN))
+        open_configs = frozenset().union(*(d.configs for d in decisions.values()
+                                           if d.decision == OPEN and not d.futile))
         rounds.append(Round(index, n, running, trials, len(decisions) - _open(decisions), _open(decisions)))
         if not open_configs or n == design.max_seeds:
             break
@@ -219,8 +279,10 @@ def _top_group(grid: Grid, have: np.ndarray, n: int, index: int, design: Sequent
     misses (at most alpha / 2), wrongly `in` only if its pair with the truly best config misses or that
     config was wrongly dropped as `out` (at most alpha / 2 more), so each decision errs with probability at
     most alpha. Configs that are out (by a rival, or because a seed did not learn) are no rivals any more.
-    `bounds[seeds, (diff, low, high), j, i]` keeps every look's pair intervals: a rival that stopped earlier
-    is compared at the last look both ran."""
+    `bounds[seeds, (diff, low, high, sd), j, i]` keeps every look's pair intervals: a rival that stopped
+    earlier is compared at the last look both ran. An open config's conditional power (see `pair_powers`) is
+    that of its likeliest way out (some rival ahead by more than the margin) plus that of its way in (every
+    blocker behind by less), the latter bounded by its weakest pair."""
     k = len(grid.labels)
     level = design.alpha / (2 * (k - 1))
     level = level if fixed else design.level(n, level)
@@ -239,6 +301,9 @@ def _top_group(grid: Grid, have: np.ndarray, n: int, index: int, design: Sequent
     diff = mean[:, None] - mean[None, :]
     grid_ix = np.ix_(ran, ran)
     bounds[n, 0][grid_ix], bounds[n, 1][grid_ix], bounds[n, 2][grid_ix] = diff, diff - half, diff + half
+    bounds[n, 3][grid_ix] = np.sqrt(np.maximum(post, 0.0))
+    final_level = design.level(design.max_seeds, design.alpha / (2 * (k - 1)))
+    df_gain = float(np.max(df)) - (n - 1)  # the moderated variance's prior degrees of freedom
     names = [top_group_name(label) for label in grid.labels]
     out = np.array([decisions[name].decision == OUT if name in decisions else False for name in names])
     everyone = np.arange(k)
@@ -246,9 +311,10 @@ def _top_group(grid: Grid, have: np.ndarray, n: int, index: int, design: Sequent
         if names[i] in decisions and decisions[names[i]].decision != OPEN:
             continue
         rivals = everyone != i
-        estimate, low, high = bounds[have, :, everyone, i].T  # each rival at the last look both ran
+        estimate, low, high, sd = bounds[have, :, everyone, i].T  # each rival at the last look both ran
         alive = rivals & ~out
         blockers: set[int] = set()
+        power = 1.0
         if not bool(grid.learned[i, :n].all()) or (low[rivals] > design.margin).any():
             decision = OUT
         elif (high[alive] < design.margin).all():
@@ -256,7 +322,14 @@ def _top_group(grid: Grid, have: np.ndarray, n: int, index: int, design: Sequent
         else:
             decision = OPEN
             blockers = {int(j) for j in np.flatnonzero(alive & ~(high < design.margin))}
+            if not fixed:
+                ways = [pair_powers(float(estimate[j]), float(sd[j]), n, design, final_level, df_gain)
+                        for j in np.flatnonzero(alive)]
+                ahead = max(w[0] for w in ways)
+                behind = min(pair_powers(float(estimate[j]), float(sd[j]), n, design, final_level, df_gain)[1]
+                             for j in blockers)
+                power = min(1.0, ahead + behind)
         out[i] = decision == OUT
         best = int(np.nanargmax(np.where(rivals, estimate, -np.inf)))
         decisions[names[i]] = Decision(names[i], TOP_GROUP, decision, n, index, n, -float(estimate[best]),
-                                       -float(high[best]), -float(low[best]), frozenset({int(i), *blockers}))
+                                       -float(high[best]), -float(low[best]), frozenset({int(i), *blockers}), power)

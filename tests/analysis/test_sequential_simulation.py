@@ -84,3 +84,32 @@ def test_wrong_decisions_stay_below_alpha_and_the_design_saves_trials(spending):
     worst = max(counts["per_target"].values()) / STUDIES
     assert worst <= design.alpha + 3 * (design.alpha * (1 - design.alpha) / STUDIES) ** 0.5, counts["per_target"]
     assert counts["trials"] < 0.85 * counts["fixed_trials"], counts  # fewer trials than the fixed design
+
+
+def test_a_target_at_the_margin_is_futile_from_halfway_and_stops_asking_for_seeds(monkeypatch):
+    from study.analysis import sequential
+
+    levels = {"a": ["a0", "a1"], "b": ["b0", "b1"]}
+    labels = config_labels(levels)
+    design = SequentialDesign(start_seeds=2, max_seeds=10, margin=0.005)
+    means = np.array([BASE + (design.margin if label[0] == "a1" else 0.0) for label in labels])
+    contrasts = [c for c in main_effects(labels, levels) if c.name.startswith("a:")]
+    rng = np.random.default_rng(1)
+    grids = [Grid(labels, {PRIMARY: v}, np.ones_like(v, dtype=bool))
+             for v in (simulate(rng, means, design.max_seeds) for _ in range(100))]
+
+    def spent() -> tuple[list[int], list[sequential.Decision]]:
+        results = [replay(grid, contrasts, design, top_group=False) for grid in grids]
+        return [sum(r.trials for r in result.rounds) for result in results], \
+            [result.decisions[contrasts[0].name] for result in results]
+
+    trials, decisions = spent()
+    futile = [d for d in decisions if d.futile]
+    assert len(futile) >= 50, [round(d.power, 3) for d in decisions]  # an effect at the margin: undecidable
+    assert all(d.seeds >= sequential.FUTILITY_FROM * design.max_seeds for d in futile)  # never before halfway
+    monkeypatch.setattr(sequential, "FUTILITY", 0.0)  # the rule off: every open target asks until max_seeds
+    trials_without, decisions_without = spent()
+    assert np.mean(trials) < 0.8 * np.mean(trials_without), (np.mean(trials), np.mean(trials_without))
+    changed = [(a.decision, b.decision) for a, b in zip(decisions, decisions_without)
+               if a.decision != OPEN and a.decision != b.decision]
+    assert not changed, changed  # stopping early never changes a decision it made
