@@ -22,6 +22,7 @@ from study.analysis.adaptive_targets import AdaptiveAnalysis, adaptive_analysis,
 from study.analysis.chance import failure_rule
 from study.analysis.levels import tidy_trials
 from study.analysis.runs import trials_frame
+from study.analysis.sequential import FUTILITY
 from study.analysis.stats.failures import FailureRule
 from study.core.status import DONE_STATUSES
 from study.core.store_lock import study_lock
@@ -130,7 +131,11 @@ class AdaptiveSource(GridSource):
             record = {"round": len(replay.rounds), "decided_by": worker_id(), "at": time.time(),
                       "open": len(replay.open_targets), "decided": len(replay.decisions) - len(replay.open_targets)}
             if replay.finished:
-                reason = "every target decided" if not replay.open_targets else "max_seeds reached"
+                last = replay.rounds[-1].seeds if replay.rounds else 0
+                reason = ("every target decided" if not replay.open_targets else "max_seeds reached"
+                          if last >= self.spec.adaptive.max_seeds else
+                          "every open target futile (predictive power at max_seeds under "
+                          f"{FUTILITY:.0%})")
                 self.finished = {**record, "rounds": len(replay.rounds), "reason": reason,
                                  "open_targets": replay.open_targets}
                 queue.storage.set_study_system_attr(queue.study_id, FINISHED_ATTR, self.finished)

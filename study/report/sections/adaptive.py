@@ -10,14 +10,14 @@ from __future__ import annotations
 import pandas as pd
 
 from study.analysis.adaptive_targets import AdaptiveAnalysis, adaptive_analysis
-from study.analysis.sequential import OPEN
+from study.analysis.sequential import FUTILITY, OPEN
 from study.report.figures.pyplot import plt, save
 from study.report.format import markdown_table
 from study.report.section import ReportContext
 
 ADAPTIVE_KEY = "adaptive"  # ReportContext.extra: the AdaptiveAnalysis
 
-METHOD = """- **Adaptive rounds.** The study ran in rounds: every config on the first `start_seeds` seeds, then, after
+METHOD = f"""- **Adaptive rounds.** The study ran in rounds: every config on the first `start_seeds` seeds, then, after
   each round, one more seed only for the configs whose results enter a target still open. Targets: every main
   effect and, in a lesson study, every lesson claim's accuracy contrast (per seed, the mean over blocks of level
   minus reference: the blocks are held fixed, the seeds are the independent draws, since one seed moves every
@@ -32,6 +32,11 @@ METHOD = """- **Adaptive rounds.** The study ran in rounds: every config on the 
   uses the seeds' normal scatter and the exact joint law of the looks (recursive integration), Student t at each
   look's nominal level (Jennison & Turnbull 2000, ch. 11). Pocock-type spending (the default) spreads alpha
   evenly, so a clear effect is decided on 2-3 seeds; O'Brien-Fleming type keeps it for the last look.
+- **Futility.** From half of max_seeds on, an open target whose **predictive power** is under {FUTILITY:.0%}
+  asks for no more seeds (Spiegelhalter, Freedman & Blackburn 1986: the probability, given its results so far,
+  that its interval at max_seeds decides it): an effect about as large as the margin cannot be decided by any
+  number of seeds this design allows. The rule is non-binding: it only withholds seeds, every decision is still
+  read off the repeated intervals, so their error rate is unchanged; such a target is reported open.
 """
 
 
@@ -53,7 +58,8 @@ def adaptive_context(ctx: ReportContext) -> AdaptiveAnalysis | None:
 
 def decisions_table(analysis: AdaptiveAnalysis) -> pd.DataFrame:
     rows = [{"target": d.target, "kind": d.kind, "decision": d.decision, "round": d.round, "seeds": d.seeds,
-             "trials": d.trials, "estimate_pp": 100 * d.estimate, "ci_low_pp": 100 * d.low, "ci_high_pp": 100 * d.high}
+             "trials": d.trials, "estimate_pp": 100 * d.estimate, "ci_low_pp": 100 * d.low, "ci_high_pp": 100 * d.high,
+             "predictive_power": d.power if d.decision == OPEN else None, "futile": d.futile}
             for d in analysis.replay.decisions.values()]
     table = pd.DataFrame(rows)
     if analysis.fixed is not None and not table.empty:
@@ -100,9 +106,12 @@ class AdaptiveSection:
         progress_figure(analysis, epochs, ctx.figure_path("adaptive_progress"))
         spent = sum(r.trials for r in replay.rounds)
         fixed = len(analysis.grid.labels) * design.max_seeds
+        futile = sum(d.futile for d in replay.decisions.values())
+        last = replay.rounds[-1].seeds if replay.rounds else 0
         state = ("finished: every target decided" if replay.finished and not replay.open_targets else
-                 f"finished at max_seeds ({design.max_seeds}) with {len(replay.open_targets)} target(s) open"
-                 if replay.finished else f"round {replay.pending.index} runs now ({len(replay.pending.configs)} "
+                 f"finished at {last} seeds per config (max_seeds {design.max_seeds}) with "
+                 f"{len(replay.open_targets)} target(s) open, {futile} of them futile (predictive power under "
+                 f"{FUTILITY:.0%})" if replay.finished else f"round {replay.pending.index} runs now ({len(replay.pending.configs)} "
                                          f"configs to {replay.pending.seeds} seeds)")
         lines = ["## Adaptive rounds", "",
                  f"Design: start {design.start_seeds} seeds, at most {design.max_seeds}, margin "
