@@ -23,7 +23,6 @@ from study.analysis.sequential import PRIMARY, Contrast, Grid, Replay, Sequentia
 from study.analysis.stats.divergence import impute_diverged
 from study.analysis.stats.failures import FailureRule, LEARNED, best_config_mean, mark_failures
 from study.analysis.stats.intervals import level_column
-from study.config import lesson_setup
 
 ACCURACIES = (PRIMARY, "test_accuracy")
 
@@ -174,7 +173,7 @@ def targets_of(spec, tidy: pd.DataFrame, rule: FailureRule, grid: Grid) -> list[
     config has: the same targets whichever round the study is in)."""
     factor_levels = factor_levels_of(spec)
     contrasts = main_effects(grid.labels, factor_levels)
-    if factor_levels and lesson_setup(t.config for t in spec.unique_trials()):
+    if factor_levels and spec.lesson:
         start = tidy[tidy["seed"].isin(spec.seeds[:spec.adaptive.start_seeds])]
         marked = mark_failures(impute_diverged(start), rule.with_best(best_config_mean(start, list(factor_levels))))
         contrasts += claim_contrasts(marked, grid.labels, factor_levels)

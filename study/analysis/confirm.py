@@ -15,7 +15,7 @@ from study.analysis.leaderboard import ranked_leaderboard
 from study.analysis.levels import config_levels, tidy_trials, unlisted_label
 from study.analysis.reference import LESSON_FIRST_MODEL
 from study.analysis.stats.path import path_configs
-from study.config import TrialConfig, lesson_setup
+from study.config import TrialConfig
 from study.spec.designs import Trial
 from study.spec.study_spec import StudySpec
 
@@ -44,7 +44,7 @@ def selected_levels(spec: StudySpec, main: pd.DataFrame, factor_levels: dict[str
     board = ranked_leaderboard(main, spec.seeds, None, factors)
     chosen = [tuple(str(row[f]) for f in factors) for _, row in board.head(spec.confirm.top_k).iterrows()]
     if spec.confirm.path and factors:
-        own = not lesson_setup(t.config for t in spec.trials())  # as the report: a study of your own from its base
+        own = not spec.lesson  # as the report: a study of your own starts its path from its base
         source, _ = path_source(spec, factor_levels, spec.base if own else None)
         configs, _ = path_configs(main, factors, source, PRIMARY)
         chosen += [c for c in configs if c not in chosen]

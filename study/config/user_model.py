@@ -102,8 +102,8 @@ def name_problem(name: object, builtin: Iterable[str]) -> str | None:
 
 
 def lesson_setup(configs: Iterable[Any]) -> bool:
-    """Whether every config trains the lesson's model on the lesson's data: the one predicate that decides
-    whether a report shows the lesson's own sections (its figures, its first model, its claims)."""
+    """Whether every config trains the lesson's model on the lesson's data: what a spec's `lesson: true` needs
+    (the spec says whether it is the lesson's study; this only checks that it can be)."""
     configs = list(configs)
     return bool(configs) and all(c.model == LESSON_MODEL and c.dataset == LESSON_DATASET
                                  and getattr(c, "executor", "keras") in LESSON_EXECUTORS for c in configs)

@@ -15,7 +15,6 @@ from typing import Any, Protocol, TypeVar
 import pandas as pd
 
 from study.analysis.study_analysis import Analysis
-from study.config import lesson_setup
 from study.spec.designs import Trial
 from study.spec.study_spec import StudySpec
 from study.spec.tune_spec import TuneSpec
@@ -39,8 +38,8 @@ class ReportContext:
 
     @property
     def lesson(self) -> bool:
-        """Whether the lesson's own sections belong here (its model on MNIST): the one predicate they all use."""
-        return lesson_setup(t.config for t in self.expected)
+        """Whether the lesson's own sections belong here: the spec says so (`lesson: true`)."""
+        return self.spec.lesson
 
     def table_path(self, name: str, ext: str = "csv") -> Path:
         return self.out / "tables" / f"{name}.{ext}"

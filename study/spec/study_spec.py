@@ -10,7 +10,7 @@ from typing import Any, Optional
 
 from pydantic import Field, ValidationInfo, create_model, field_validator, model_validator
 
-from study.config import Hyperparameter, TrialConfig
+from study.config import Hyperparameter, TrialConfig, lesson_setup
 from study.config.user_code import code_of
 from study.core.errors import SpecError
 from study.spec.adaptive import AdaptiveSpec, parse_adaptive
@@ -21,7 +21,7 @@ from study.spec.hyperparameters import Hyperparameters, check_used
 from study.spec.ray_resources import RayResources
 from study.spec.region import parse_region
 from study.spec.tune_each_arm import TuneEachArm, parse_tune_each_arm
-from study.spec.schema import Name, Problem, Section, Text, choice, integer, read_yaml, seed_list, validate
+from study.spec.schema import Boolean, Name, Problem, Section, Text, choice, integer, read_yaml, seed_list, validate
 
 
 _ABSENT = object()  # sample_size not written: needed for random_subset, refused for the other designs
@@ -47,6 +47,7 @@ class StudyKeys(Section):
     region: Any = None
     tune_each_arm: Any = None  # checked by parse_tune_each_arm once factors are known
     adaptive: Any = None  # checked by parse_adaptive against the seeds, design and confirm
+    lesson: Boolean = False  # the lesson's own study: its claims, figures and first model in the report
 
     @field_validator("sample_size", "sample_seed", mode="wrap")
     @classmethod
@@ -89,6 +90,9 @@ class StudySpec:
     region: dict[str, Any] = field(default_factory=dict, compare=False)  # the report's region (study.spec.region)
     adaptive: AdaptiveSpec | None = None  # seeds spent in rounds where targets are open (study.spec.adaptive)
     tune_each_arm: TuneEachArm | None = None  # each arm's nuisance hyperparameters tuned first (study.spec.arms)
+    # The lesson's own study (`lesson: true`): the report adds the lesson's claims, figures and first model. Said by
+    # the spec, not guessed from its model: a study of another paper's MLP on MNIST is not the lesson's.
+    lesson: bool = False
     # Once tuned (study.spec.arms.tuned_spec): each design config's tuned values, by its key at seed 0.
     tuned: dict[str, dict[str, Any]] | None = field(default=None, compare=False)
 
@@ -142,7 +146,11 @@ def parse_spec(raw: Any, source: str = "<spec>", default_name: str = "study") ->
         ray=keys.ray or RayResources(),
         region=parse_region(source, keys.region, factors),
         adaptive=parse_adaptive(source, keys.adaptive, keys.seeds, keys.design, raw.get("confirm")),
+        lesson=keys.lesson,
     )
+    if spec.lesson and not lesson_setup(t.config for t in spec.trials()):
+        raise SpecError(source, "lesson", "true needs the lesson's MLP on MNIST in every config (model: lesson_mlp, "
+                                          "dataset: mnist): its claims and figures are about that model")
     tune = parse_tune_each_arm(source, raw.get("tune_each_arm"), fields, factors, spec.base, keys.seeds,
                                spec.confirm.seeds if spec.confirm else ())
     spec = replace(spec, tune_each_arm=tune)

@@ -9,7 +9,7 @@ from study.analysis.confirm import confirm_trials
 from study.spec.study_spec import parse_spec
 from tests.synthetic import synthetic
 
-SPEC = parse_spec({"name": "s", "seeds": [0, 1, 2], "base": {"init": "xavier"}, "factors": {
+SPEC = parse_spec({"name": "s", "lesson": True, "seeds": [0, 1, 2], "base": {"init": "xavier"}, "factors": {
     "init": ["normal", "xavier", "he"], "optimizer": [{"sgd": {"optimizer": "sgd", "learning_rate": 0.01}},
                                                       {"adam": {"optimizer": "adam", "learning_rate": 0.001}}],
     "dropout": [0.0, 0.2]}, "confirm": {"top_k": 2, "seeds": [10, 11]}})

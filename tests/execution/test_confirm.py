@@ -15,6 +15,7 @@ from tests.conftest import run_cli, write_spec
 
 SPEC = """
 name: confirm_tiny
+lesson: true  # the path starts at the lesson's first model
 epochs: 1
 batch_size: 32
 validation: holdout

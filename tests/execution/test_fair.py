@@ -29,6 +29,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 # rate, once each combination gets its own learning rate? Activation varies too but shares its arm's rate.
 OUTSIDE = """
 name: fair_outside
+lesson: true  # written by someone else, about the lesson's claims
 description: Optimizer and batch norm, each combination at its own tuned learning rate.
 epochs: 2
 batch_size: 64

@@ -14,6 +14,7 @@ from tests.conftest import run_cli, write_spec
 
 SPEC = """
 name: report_tiny
+lesson: true
 epochs: 2
 batch_size: 32
 validation: holdout

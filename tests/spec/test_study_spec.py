@@ -83,6 +83,8 @@ def bad(**changes):
         (bad(adaptive={"start_seeds": 2, "max_seeds": 2, "margin": 1}), "adaptive.margin", ["unknown key", "margin_pp"]),
         (bad(adaptive={"spending": "bonferroni"}), "adaptive.spending", ["pocock, obrien_fleming"]),
         (bad(adaptive={}, confirm={"top_k": 1, "seeds": [5]}), "adaptive", ["cannot be combined with `confirm`"]),
+        (bad(lesson="yes"), "lesson", ["boolean"]),
+        (bad(lesson=True, dataset="digits"), "lesson", ["lesson's MLP on MNIST", "model: lesson_mlp"]),
     ],
 )
 def test_bad_spec_is_rejected_with_a_precise_message(raw, key, words):
@@ -129,6 +131,22 @@ def test_lesson_grid_has_192_configs_times_3_seeds_and_keeps_the_first_432_keys(
     adam = [t.config for t in trials if t.config.optimizer == "adam"]
     assert {c.learning_rate for c in adam} == {0.001}
     assert spec.confirm is not None and not set(spec.confirm.seeds) & set(spec.seeds)
+
+
+def test_the_lesson_s_own_sections_are_the_spec_s_to_ask_for_not_guessed_from_its_model():
+    """Ioffe & Szegedy's Figure 1 setup (3 x 100 sigmoid, batch 60, with and without batch norm) is an MLP on
+    MNIST too: without `lesson: true` it is a study of its own (no lesson claims, no lesson first model)."""
+    from study.report.section import ReportContext
+
+    ioffe = parse_spec({"name": "ioffe_fig1", "batch_size": 60, "base": {"hidden_layers": 3, "units": 100,
+                                                                         "activation": "sigmoid"},
+                        "factors": {"batch_norm": [False, True]}})
+    assert not ioffe.lesson and not ReportContext(ioffe, None, ioffe.unique_trials(), *[None] * 4, []).lesson
+    assert parse_spec({**GOOD, "lesson": True}).lesson
+    shipped = {name: load_spec(f"ablations/{name}.yaml").lesson for name in
+               ("lesson_baseline", "lesson_exercise", "lesson_fair", "lesson_grid", "lesson_optimizers",
+                "lesson_regularisation", "quick")}
+    assert all(shipped.values()), shipped
 
 
 def test_shipped_specs_are_valid():
