@@ -16,14 +16,34 @@ membership); the next round gives one more seed to the configs of the targets st
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from study.config.factors import is_number
+from pydantic import Field, Strict, model_validator
+
 from study.core.errors import SpecError
-from study.spec.reading import int_value, reject_unknown
+from study.spec.schema import Problem, Section, choice, integer, says
 
-ADAPTIVE_KEYS = ("start_seeds", "max_seeds", "margin_pp", "alpha", "spending")
 SPENDING = ("pocock", "obrien_fleming")  # study.analysis.stats.repeated.SPENDING
+
+
+class AdaptiveKeys(Section):
+    """The `adaptive` mapping as written: each key's own rule (the checks against the rest of the spec are
+    `parse_adaptive`'s)."""
+
+    shape = ("must be a mapping with keys start_seeds, max_seeds, margin_pp, alpha, spending, "
+             "e.g. {start_seeds: 2, max_seeds: 10, margin_pp: 0.5, alpha: 0.05}")
+    start_seeds: integer(2) = 2
+    max_seeds: integer(2) | None = None  # None: every seed in `seeds`
+    margin_pp: Annotated[float, Strict(), Field(gt=0, lt=100),
+                         says("{value} must be a number of percentage points in (0, 100)")] = 0.5
+    alpha: Annotated[float, Strict(), Field(gt=0, lt=0.5), says("{value} must be a number in (0, 0.5)")] = 0.05
+    spending: choice(SPENDING) = "pocock"
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AdaptiveKeys:
+        if self.max_seeds is not None and self.max_seeds < self.start_seeds:
+            raise Problem(f"{self.max_seeds} is below start_seeds ({self.start_seeds})", "max_seeds")
+        return self
 
 
 @dataclass(frozen=True)
@@ -35,31 +55,19 @@ class AdaptiveSpec:
     spending: str = "pocock"
 
 
-def parse_adaptive(source: str, raw: Any, seeds: tuple[int, ...], design: str,
-                   confirm: Any) -> AdaptiveSpec | None:
-    """The `adaptive` mapping, validated against the spec's seeds and design; None when absent."""
-    if raw is None:
+def parse_adaptive(source: str, keys: AdaptiveKeys | None, seeds: tuple[int, ...], design: str,
+                   confirm: object) -> AdaptiveSpec | None:
+    """The validated `adaptive` mapping checked against the spec's seeds, design and confirm stage; None when
+    absent."""
+    if keys is None:
         return None
-    if not isinstance(raw, dict):
-        raise SpecError(source, "adaptive", "must be a mapping with keys start_seeds, max_seeds, margin_pp, alpha, "
-                                            "e.g. {start_seeds: 2, max_seeds: 10, margin_pp: 0.5, alpha: 0.05}")
-    reject_unknown(source, "adaptive", raw, ADAPTIVE_KEYS)
-    start = int_value(source, "adaptive.start_seeds", raw.get("start_seeds", 2), low=2)
-    most = int_value(source, "adaptive.max_seeds", raw.get("max_seeds", len(seeds)), low=2)
-    if most < start:
-        raise SpecError(source, "adaptive.max_seeds", f"{most} is below start_seeds ({start})")
+    most = len(seeds) if keys.max_seeds is None else keys.max_seeds
+    if most < keys.start_seeds:  # max_seeds not written, too few seeds for the start
+        raise SpecError(source, "adaptive.start_seeds", f"{keys.start_seeds} is more than the {len(seeds)} seed(s) "
+                                                        "in `seeds`")
     if most > len(seeds):
         raise SpecError(source, "adaptive.max_seeds", f"{most} is more than the {len(seeds)} seed(s) in `seeds`; list "
                                                       f"{most} seed values there (the rounds take them in order)")
-    margin = raw.get("margin_pp", 0.5)
-    if not is_number(margin) or not 0 < margin < 100:
-        raise SpecError(source, "adaptive.margin_pp", f"{margin!r} must be a number of percentage points in (0, 100)")
-    alpha = raw.get("alpha", 0.05)
-    if not is_number(alpha) or not 0 < alpha < 0.5:
-        raise SpecError(source, "adaptive.alpha", f"{alpha!r} must be a number in (0, 0.5)")
-    spending = raw.get("spending", "pocock")
-    if spending not in SPENDING:
-        raise SpecError(source, "adaptive.spending", f"{spending!r} is not allowed; allowed values: {', '.join(SPENDING)}")
     if confirm is not None:
         raise SpecError(source, "adaptive", "cannot be combined with `confirm`: the adaptive rounds already re-measure "
                                             "the top of the leaderboard (its top-group targets) on more seeds; "
@@ -67,7 +75,7 @@ def parse_adaptive(source: str, raw: Any, seeds: tuple[int, ...], design: str,
     if design != "full_factorial":
         raise SpecError(source, "adaptive", f"needs design full_factorial (design is {design}): its targets are "
                                             "contrasts over every combination of the other factors' levels")
-    return AdaptiveSpec(start, most, float(margin), float(alpha), spending)
+    return AdaptiveSpec(keys.start_seeds, most, float(keys.margin_pp), float(keys.alpha), keys.spending)
 
 
 def refuse_in_tuning(source: str, raw: Any) -> None:

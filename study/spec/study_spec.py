@@ -13,7 +13,7 @@ from pydantic import Field, ValidationInfo, create_model, field_validator, model
 from study.config import Hyperparameter, TrialConfig, lesson_setup
 from study.config.user_code import code_of
 from study.core.errors import SpecError
-from study.spec.adaptive import AdaptiveSpec, parse_adaptive
+from study.spec.adaptive import AdaptiveKeys, AdaptiveSpec, parse_adaptive
 from study.spec.confirm import ConfirmSpec
 from study.spec.designs import DESIGNS, Design, Level, Trial, expand, unique
 from study.spec.fields import STUDY_WIDE_FIELDS, Fields, checked_field, config_error, study_wide
@@ -46,7 +46,7 @@ class StudyKeys(Section):
     ray: Optional[RayResources] = None  # noqa: UP007
     region: Any = None
     tune_each_arm: Any = None  # checked by parse_tune_each_arm once factors are known
-    adaptive: Any = None  # checked by parse_adaptive against the seeds, design and confirm
+    adaptive: Optional[AdaptiveKeys] = None  # noqa: UP007 - checked by parse_adaptive against seeds, design, confirm
     lesson: Boolean = False  # the lesson's own study: its claims, figures and first model in the report
 
     @field_validator("sample_size", "sample_seed", mode="wrap")
@@ -145,7 +145,7 @@ def parse_spec(raw: Any, source: str = "<spec>", default_name: str = "study") ->
         hyperparameters=fields.declared,
         ray=keys.ray or RayResources(),
         region=parse_region(source, keys.region, factors),
-        adaptive=parse_adaptive(source, keys.adaptive, keys.seeds, keys.design, raw.get("confirm")),
+        adaptive=parse_adaptive(source, keys.adaptive, keys.seeds, keys.design, keys.confirm),
         lesson=keys.lesson,
     )
     if spec.lesson and not lesson_setup(t.config for t in spec.trials()):
