@@ -15,17 +15,17 @@ Targets (study.analysis.adaptive_targets builds them from a spec):
   the margin, each comparison a paired difference over the seeds both configs ran, Bonferroni over the
   k - 1 rivals, and each pair's variance moderated (empirical Bayes over every pair of the look, Smyth 2004)
   so two or three seeds are enough to drop a clearly worse config.
-A target is decided when its repeated confidence interval (study.analysis.stats.repeated) lies beyond the margin
-on one side (`higher`, `lower`; `out`) or inside it (`equivalent`; `in`), open otherwise. Decisions are final.
-From half of max_seeds on, an open target whose predictive power is below FUTILITY stops asking for seeds
-(Spiegelhalter, Freedman & Blackburn 1986): the probability, given the results so far (a flat prior on the
-effect, its per-seed SD as estimated), that its interval at max_seeds decides it. Not before half: with two or
-three seeds the estimate and its SD are too rough to give up on. A target near the margin (an effect of about
-0.5 pp with a margin of 0.5 pp) stays open whatever the seeds; a futile target stays open, and the rule is
-non-binding (it only withholds seeds: every decision is still read off the repeated intervals, so their coverage
-is unchanged; a futile target whose configs run anyway for another target is looked at again). The next round
-re-runs, with one more seed, every config whose results enter an open target that is not futile; the study
-stops when no such target is left or max_seeds is reached.
+A target is decided when its repeated confidence interval (study.analysis.stats.repeated) lies beyond the margin on
+one side (`higher`, `lower`; `out`) or inside it (`equivalent`; `in`), open otherwise. Decisions are final. From
+half of max_seeds on, and never on fewer than 4 seeds, an open target whose predictive power is below FUTILITY
+stops asking for seeds (Spiegelhalter, Freedman & Blackburn 1986): the probability, given the results so far (a
+flat prior on the effect, its per-seed SD as estimated), that its interval at max_seeds decides it. Not earlier:
+with two or three seeds the estimate and its SD are too rough to give up on. A target near the margin (an effect of
+about 0.5 pp with a margin of 0.5 pp) stays open whatever the seeds; a futile target stays open, and the rule is
+non-binding (it only withholds seeds: every decision is still read off the repeated intervals, so their coverage is
+unchanged; a futile target whose configs run anyway for another target is looked at again). The next round re-runs,
+with one more seed, every config whose results enter an open target that is not futile; the study stops when no
+such target is left or max_seeds is reached.
 
 `replay` is a pure function of the results, so the worker that closes a round and the report that explains it
 reach the same rounds and the same decisions from the same trials.
@@ -51,6 +51,7 @@ PRIMARY = "final_val_accuracy"
 # 0.403 and 0.402 and kept every decision of the fixed design. Keeping the decisions comes first.
 FUTILITY = 0.10
 FUTILITY_FROM = 0.5  # ... from this fraction of max_seeds on
+FUTILITY_MIN_SEEDS = 4  # ... and never on fewer seeds (with 2 or 3 the per-seed SD is too rough to give up on)
 
 
 @dataclass(frozen=True)
@@ -176,7 +177,7 @@ def _final(sd: float, n: int, design: SequentialDesign, level: float, df_gain: f
 
 
 def _too_early(estimate: float, sd: float, n: int, design: SequentialDesign) -> bool:
-    return (n >= design.max_seeds or n < FUTILITY_FROM * design.max_seeds
+    return (n >= design.max_seeds or n < max(FUTILITY_FROM * design.max_seeds, FUTILITY_MIN_SEEDS)
             or not (math.isfinite(estimate) and math.isfinite(sd)) or sd <= 0)
 
 

@@ -104,7 +104,11 @@ class AdaptiveSource(GridSource):
         or MLflow lacks a result the queue has: the next `study run` re-queues it)."""
         if queue.has_work():
             return False
-        return not self.advance(queue)
+        if self.advance(queue):
+            return False
+        # advance queued nothing, but another process may have queued the next round while this one waited
+        # for the study's lock: without this look, a worker left the study at a round boundary
+        return not queue.has_work()
 
     # ------------------------------------------------------------------ the decision
 

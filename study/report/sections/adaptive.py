@@ -32,11 +32,12 @@ METHOD = f"""- **Adaptive rounds.** The study ran in rounds: every config on the
   uses the seeds' normal scatter and the exact joint law of the looks (recursive integration), Student t at each
   look's nominal level (Jennison & Turnbull 2000, ch. 11). Pocock-type spending (the default) spreads alpha
   evenly, so a clear effect is decided on 2-3 seeds; O'Brien-Fleming type keeps it for the last look.
-- **Futility.** From half of max_seeds on, an open target whose **predictive power** is under {FUTILITY:.0%}
-  asks for no more seeds (Spiegelhalter, Freedman & Blackburn 1986: the probability, given its results so far,
-  that its interval at max_seeds decides it): an effect about as large as the margin cannot be decided by any
-  number of seeds this design allows. The rule is non-binding: it only withholds seeds, every decision is still
-  read off the repeated intervals, so their error rate is unchanged; such a target is reported open.
+- **Futility.** From half of max_seeds on (never on fewer than 4 seeds), an open target whose **predictive power**
+  is under {FUTILITY:.0%} asks for no more seeds (Spiegelhalter, Freedman & Blackburn 1986: the probability, given
+  its results so far, that its interval at max_seeds decides it): an effect about as large as the margin cannot be
+  decided by any number of seeds this design allows. The rule is non-binding: it only withholds seeds, every
+  decision is still read off the repeated intervals, so their error rate is unchanged; such a target is reported
+  open.
 """
 
 
