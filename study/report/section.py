@@ -69,6 +69,16 @@ class TuneContext:
         return self.out / "tables" / f"{name}.csv"
 
 
+class ResultsSection:
+    """A tuning report's section about results: empty until a trial completed (one guard, not one per section)."""
+
+    def render(self, ctx: TuneContext) -> str:
+        return self.body(ctx) if ctx.has_results else ""
+
+    def body(self, ctx: TuneContext) -> str:
+        raise NotImplementedError
+
+
 Context = TypeVar("Context", contravariant=True)
 
 

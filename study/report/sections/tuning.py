@@ -16,7 +16,7 @@ from study.core.text import format_duration
 from study.report import format as formatting
 from study.report.figures.pyplot import plt, save
 from study.report.format import markdown_table as _markdown
-from study.report.section import TuneContext
+from study.report.section import ResultsSection, TuneContext
 from study.spec.tune_spec import TuneSpec
 from study.tuning.optuna_setup import arm_configs
 
@@ -24,12 +24,10 @@ CONFIDENCE = 0.95
 EQUIVALENCE_MARGIN = 0.005  # 0.5 pp of test accuracy: the smallest difference between two configs worth acting on
 
 
-class HistorySection:
+class HistorySection(ResultsSection):
     """Every trial's value by trial number, the best so far, and the per-epoch curves the pruner saw."""
 
-    def render(self, ctx: TuneContext) -> str:
-        if not ctx.has_results:
-            return ""
+    def body(self, ctx: TuneContext) -> str:
         spec, trials, curves, out = ctx.spec, ctx.trials, ctx.curves, ctx.out
         fig, ax = plt.subplots(figsize=(6.4, 3.6))
         complete = trials[trials["state"] == "COMPLETE"].sort_values("number")
@@ -68,12 +66,10 @@ class HistorySection:
                 "stopped them.\n\n![intermediate](figures/intermediate.png)\n")
 
 
-class ImportancesSection:
+class ImportancesSection(ResultsSection):
     """Which searched field moves the objective: fANOVA and PED-ANOVA side by side."""
 
-    def render(self, ctx: TuneContext) -> str:
-        if not ctx.has_results:
-            return ""
+    def body(self, ctx: TuneContext) -> str:
         spec, search, out = ctx.spec, ctx.search, ctx.out
         if len(spec.space) < 2:
             return ("## Parameter importances\n\nOnly one field is searched, so its importance is 1 by definition; "
@@ -112,12 +108,10 @@ class ImportancesSection:
         return text
 
 
-class ParamMapSection:
+class ParamMapSection(ResultsSection):
     """Dropout x learning rate (or the first two searched fields): where the good trials are."""
 
-    def render(self, ctx: TuneContext) -> str:
-        if not ctx.has_results:
-            return ""
+    def body(self, ctx: TuneContext) -> str:
         spec, trials, out = ctx.spec, ctx.trials, ctx.out
         names = list(spec.space)
         x_name = "learning_rate" if "learning_rate" in names else names[0]
@@ -153,12 +147,10 @@ class ParamMapSection:
                 "them).\n\n![param map](figures/param_map.png)\n")
 
 
-class PruningSection:
+class PruningSection(ResultsSection):
     """What the pruner stopped and the trial-epochs that saved."""
 
-    def render(self, ctx: TuneContext) -> str:
-        if not ctx.has_results:
-            return ""
+    def body(self, ctx: TuneContext) -> str:
         spec, trials = ctx.spec, ctx.trials
         finished = trials[trials["state"].isin(["COMPLETE", "PRUNED", "FAIL"])]
         pruned = trials[trials["state"] == "PRUNED"]
@@ -191,12 +183,10 @@ def epoch_cost(trials: pd.DataFrame) -> tuple[float, float]:
     return float(slope), float(intercept)
 
 
-class RetrainSection:
+class RetrainSection(ResultsSection):
     """Base vs tuned, retrained on fresh seeds: the honest measure of what tuning bought."""
 
-    def render(self, ctx: TuneContext) -> str:
-        if not ctx.has_results:
-            return ""
+    def body(self, ctx: TuneContext) -> str:
         spec, search, out = ctx.spec, ctx.search, ctx.out
         arms = arm_configs(spec, search)
         head = "## Tuned vs untuned base, retrained\n\n"

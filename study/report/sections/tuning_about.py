@@ -9,7 +9,7 @@ import pandas as pd
 from study.analysis.runs import parent_runs
 from study.core.text import format_duration, redact_url
 from study.report.format import markdown_table
-from study.report.section import TuneContext
+from study.report.section import ResultsSection, TuneContext
 from study.report.sections.tuning import ordered_trials, value_text
 from study.spec.study_spec import spec_hash
 
@@ -73,12 +73,10 @@ class NoTrialsSection:
         return f"No completed trials yet: run `python -m study tune {ctx.spec.source}` first.\n"
 
 
-class BestTrialSection:
+class BestTrialSection(ResultsSection):
     """The best trial, with the warning that its value is a maximum over trials on one seed."""
 
-    def render(self, ctx: TuneContext) -> str:
-        if not ctx.has_results:
-            return ""
+    def body(self, ctx: TuneContext) -> str:
         spec, trials = ctx.spec, ctx.trials
         trials.to_csv(ctx.table_path("trials"), index=False)
         ctx.curves.to_csv(ctx.table_path("intermediate_values"), index=False)
@@ -92,12 +90,10 @@ class BestTrialSection:
                 "so it is optimistic; the retraining below measures the tuned config honestly.\n")
 
 
-class TopTrialsSection:
+class TopTrialsSection(ResultsSection):
     """The best TOP completed trials with their values, cost and MLflow runs."""
 
-    def render(self, ctx: TuneContext) -> str:
-        if not ctx.has_results:
-            return ""
+    def body(self, ctx: TuneContext) -> str:
         spec = ctx.spec
         top = ordered_trials(spec, ctx.trials).head(TOP)
         columns = ["number", "value", *spec.space, "epochs_run", "duration_s", "test_accuracy", "enqueued",
