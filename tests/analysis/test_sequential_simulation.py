@@ -86,7 +86,7 @@ def test_wrong_decisions_stay_below_alpha_and_the_design_saves_trials(spending):
     assert counts["trials"] < 0.85 * counts["fixed_trials"], counts  # fewer trials than the fixed design
 
 
-def test_a_target_at_the_margin_is_futile_from_halfway_and_stops_asking_for_seeds(monkeypatch):
+def test_a_target_at_the_margin_is_futile_only_from_futility_from_and_stops_asking_for_seeds(monkeypatch):
     from study.analysis import sequential
 
     levels = {"a": ["a0", "a1"], "b": ["b0", "b1"]}
@@ -106,7 +106,7 @@ def test_a_target_at_the_margin_is_futile_from_halfway_and_stops_asking_for_seed
     trials, decisions = spent()
     futile = [d for d in decisions if d.futile]
     assert len(futile) >= 50, [round(d.power, 3) for d in decisions]  # an effect at the margin: undecidable
-    assert all(d.seeds >= sequential.FUTILITY_FROM * design.max_seeds for d in futile)  # never before halfway
+    assert all(d.seeds >= sequential.FUTILITY_FROM * design.max_seeds for d in futile)  # never before FUTILITY_FROM of max_seeds
     monkeypatch.setattr(sequential, "FUTILITY", 0.0)  # the rule off: every open target asks until max_seeds
     trials_without, decisions_without = spent()
     assert np.mean(trials) < 0.8 * np.mean(trials_without), (np.mean(trials), np.mean(trials_without))

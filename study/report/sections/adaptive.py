@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from study.analysis.adaptive_targets import AdaptiveAnalysis, adaptive_analysis
-from study.analysis.sequential import FUTILITY, OPEN
+from study.analysis.sequential import FUTILITY, FUTILITY_FROM, FUTILITY_MIN_SEEDS, OPEN
 from study.report.figures.pyplot import plt, save
 from study.report.format import markdown_table
 from study.report.section import ReportContext
@@ -32,7 +32,7 @@ METHOD = f"""- **Adaptive rounds.** The study ran in rounds: every config on the
   uses the seeds' normal scatter and the exact joint law of the looks (recursive integration), Student t at each
   look's nominal level (Jennison & Turnbull 2000, ch. 11). Pocock-type spending (the default) spreads alpha
   evenly, so a clear effect is decided on 2-3 seeds; O'Brien-Fleming type keeps it for the last look.
-- **Futility.** From half of max_seeds on (never on fewer than 4 seeds), an open target whose **predictive power**
+- **Futility.** From {FUTILITY_FROM:.0%} of max_seeds on (never on fewer than {FUTILITY_MIN_SEEDS} seeds), an open target whose **predictive power**
   is under {FUTILITY:.0%} asks for no more seeds (Spiegelhalter, Freedman & Blackburn 1986: the probability, given
   its results so far, that its interval at max_seeds decides it): an effect about as large as the margin cannot be
   decided by any number of seeds this design allows. The rule is non-binding: it only withholds seeds, every
