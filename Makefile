@@ -12,8 +12,9 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 DATA_DIR ?=
 # `make test` runs this many pytest processes: half the suite waits on subprocesses, stores and servers, so
-# three keep two cores busy (measured: docs/tests.md); 0 runs it in this process. After two tests each, a
-# process gets one test at a time (--maxschedchunk 1), in the suite's order (slow first): no long test starts last.
+# three keep two cores busy (measured: docs/tests.md); 0 runs it in this process. A process gets a test (or all
+# tests of a module with a module-scoped fixture, so it is built once: --dist loadgroup, see tests/conftest.py)
+# when it has at most two waiting, in the suite's order (slow first): no long test starts last.
 TEST_WORKERS ?= 3
 WORKERS ?=
 ARGS ?=
@@ -82,10 +83,10 @@ dashboard: install  ## optuna-dashboard on http://$(HOST):$(DASHBOARD_PORT) for 
 	$(BIN)/optuna-dashboard $(STORAGE) --host $(HOST) --port $(DASHBOARD_PORT)
 
 test: install  ## the whole test suite (unit + integration on the real stack), on TEST_WORKERS processes (pytest-xdist)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --maxschedchunk 1 $(ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(ARGS)
 
 test-fast: install  ## the tests not marked slow (unit + the tiny real-stack studies): quick feedback
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --maxschedchunk 1 -m "not slow" $(ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not slow" $(ARGS)
 
 docs: install-docs  ## the manual (docs/, mkdocs.yml) as a site in site/; strict: a broken link or a missing page fails
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -44,6 +45,30 @@ def pytest_collection_modifyitems(items) -> None:
     # The slow tests first (in their order): run on several cores (pytest-xdist, `make test`), a long test
     # started last would keep one core busy while the others sit idle.
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+MODULE_FIXTURE = re.compile(r"@pytest\.fixture\(scope=[\"']module[\"']")
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadgroup` (`make test`): the tests of a module that defines a module-scoped fixture (a trained study,
+    a Ray cluster, a browser's study) go to one pytest-xdist process, which builds the fixture once; every other
+    test is scheduled on its own, in the suite's order (slow first). Why here: pytest-xdist's own loadgroup reads
+    `xdist_group` marks by renaming node ids, which pytest 9's node ids no longer allow."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    shared = {str(path.relative_to(config.rootpath)) for path in (config.rootpath / "tests").rglob("test_*.py")
+              if MODULE_FIXTURE.search(path.read_text())}
+
+    class SharedFixtureScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return module if module in shared else nodeid
+
+    config.option.loadscopereorder = False  # keep the suite's order: the slow tests first
+    return SharedFixtureScheduling(config, log)
 
 
 @pytest.fixture(scope="session")
