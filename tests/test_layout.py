@@ -78,6 +78,26 @@ def test_lower_layers_never_import_higher_ones():
     assert not wrong, wrong
 
 
+LESSON_NAMES = re.compile(r"\b(LESSON_FIRST_MODEL|LESSON_CONDITION|LESSON_EPOCHS|lesson_claims)\b|(?<!study)\.lesson\b")
+
+
+def test_the_lesson_is_a_companion_the_core_never_special_cases():
+    """The lesson's content lives in study/lesson/ behind study.analysis.companion: no other module imports it
+    (the CLI's `synthesize` command aside), names its constants, or asks a spec or context `.lesson`; only the
+    spec reads its `lesson:` key, and the core registry names it as a built-in companion."""
+    lesson, cli, spec = PACKAGE / "lesson", PACKAGE / "cli", PACKAGE / "spec" / "study_spec.py"
+    imports = sorted(f"{path.relative_to(ROOT)}: {name}" for path in PACKAGE.rglob("*.py")
+                     if lesson not in path.parents and cli not in path.parents
+                     for name in imported_modules(path) if name == "study.lesson" or name.startswith("study.lesson."))
+    assert not imports, imports
+    special = sorted(f"{path.relative_to(ROOT)}:{number}: {line.strip()}" for path in PACKAGE.rglob("*.py")
+                     if lesson not in path.parents and cli not in path.parents
+                     and path not in (spec, PACKAGE / "analysis" / "companion.py")
+                     for number, line in enumerate(path.read_text().splitlines(), 1)
+                     if LESSON_NAMES.search(line.split("#")[0]) and not line.lstrip().startswith(("#", '"', "-")))
+    assert not special, special
+
+
 def imported_modules(path) -> set[str]:
     """Every module a file imports (absolute names), counting imports inside functions."""
     names = set()

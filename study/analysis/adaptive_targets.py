@@ -1,9 +1,9 @@
 """What an adaptive study decides, built from its spec and its results: the targets of study.analysis.sequential.
 
 - every main effect: each non-reference level against its factor's reference, over every block;
-- in a lesson study, every lesson claim's contrast on an accuracy (its lesson's-condition and whole-grid
-  readings, as study.analysis.claims states them; the claims on the failure rate and among learners are
-  not linear in the results and stay with the ordinary analysis);
+- with a companion that brings claims (study.analysis.companion: the lesson's), every claim's contrast on an
+  accuracy (each reading of it, as the claims table states them; the claims on the failure rate and among
+  learners are not linear in the results and stay with the ordinary analysis);
 - membership of the top group, per config.
 The results become configs x seeds matrices in the spec's seed order (`grid_of`), so the same decision code runs
 on a study's MLflow runs and on simulated studies (tests/analysis/test_sequential_simulation.py).
@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from study.analysis.claims import MEASURES, lesson_claims
+from study.analysis.claim_table import MEASURES, NOT_TESTABLE
+from study.analysis.companion import companion_of
 from study.analysis.sequential import PRIMARY, Contrast, Grid, Replay, SequentialDesign, replay
 from study.analysis.stats.divergence import impute_diverged
 from study.analysis.stats.failures import FailureRule, LEARNED, best_config_mean, mark_failures
@@ -70,16 +71,15 @@ def main_effects(labels: list[tuple[str, ...]], factor_levels: dict[str, list[st
     return out
 
 
-def claim_contrasts(frame: pd.DataFrame, labels: list[tuple[str, ...]],
+def claim_contrasts(table: pd.DataFrame, labels: list[tuple[str, ...]],
                     factor_levels: dict[str, list[str]]) -> list[Contrast]:
-    """The lesson claims' accuracy contrasts (both scopes), read off the claims table of `frame` (the start
-    seeds' trials, with failures marked): the table names each reading's contrast and condition."""
-    table = lesson_claims(frame, factor_levels)
+    """The claims' accuracy contrasts (every reading), read off a claims table (study.analysis.claim_table) of
+    the start seeds' trials: the table names each reading's contrast and condition."""
     metric_of = {text: metric for metric, text in MEASURES.items() if metric in ACCURACIES}
     factors, out, seen = list(factor_levels), [], set()
     for _, row in table.iterrows():
         metric = metric_of.get(row["measure"])
-        if metric is None or row["verdict"] == "not testable here" or ": " not in str(row["contrast"]):
+        if metric is None or row["verdict"] == NOT_TESTABLE or ": " not in str(row["contrast"]):
             continue
         factor, _, pair = str(row["contrast"]).partition(": ")
         level, _, reference = pair.partition(" vs ")
@@ -95,7 +95,7 @@ def claim_contrasts(frame: pd.DataFrame, labels: list[tuple[str, ...]],
 
 
 def _condition(text: str, factor_levels: dict[str, list[str]]) -> dict[str, list[str]] | None:
-    """`name=a/b, other=c` (study.analysis.claims) -> {name: [a, b], ...}, factors of the study only (the
+    """`name=a/b, other=c` (a claims table's condition) -> {name: [a, b], ...}, factors of the study only (the
     others are fixed by the study); None when a level is not one of the study's."""
     where: dict[str, list[str]] = {}
     for part in filter(None, (p.strip() for p in text.split(", "))):
@@ -169,12 +169,13 @@ def adaptive_analysis(spec, tidy: pd.DataFrame, rule: FailureRule,
 
 
 def targets_of(spec, tidy: pd.DataFrame, rule: FailureRule, grid: Grid) -> list[Contrast]:
-    """Main effects, and in a lesson study the claims' contrasts (from the start seeds' trials, which every
+    """Main effects, and the claims' contrasts of the spec's companion (from the start seeds' trials, which every
     config has: the same targets whichever round the study is in)."""
     factor_levels = factor_levels_of(spec)
     contrasts = main_effects(grid.labels, factor_levels)
-    if factor_levels and spec.lesson:
+    companion = companion_of(spec)
+    if factor_levels and companion is not None:
         start = tidy[tidy["seed"].isin(spec.seeds[:spec.adaptive.start_seeds])]
         marked = mark_failures(impute_diverged(start), rule.with_best(best_config_mean(start, list(factor_levels))))
-        contrasts += claim_contrasts(marked, grid.labels, factor_levels)
+        contrasts += claim_contrasts(companion.claims(marked, factor_levels), grid.labels, factor_levels)
     return contrasts

@@ -13,7 +13,7 @@ import pandas as pd
 
 from study.analysis.leaderboard import ranked_leaderboard
 from study.analysis.levels import config_levels, tidy_trials, unlisted_label
-from study.analysis.reference import LESSON_FIRST_MODEL
+from study.analysis.companion import companion_of
 from study.analysis.stats.path import path_configs
 from study.config import TrialConfig
 from study.spec.designs import Trial
@@ -22,11 +22,16 @@ from study.spec.study_spec import StudySpec
 PRIMARY = "final_val_accuracy"
 
 
+def path_start(spec: StudySpec) -> TrialConfig:
+    """Where the ablation path starts: the spec's companion's start (the lesson's first model), else its base."""
+    companion = companion_of(spec)
+    return companion.path_start() if companion is not None else spec.base
+
+
 def path_source(spec: StudySpec, factor_levels: dict[str, list[str]],
-                source: TrialConfig | None = None) -> tuple[dict[str, str], list[str]]:
-    """The levels the ablation path starts from (the lesson's first model by default) and the factors
-    where that model has none of the spec's levels (their reference level is taken instead)."""
-    source = source or TrialConfig(**LESSON_FIRST_MODEL)
+                source: TrialConfig) -> tuple[dict[str, str], list[str]]:
+    """The levels the ablation path starts from (`source`: study.analysis.confirm.path_start) and the factors
+    where that config has none of the spec's levels (their reference level is taken instead)."""
     levels, unmatched = config_levels(source, spec)
     for factor in list(unmatched):  # e.g. the base of a one-at-a-time design: an unlisted value that was run
         own = unlisted_label(getattr(source, factor))
@@ -44,8 +49,7 @@ def selected_levels(spec: StudySpec, main: pd.DataFrame, factor_levels: dict[str
     board = ranked_leaderboard(main, spec.seeds, None, factors)
     chosen = [tuple(str(row[f]) for f in factors) for _, row in board.head(spec.confirm.top_k).iterrows()]
     if spec.confirm.path and factors:
-        own = not spec.lesson  # as the report: a study of your own starts its path from its base
-        source, _ = path_source(spec, factor_levels, spec.base if own else None)
+        source, _ = path_source(spec, factor_levels, path_start(spec))
         configs, _ = path_configs(main, factors, source, PRIMARY)
         chosen += [c for c in configs if c not in chosen]
     return chosen

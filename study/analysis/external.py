@@ -63,8 +63,7 @@ def analyse_experiment(spec: AnalyzeSpec) -> ExternalAnalysis:
                                for f, levels in design.levels.items()},
                       steps_per_execution=1, description=f"MLflow experiment {spec.experiment}")
     reference = TrialConfig(hparams={f: levels[0] for f, levels in design.levels.items()})
-    result = analyse(study, tidy, reference, failure_rule(spec, sign), source_name="the reference levels",
-                     claims=False)  # the lesson's claims are about the lesson's own factors and config
+    result = analyse(study, tidy, reference, failure_rule(spec, sign), source_name="the reference levels")
     curves = metric_history(tidy["run_id"].tolist(), spec.metric)
     return ExternalAnalysis(spec, uri, design, tidy, curves, result)
 

@@ -20,8 +20,6 @@ from study.analysis.runs import epoch_curves
 from study.core.names import GRAD_NORM_PREFIX, PROBE_PREFIXES, SATURATED_PREFIX
 from study.tracking.reading import metric_names
 
-# The lesson's condition for its activation claim: SGD, a matched initializer (not N(0, 1)), no batch norm.
-LESSON_CONDITION: dict[str, tuple] = {"optimizer": ("sgd",), "init": ("xavier", "he"), "batch_norm": (False,)}
 
 
 def probe_curves(run_ids: Iterable[str], structure: Iterable[object] | None = None) -> pd.DataFrame:
@@ -93,9 +91,9 @@ def layer_profile(curves: pd.DataFrame, frame: pd.DataFrame, by: str = "activati
                   condition: Mapping[str, Sequence] | None = None, prefix: str = GRAD_NORM_PREFIX,
                   epochs: Sequence[int] | None = None, order: Sequence[str] | None = None) -> pd.DataFrame:
     """Per level of `by`, epoch and layer: the mean over seeds of each seed's mean probe value (over the
-    configs of that level within `condition`, default the lesson's), and its min and max over seeds.
+    configs of that level within `condition`, default every config), and its min and max over seeds.
     `frame`: trials_frame (run_id, seed, `by` and the condition's columns). Epochs: the first and the last."""
-    condition = LESSON_CONDITION if condition is None else condition
+    condition = {} if condition is None else condition
     chosen = frame
     for column, allowed in condition.items():
         chosen = chosen[chosen[column].isin(list(allowed))]

@@ -10,11 +10,11 @@ leaderboard's top and the ablation path on seeds that played no part in choosing
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pandas as pd
 
-from study.analysis.claims import lesson_claims
 from study.analysis.confirm import path_source
 from study.analysis.gradients import with_gradients
 from study.analysis.leaderboard import METRICS as EFFECT_METRICS
@@ -62,7 +62,7 @@ class Analysis:
     path_note: str = ""
     path_source: dict[str, str] = field(default_factory=dict)
     path_source_note: str = ""
-    path_source_name: str = "the lesson's first model"  # where the path starts (a study of your own: its base)
+    path_source_name: str = "the base config"  # where the path starts (a companion's own start: the lesson's first model)
     path_seeds: str = "main"  # `confirm` when the path's numbers come from the confirm seeds
     conditional: pd.DataFrame = field(default_factory=pd.DataFrame)  # every contrast within each moderator level
     sign_changes: pd.DataFrame = field(default_factory=pd.DataFrame)  # (contrast, moderator) pairs that reverse
@@ -86,11 +86,11 @@ class Analysis:
 
 
 def analyse(spec: StudySpec, tidy: pd.DataFrame, source: TrialConfig, rule: FailureRule,
-            curves: pd.DataFrame | None = None, source_name: str = "the lesson's first model",
-            claims: bool = True) -> Analysis:
+            curves: pd.DataFrame | None = None, source_name: str = "the base config",
+            claims: Callable[..., pd.DataFrame] | None = None) -> Analysis:
     """All tables of the report from the tidy trial frame; `source` (`source_name`) starts the ablation path;
-    `rule` says which trials did not learn; `curves` (per-epoch metrics) feed the no-op detection; `claims=False`
-    skips the lesson's claims (they read the lesson's config columns, which runs of other code do not have)."""
+    `rule` says which trials did not learn; `curves` (per-epoch metrics) feed the no-op detection; `claims`: the
+    spec's companion's claims (study.analysis.companion.Companion.claims), None for a study without claims."""
     imputed = impute_diverged(tidy)
     factor_levels = _factor_levels(spec, imputed[imputed["seed"].isin(spec.seeds)])
     factors = list(factor_levels)
@@ -116,9 +116,9 @@ def analyse(spec: StudySpec, tidy: pd.DataFrame, source: TrialConfig, rule: Fail
         result.power["confirm_seeds"] = len(spec.confirm.seeds)
         result.power["two_configs_confirm"] = two_config_detectable(noise["top_sd"], len(spec.confirm.seeds))
     if factors:
-        if claims:
-            result.claims = lesson_claims(main, factor_levels, path_source(spec, factor_levels, source)[0],
-                                          tuned=tuned_note(spec))
+        if claims is not None:
+            result.claims = claims(main, factor_levels, path_source(spec, factor_levels, source)[0],
+                                   tuned=tuned_note(spec))
         if spec.design == "full_factorial":
             result.decomposition = decompose(main, factors, PRIMARY)
         else:

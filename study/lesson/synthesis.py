@@ -18,7 +18,7 @@ import pandas as pd
 
 from study.lesson.studies import FIRST_MODEL_STUDY, LessonStudy, learning_rate_share
 from study.report import format as fmt
-from study.report.sections.lesson import LESSON_EPOCHS
+from study.lesson.sections import LESSON_EPOCHS
 
 NOT_TESTABLE = "not testable here"
 

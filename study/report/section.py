@@ -2,7 +2,8 @@
 tables and figures under `ctx.out` and returns its markdown ("" when it has nothing to say).
 
 Adding a section to the study report is one class here or in study/report/sections/ and
-one entry in study.report.study_report.SECTIONS; to a tuning report, one entry in
+one keyed entry in study.report.study_report.SECTIONS (a companion's sections take their keys' places:
+study.analysis.companion); to a tuning report, one entry in
 study.report.tune_report.SECTIONS (its sections read a TuneContext).
 """
 
@@ -35,11 +36,6 @@ class ReportContext:
     parents: list[InvocationRun]  # the study's invocation runs, newest first
     result: Analysis | None = None  # None before any trial finished
     extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def lesson(self) -> bool:
-        """Whether the lesson's own sections belong here: the spec says so (`lesson: true`)."""
-        return self.spec.lesson
 
     def table_path(self, name: str, ext: str = "csv") -> Path:
         return self.out / "tables" / f"{name}.{ext}"

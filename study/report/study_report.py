@@ -1,6 +1,7 @@
 """Write reports/<study>/README.md + figures/*.png + tables/*.{csv,parquet} from the MLflow store.
 
-A study report is the list SECTIONS, rendered in order over one ReportContext. Every
+A study report is the keyed list SECTIONS, rendered in order over one ReportContext; the spec's
+companion (study.analysis.companion: the lesson's) puts its own sections in their keys' places. Every
 section degrades to a sentence saying what is missing (no trials yet, one seed, no
 factorial, a path config not run), so the report is always complete.
 """
@@ -12,20 +13,19 @@ from pathlib import Path
 import pandas as pd
 
 from study.analysis.chance import failure_rule
+from study.analysis.companion import companion_of
+from study.analysis.confirm import path_start
+from study.analysis.fair import analyse_fair
 from study.analysis.confirm import confirm_trials
-from study.analysis.fair import analyse_fair, rate_claim
 from study.analysis.levels import tidy_trials
-from study.analysis.reference import LESSON_FIRST_MODEL
 from study.analysis.gradients import probe_curves
 from study.analysis.runs import epoch_curves, parent_runs, trials_frame
 from study.analysis.study_analysis import PRIMARY, analyse
 from study.analysis.tuned_arms import resolved
-from study.config import TrialConfig
 from study.report.format import without_machine_paths
 from study.report.section import ReportContext, Section
 from study.report.sections.adaptive import AdaptiveSection, adaptive_context
 from study.report.sections.about import FilesSection, HeaderSection, ReproducibilitySection, SpecSection
-from study.report.sections.claims import ClaimsSection
 from study.report.sections.decomposition import InteractionsSection
 from study.report.sections.advice import AdviceSection
 from study.report.sections.conditional import ConditionalSection
@@ -34,26 +34,37 @@ from study.report.sections.fair import FAIR, FairSection
 from study.report.sections.findings import FindingsSection
 from study.report.sections.methods import MethodsSection
 from study.report.sections.gradients import GradientsSection
-from study.report.sections.lesson import LessonComparisonSection, LessonFiguresSection
 from study.report.sections.results import LeaderboardSection, PathSection, TrialsSection
+from study.report.sections.schedules import SchedulesSection
 from study.spec.study_spec import StudySpec
 from study.tracking.store import configure
 
 
 class NoTrialsYet:
     def render(self, ctx: ReportContext) -> str:
-        if not ctx.tidy.empty:
-            return ""
-        return (f"No finished trials yet: run `python -m study run {ctx.spec.source}` first."
-                + (" The lesson's figures below need no trials." if ctx.lesson else "") + "\n")
+        return "" if not ctx.tidy.empty else f"No finished trials yet: run `python -m study run {ctx.spec.source}` first.\n"
 
 
-SECTIONS: list[Section] = [
-    HeaderSection(), NoTrialsYet(), AdviceSection(), FindingsSection(), AdaptiveSection(), ClaimsSection(), ConditionalSection(),
-    TrialsSection(), LeaderboardSection(), EffectsSection(), FairSection(), InteractionsSection(), PathSection(),
-    LessonFiguresSection(), GradientsSection(), LessonComparisonSection(), MethodsSection(), SpecSection(),
-    FilesSection(), ReproducibilitySection(),
+# (key, section): a companion's section takes its key's place; None marks a slot only a companion fills
+SECTIONS: list[tuple[str, Section | None]] = [
+    ("header", HeaderSection()), ("no_trials", NoTrialsYet()), ("advice", AdviceSection()),
+    ("findings", FindingsSection()), ("adaptive", AdaptiveSection()), ("claims", None),
+    ("conditional", ConditionalSection()), ("trials", TrialsSection()), ("leaderboard", LeaderboardSection()),
+    ("effects", EffectsSection()), ("fair", FairSection()), ("interactions", InteractionsSection()),
+    ("path", PathSection()), ("schedules", SchedulesSection()), ("gradients", GradientsSection()),
+    ("comparison", None), ("methods", MethodsSection()), ("spec", SpecSection()), ("files", FilesSection()),
+    ("reproducibility", ReproducibilitySection()),
 ]
+
+
+def sections_for(spec: StudySpec) -> list[Section]:
+    """The study report's sections in order, the spec's companion's in their keys' places."""
+    companion = companion_of(spec)
+    own = dict(companion.sections) if companion is not None else {}
+    unknown = set(own) - {key for key, _ in SECTIONS}
+    if unknown:
+        raise KeyError(f"companion {companion.name!r} names no section of the report: {sorted(unknown)}")
+    return [section for key, default in SECTIONS if (section := own.get(key, default)) is not None]
 
 
 def write_report(spec: StudySpec, tracking_uri: str | None = None, out_root: Path = Path("reports"),
@@ -63,7 +74,7 @@ def write_report(spec: StudySpec, tracking_uri: str | None = None, out_root: Pat
     configure(tracking_uri)
     ctx = build_context(spec, out_root / spec.name, data_dir)
     readme = ctx.out / "README.md"
-    text = "\n".join(text for text in (section.render(ctx) for section in SECTIONS) if text)
+    text = "\n".join(text for text in (section.render(ctx) for section in sections_for(spec)) if text)
     readme.write_text(without_machine_paths(text))
     return readme
 
@@ -94,17 +105,17 @@ def build_context(spec: StudySpec, out: Path, data_dir: str | None = None) -> Re
                                ignore_index=True)
         export(tidy, ctx.curves, out)
         rule = failure_rule(spec.base, data_dir)
-        if ctx.lesson:
-            ctx.result = analyse(spec, tidy, TrialConfig(**LESSON_FIRST_MODEL), rule, ctx.curves)
-        else:  # a study of your own: the path starts at its base config; the lesson's claims are not its own
-            ctx.result = analyse(spec, tidy, spec.base, rule, ctx.curves, source_name="the base config")
-            ctx.result.claims = ctx.result.claims.iloc[0:0]
+        companion = companion_of(spec)  # the path's start and the claims: the companion's, else the base's and none
+        ctx.result = analyse(spec, tidy, path_start(spec), rule, ctx.curves,
+                             companion.path_start_name if companion else "the base config",
+                             companion.claims if companion else None)
     if spec.tune_each_arm is not None:
         levels = ctx.result.factor_levels if ctx.result else {}
         ctx.extra[FAIR] = analyse_fair(spec, every, levels, ctx.result.effects[PRIMARY] if ctx.result else None)
-    if ctx.result is not None and ctx.lesson and not ctx.result.claims.empty:
-        ctx.result.claims = pd.concat([ctx.result.claims, rate_claim(spec, ctx.extra.get(FAIR), ctx.result.factor_levels)],
-                                      ignore_index=True)
+    companion = companion_of(spec)
+    if ctx.result is not None and companion is not None and not ctx.result.claims.empty:
+        more = companion.more_claims(spec, ctx.extra.get(FAIR), ctx.result.factor_levels)
+        ctx.result.claims = pd.concat([ctx.result.claims, more], ignore_index=True)
     adaptive_context(ctx)  # an adaptive study expects the trials its rounds asked for
     return ctx
 

@@ -10,8 +10,9 @@ from typing import Any, Optional
 
 from pydantic import Field, ValidationInfo, create_model, field_validator, model_validator
 
-from study.config import Hyperparameter, TrialConfig, lesson_setup
+from study.config import Hyperparameter, TrialConfig
 from study.config.user_code import code_of
+from study.core.companions import companion
 from study.core.errors import SpecError
 from study.spec.adaptive import AdaptiveKeys, AdaptiveSpec, parse_adaptive
 from study.spec.confirm import ConfirmSpec
@@ -148,9 +149,9 @@ def parse_spec(raw: Any, source: str = "<spec>", default_name: str = "study") ->
         adaptive=parse_adaptive(source, keys.adaptive, keys.seeds, keys.design, keys.confirm),
         lesson=keys.lesson,
     )
-    if spec.lesson and not lesson_setup(t.config for t in spec.trials()):
-        raise SpecError(source, "lesson", "true needs the lesson's MLP on MNIST in every config (model: lesson_mlp, "
-                                          "dataset: mnist): its claims and figures are about that model")
+    problem = companion("lesson").spec_problem([t.config for t in spec.trials()]) if spec.lesson else None
+    if problem:
+        raise SpecError(source, "lesson", problem)
     tune = parse_tune_each_arm(source, raw.get("tune_each_arm"), fields, factors, spec.base, keys.seeds,
                                spec.confirm.seeds if spec.confirm else ())
     spec = replace(spec, tune_each_arm=tune)

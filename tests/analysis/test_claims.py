@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from study.analysis.claims import GRID as GRID_SCOPE, LESSON, lesson_claims, verdict
+from study.lesson.claims import GRID as GRID_SCOPE, LESSON, lesson_claims, verdict
 from study.analysis.stats.failures import FailureRule, mark_failures
 from tests.synthetic import MAJORITY
 

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from study.analysis.gradients import gradient_table, layer_key, layer_profile, probe_curves
-from study.report.figures.lesson_figures import gradient_norms_by_layer
+from study.lesson.reference import LESSON_CONDITION
+from study.report.figures.gradient_figures import gradient_norms_by_layer
 from study.tracking.store import configure
 
 LAYERS = ["dense_0", "dense_1", "dense_2", "dense_3", "softmax"]
@@ -57,7 +58,7 @@ def test_gradient_table_per_trial():
 
 def test_layer_profile_keeps_the_lesson_condition_and_bands_seeds():
     curves, frame = planted()
-    profile = layer_profile(curves, frame)
+    profile = layer_profile(curves, frame, condition=LESSON_CONDITION)
     assert (profile["mean"] < 1000).all(), "trials outside the condition leaked in"
     assert sorted(profile["epoch"].unique()) == [0, EPOCHS - 1]
     assert set(profile["seeds"]) == {3}
@@ -65,7 +66,7 @@ def test_layer_profile_keeps_the_lesson_condition_and_bands_seeds():
     assert first[["mean", "min", "max"]].iloc[0].tolist() == pytest.approx([0.011, 0.01, 0.012])
     out = profile[(profile["level"] == "relu") & (profile["layer"] == "softmax")]
     assert set(out["layer_index"]) == {4}
-    saturated = layer_profile(curves, frame, prefix="saturated/", epochs=[0])
+    saturated = layer_profile(curves, frame, condition=LESSON_CONDITION, prefix="saturated/", epochs=[0])
     assert saturated[saturated["level"] == "sigmoid"]["mean"].tolist() == pytest.approx([0.5, 0.4, 0.3, 0.2])
 
 
@@ -79,7 +80,7 @@ def test_layers_sort_by_their_index_and_the_output_last():
 
 def test_gradient_figure_is_drawn(tmp_path):
     curves, frame = planted()
-    path = gradient_norms_by_layer(layer_profile(curves, frame), tmp_path / "gradients.png", title="planted")
+    path = gradient_norms_by_layer(layer_profile(curves, frame, condition=LESSON_CONDITION), tmp_path / "gradients.png", title="planted")
     assert path.is_file() and path.stat().st_size > 5000
 
 
@@ -104,6 +105,7 @@ def test_probe_curves_reads_every_probe_metric_of_each_run(tracking_uri):
 
 def test_the_report_section_draws_the_profile_and_states_the_measured_ratio(tmp_path):
     from study.report.section import ReportContext
+    from study.lesson.companion import LESSON
     from study.report.sections.gradients import GradientsSection
 
     curves, tidy = planted()
@@ -111,7 +113,8 @@ def test_the_report_section_draws_the_profile_and_states_the_measured_ratio(tmp_
     (tmp_path / "figures").mkdir()
     ctx = ReportContext(spec=None, out=tmp_path, expected=[], all_runs=pd.DataFrame(), tidy=tidy, curves=curves,
                         parents=[])
-    text = GradientsSection().render(ctx)
+    text = LESSON.sections["gradients"].render(ctx)  # the lesson companion's reading: within its condition
+    assert "the lesson blames on sigmoid" in text
     assert "sigmoid: first / last hidden layer 0.0156" in text  # 0.01 / 0.64, means over seeds
     assert "relu: first / last hidden layer 1" in text
     assert "optimizer in {sgd}" in text and "init in {xavier, he}" in text
@@ -121,3 +124,5 @@ def test_the_report_section_draws_the_profile_and_states_the_measured_ratio(tmp_
     no_probes = ReportContext(spec=None, out=tmp_path, expected=[], all_runs=pd.DataFrame(), tidy=tidy,
                               curves=curves[~curves["metric"].str.startswith("grad_norm/")], parents=[])
     assert GradientsSection().render(no_probes) == ""
+    everything = GradientsSection().render(ctx)  # the core's section, without a companion: every config
+    assert "every config" in everything and "lesson" not in everything

@@ -7,7 +7,8 @@ import math
 
 import pandas as pd
 
-from study.analysis.fair import analyse_fair, rate_claim
+from study.analysis.fair import analyse_fair
+from study.lesson.rate_claim import rate_claim
 from study.analysis.tuned_arms import arm_table, decide, point_table, resolved, tuned_values, tuning_frame, tuning_plan
 from study.spec.arms import arm_for
 from study.spec.study_spec import parse_spec

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from study.analysis.reference import LESSON_FIRST_MODEL
+from study.lesson.reference import LESSON_FIRST_MODEL
 from study.analysis.stats.failures import FailureRule
 from study.analysis.study_analysis import analyse
 from study.config import TrialConfig

@@ -14,7 +14,7 @@ from study.analysis.study_analysis import Analysis, analyse
 from study.config import TrialConfig
 from study.report.format import without_machine_paths
 from study.report.sections import findings
-from study.report.sections.claims import claims_section
+from study.lesson.claims_section import claims_section
 from study.report.sections.decomposition import interactions_section
 from study.report.sections.advice import advice_section
 from study.report.sections.conditional import conditional_section

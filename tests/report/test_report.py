@@ -149,7 +149,7 @@ def test_lesson_figures_come_from_the_trained_code(study):
 
 def test_the_mechanism_claim_is_printed_in_log10_units_not_percentage_points():
     from study.analysis.gradients import GRADIENT_RATIO
-    from study.report.sections.claims import claims_table
+    from study.lesson.claims_section import claims_table
 
     row = {"claim": "ReLU fixes vanishing gradients", "scope": "whole grid", "contrast": "activation: relu vs sigmoid",
            "condition": "", "measure": "log10 gradient norm ratio", "metric": GRADIENT_RATIO, "diff": 0.8,

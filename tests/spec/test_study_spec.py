@@ -136,13 +136,19 @@ def test_lesson_grid_has_192_configs_times_3_seeds_and_keeps_the_first_432_keys(
 def test_the_lesson_s_own_sections_are_the_spec_s_to_ask_for_not_guessed_from_its_model():
     """Ioffe & Szegedy's Figure 1 setup (3 x 100 sigmoid, batch 60, with and without batch norm) is an MLP on
     MNIST too: without `lesson: true` it is a study of its own (no lesson claims, no lesson first model)."""
-    from study.report.section import ReportContext
+    from study.analysis.companion import companion_of
+    from study.report.study_report import sections_for
 
     ioffe = parse_spec({"name": "ioffe_fig1", "batch_size": 60, "base": {"hidden_layers": 3, "units": 100,
                                                                          "activation": "sigmoid"},
                         "factors": {"batch_norm": [False, True]}})
-    assert not ioffe.lesson and not ReportContext(ioffe, None, ioffe.unique_trials(), *[None] * 4, []).lesson
-    assert parse_spec({**GOOD, "lesson": True}).lesson
+    assert not ioffe.lesson and companion_of(ioffe) is None
+    names = {type(section).__name__ for section in sections_for(ioffe)}
+    assert not {"ClaimsSection", "LessonFiguresSection", "LessonComparisonSection"} & names, names
+    lesson = parse_spec({**GOOD, "lesson": True})
+    assert lesson.lesson and companion_of(lesson).name == "lesson"
+    assert {"ClaimsSection", "LessonFiguresSection", "LessonComparisonSection"} <= {
+        type(section).__name__ for section in sections_for(lesson)}
     shipped = {name: load_spec(f"ablations/{name}.yaml").lesson for name in
                ("lesson_baseline", "lesson_exercise", "lesson_fair", "lesson_grid", "lesson_optimizers",
                 "lesson_regularisation", "quick")}

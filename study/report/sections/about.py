@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from study.analysis.companion import companion_of
 from study.config.user_code import CODE_FIELDS, code_of, own_code
 from study.core.text import format_duration
 from study.report.section import ReportContext
@@ -56,7 +57,8 @@ def _spec_section(spec: StudySpec) -> str:
     return "## Spec\n\n```yaml\n" + text + "\n```\n"
 
 
-def _files_section(out: Path) -> str:
+def _files_section(out: Path, tables: dict[str, str]) -> str:
+    """The tables the report wrote, each described (`tables`: a companion's own, by name)."""
     described = {
         "trials": "one row per finished trial: key, status, seed, levels, every config field, final metrics",
         "epoch_metrics": "one row per (trial, metric, epoch): loss, accuracy, val_loss, val_accuracy, learning_rate",
@@ -77,8 +79,6 @@ def _files_section(out: Path) -> str:
         "decomposition": "every term of the saturated decomposition: df, sum of squares, share, F, p, Holm p",
         "decomposition_grouped": "the decomposition as the report shows it (higher orders grouped)",
         "importance": "total-effect ranking",
-        "claims": "the lesson's claims, each in the lesson's condition and over the whole grid: contrast, "
-                  "condition, difference, interval, verdict, where it holds and reverses, why",
         "top_group": "the top group: every candidate config, its difference to the best (paired by seed), Holm p, "
                      "P(best), in the group or not",
         "top_group_factors": "per factor, the levels found in the top group (settled or open)",
@@ -91,8 +91,7 @@ def _files_section(out: Path) -> str:
         "diverged_trials": "every diverged trial",
         "missing_trials": "expected trials without a finished result",
         "learning_rates": "planned vs logged learning rate per schedule and epoch",
-        "init_weights": "sampled vs theoretical std of each initializer",
-        "lesson_comparison": "the lesson's per-epoch training loss and accuracy beside ours",
+        **tables,
     }
     rows = []
     for name, text in described.items():
@@ -165,13 +164,11 @@ def _git_revision() -> str:
 class HeaderSection:
     def render(self, ctx: ReportContext) -> str:
         header = _header(ctx.spec, ctx.expected, ctx.all_runs, ctx.tidy, ctx.parents)
-        if ctx.lesson:
-            return header
         return header.replace("\n- Trials: ", "\n" + _model_line(ctx) + "\n- Trials: ", 1)
 
 
 def _model_line(ctx: ReportContext) -> str:
-    """What a study of your own trains: its model(s), data and declared hyperparameters."""
+    """What the study trains: its model(s), data and declared hyperparameters."""
     configs = [t.config for t in ctx.expected]
     models = ", ".join(f"`{m}`" for m in sorted({c.model for c in configs}))
     data = ", ".join(f"`{d}`" for d in sorted({c.dataset for c in configs}))
@@ -191,7 +188,8 @@ class SpecSection:
 
 class FilesSection:
     def render(self, ctx: ReportContext) -> str:
-        return _files_section(ctx.out)
+        companion = companion_of(ctx.spec)
+        return _files_section(ctx.out, dict(companion.tables) if companion is not None else {})
 
 
 class ReproducibilitySection:

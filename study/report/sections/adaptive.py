@@ -19,7 +19,7 @@ ADAPTIVE_KEY = "adaptive"  # ReportContext.extra: the AdaptiveAnalysis
 
 METHOD = f"""- **Adaptive rounds.** The study ran in rounds: every config on the first `start_seeds` seeds, then, after
   each round, one more seed only for the configs whose results enter a target still open. Targets: every main
-  effect and, in a lesson study, every lesson claim's accuracy contrast (per seed, the mean over blocks of level
+  effect and, with a companion that brings claims (the lesson's), every claim's accuracy contrast (per seed, the mean over blocks of level
   minus reference: the blocks are held fixed, the seeds are the independent draws, since one seed moves every
   config together), and each config's membership of the top group (its paired difference to every rival over
   shared seeds, Bonferroni over the rivals, each pair's variance moderated by an empirical-Bayes prior with a

@@ -209,13 +209,13 @@ def _claims(result: Analysis) -> list[str]:
         return []
     tested = claims[claims["verdict"] != "not testable here"]
     if tested.empty:
-        return ["None of the lesson's claims is testable in this study (see the claims table for why)."]
+        return ["None of the claims is testable in this study (see the claims table for why)."]
     counts = tested["verdict"].map(lambda v: "depends on another factor" if v.startswith("depends on") else v
                                    ).value_counts()
     order = ("supported", "contradicted", "depends on another factor", "no effect", "inconclusive")
     summary = ", ".join(f"{int(counts[v])} {v}" for v in order if v in counts)
     not_testable = int((claims["verdict"] == "not testable here").sum())
-    return [f"The lesson's claims, contrast by contrast and reading by reading (the lesson's condition, the whole "
+    return [f"The claims, contrast by contrast and reading by reading (each claim's own condition, the whole "
             f"grid): {summary}; {not_testable} not testable here (each with its reason in the claims table)."]
 
 

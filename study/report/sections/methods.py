@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from study.analysis.companion import companion_of
 from study.report.section import ReportContext
 from study.report.sections.adaptive import METHOD as ADAPTIVE_METHOD
 
@@ -50,12 +51,8 @@ METHODS = """## How the numbers are computed
   all terms. Importance = total effect (every term a factor takes part in).
 - **Power.** Smallest difference detected with 80% power at a two-sided 5% level: per effect from its blocks;
   between two configs from the seed noise of the best configs and the seeds per config.
-- **The lesson's claims.** Each claim in the lesson's condition (the first model's levels; one block) and over
-  the whole grid (blocks); verdicts from the interval with a 0.5 pp margin (5 pp of failure rate) for "no
-  effect", and `depends on <factor>` when the whole grid's sub-effects within that factor's levels lie on both
-  sides of zero.
-- **Ablation path.** Fawcett & Hoos (2016), read off the trials: greedy one-factor flips from the lesson's first
-  model to the best config, the order decided on the main seeds; with a `confirm` stage its numbers come from
+{COMPANION}- **Ablation path.** Fawcett & Hoos (2016), read off the trials: greedy one-factor flips from
+  {START} to the best config, the order decided on the main seeds; with a `confirm` stage its numbers come from
   the confirm seeds.
 - **Selection.** The best config is picked on val accuracy among many, so its mean over the seeds that picked it
   is optimistic; the confirm stage re-measures the top and the path on seeds that played no part in the choice.
@@ -70,8 +67,7 @@ class MethodsSection:
 
     @staticmethod
     def text(ctx: ReportContext) -> str:
-        if ctx.lesson:
-            return METHODS
-        own = METHODS.replace("the lesson's first\n  model", "the study's base\n  config")
-        start = own.index("- **The lesson's claims.**")  # a study of your own has no lesson claims to test
-        return own[:start] + own[own.index("- **Ablation path.**"):]
+        """The methods, with the path's start and the paragraphs of the spec's companion (its claims)."""
+        companion = companion_of(ctx.spec)
+        start = companion.path_start_name if companion is not None else "the study's base config"
+        return METHODS.replace("{START}", start).replace("{COMPANION}", companion.methods if companion else "")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from study.analysis.claims import ACCURACY_MARGIN, RATE_MARGIN
+from study.lesson.claims import ACCURACY_MARGIN, RATE_MARGIN
 from study.analysis.gradients import GRADIENT_RATIO
 from study.analysis.study_analysis import PRIMARY, Analysis
 from study.report import format as fmt
@@ -71,7 +71,7 @@ def claims_section(result: Analysis, out: Path) -> str:
 
 
 class ClaimsSection:
-    """The lesson's claims: only in lesson studies (the lesson's model on MNIST)."""
+    """The lesson's claims (the lesson companion's section)."""
 
     def render(self, ctx: ReportContext) -> str:
-        return claims_section(ctx.result, ctx.out) if ctx.result and ctx.lesson else ""
+        return claims_section(ctx.result, ctx.out) if ctx.result and not ctx.result.claims.empty else ""

@@ -2,8 +2,8 @@
 
 - Initial-weight densities of normal vs Xavier vs He for n = 256 inputs, sampled
   from `study.training.lesson_mlp.hidden_initializer` (what every hidden Dense layer is built with).
-- Learning-rate curves of every schedule in the study from `study.training.schedules`
-  (what the trainer's callbacks call), beside the rate each trial logged.
+- Learning-rate curves of every schedule in the study (study.report.sections.schedules), with the lesson's
+  exercise schedule beside them when the study did not train it.
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from study.analysis.reference import LESSON_FIRST_MODEL
 from study.config import TrialConfig
+from study.lesson import figures
+from study.lesson.reference import LESSON_FIRST_MODEL
 from study.report import format as fmt
-from study.report.figures import lesson_figures as figures
 from study.report.section import ReportContext
+from study.report.sections.schedules import schedule_section
 from study.training.backend import BackendError, select_backend
 from study.training.schedules import EPOCH_SCHEDULES, planned_learning_rates
 
@@ -29,8 +30,6 @@ FAN_IN = 256
 FAN_OUT = 256  # equal fan-out, so Xavier's variance 2 / (in + out) is the textbook 1 / n
 # The lesson's exercise schedule: 3 warm-up epochs, cosine to epoch 30, peak 0.01.
 LESSON_SHARK_FIN = TrialConfig(epochs=30, warmup_epochs=3, learning_rate=0.01)
-SCHEDULE_FIELDS = ("schedule", "optimizer", "learning_rate", "warmup_epochs", "epochs", "plateau_factor",
-                   "plateau_patience")
 
 
 def theoretical_std(name: str, fan_in: int = FAN_IN, fan_out: int = FAN_OUT) -> float:
@@ -74,80 +73,21 @@ def init_section(out: Path, backend: str) -> str:
             f"![initial weights](figures/{figure.name})\n\n" + table.to_markdown(index=False, floatfmt=".4f") + "\n")
 
 
+def exercise_panels(configs: list[TrialConfig]) -> list[dict]:
+    """The lesson's exercise schedule (the shark fin), planned by our schedule code, unless the study trained it."""
+    if any(c.schedule == "warmup_cosine" and c.epochs == LESSON_SHARK_FIN.epochs for c in configs):
+        return []
+    panels = []
+    for name in EPOCH_SCHEDULES:
+        setup = LESSON_SHARK_FIN.replace(schedule=name)
+        panels.append({"title": f"reference, not trained here: {name}, peak {setup.learning_rate:g}, "
+                                f"warm-up {setup.warmup_epochs}, {setup.epochs} epochs (the lesson's exercise)",
+                       "planned": planned_learning_rates(setup), "logged": None})
+    return panels
+
+
 def _initializer_name(name: str) -> str:
     return {"normal": "RandomNormal(0, 1)", "xavier": "GlorotUniform", "he": "HeNormal"}[name]
-
-
-def schedule_setups(configs: list[TrialConfig]) -> list[TrialConfig]:
-    """The distinct learning-rate setups among the study's configs (seed and model ignored)."""
-    seen, out = set(), []
-    for config in configs:
-        key = tuple(getattr(config, f) for f in SCHEDULE_FIELDS)
-        if key not in seen:
-            seen.add(key)
-            out.append(config)
-    return sorted(out, key=lambda c: (c.schedule, c.optimizer, c.learning_rate))
-
-
-def logged_rates(setup: TrialConfig, frame: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
-    """The `learning_rate` metric per epoch of the trials with this setup: mean, min, max, runs."""
-    mask = pd.Series(True, index=frame.index)
-    for name in SCHEDULE_FIELDS:
-        if name in frame:
-            mask &= frame[name].astype(str) == str(getattr(setup, name))
-    runs = frame.loc[mask, "run_id"]
-    data = curves[(curves["metric"] == "learning_rate") & curves["run_id"].isin(runs)]
-    if data.empty:
-        return pd.DataFrame(columns=["epoch", "mean", "min", "max", "runs"])
-    return data.groupby("epoch")["value"].agg(["mean", "min", "max", "count"]).rename(
-        columns={"count": "runs"}).reset_index()
-
-
-def schedule_section(configs: list[TrialConfig], frame: pd.DataFrame, curves: pd.DataFrame, out: Path,
-                     lesson: bool = True) -> str:
-    """Planned vs logged learning rate for every schedule setup, plus (`lesson`) the lesson's shark fin."""
-    panels, rows = [], []
-    for setup in schedule_setups(configs):
-        planned = planned_learning_rates(setup)
-        logged = logged_rates(setup, frame, curves) if not frame.empty else pd.DataFrame()
-        title = (f"{setup.schedule}: {setup.optimizer}, lr {setup.learning_rate:g}"
-                 + (f", warm-up {setup.warmup_epochs}" if setup.schedule.startswith("warmup") else "")
-                 + (f", factor {setup.plateau_factor:g}, patience {setup.plateau_patience}"
-                    if setup.schedule == "plateau" else "") + f", {setup.epochs} epochs")
-        panels.append({"title": title, "planned": planned, "logged": logged})
-        for epoch in range(setup.epochs):
-            hit = logged[logged["epoch"] == epoch] if not logged.empty else logged
-            rows.append({"setup": title, "epoch": epoch + 1,
-                         "planned": planned[epoch] if planned is not None else math.nan,
-                         "logged_mean": float(hit["mean"].iloc[0]) if len(hit) else math.nan,
-                         "logged_min": float(hit["min"].iloc[0]) if len(hit) else math.nan,
-                         "logged_max": float(hit["max"].iloc[0]) if len(hit) else math.nan,
-                         "trials": int(hit["runs"].iloc[0]) if len(hit) else 0})
-    if lesson and not any(s.schedule == "warmup_cosine" and s.epochs == LESSON_SHARK_FIN.epochs for s in configs):
-        for name in EPOCH_SCHEDULES:
-            setup = LESSON_SHARK_FIN.replace(schedule=name)
-            panels.append({"title": f"reference, not trained here: {name}, peak {setup.learning_rate:g}, "
-                                    f"warm-up {setup.warmup_epochs}, {setup.epochs} epochs (the lesson's exercise)",
-                           "planned": planned_learning_rates(setup), "logged": None})
-    table = pd.DataFrame(rows)
-    table.to_csv(out / "tables" / "learning_rates.csv", index=False)
-    figure = figures.learning_rate_curves(panels, out / "figures" / "learning_rates.png")
-    checked = table.dropna(subset=["planned", "logged_mean"])
-    if checked.empty:
-        agreement = "No logged learning rates to compare with the plan yet."
-    else:
-        gap = ((checked[["logged_min", "logged_max"]].sub(checked["planned"], axis=0)).abs().max(axis=1)
-               / checked["planned"].where(checked["planned"] > 0, 1.0)).max()
-        agreement = (f"Across {len(checked)} (setup, epoch) cells with a planned rate, the logged rate of every "
-                     f"trial differs from the plan by at most {100 * gap:.2g}% (float32 rounding).")
-    return ("### Learning-rate schedules\n\n"
-            "Every learning-rate setup of this study: the per-epoch rate planned by `study.training.schedules` (the same "
-            "functions the trainer's `LearningRateScheduler` calls) and the rate each trial logged (metric "
-            "`learning_rate`, read from the optimizer at the start of each epoch). `warmup_cosine` is the lesson's "
-            "formula verbatim: Keras counts epochs from 0, so its first epoch trains at learning rate 0; "
-            "`warmup_cosine_corrected` starts the warm-up at epoch 1. `plateau` reacts to val_loss, so it has no "
-            f"plan, only logged values. {agreement} Per-epoch values: `tables/learning_rates.csv`.\n\n"
-            f"![learning rates](figures/{figure.name})\n")
 
 
 def _lesson_comparison(frame: pd.DataFrame, curves: pd.DataFrame, out: Path) -> str:
@@ -200,20 +140,17 @@ def _seed_range_text(lesson: float, low: float, high: float, seeds: int) -> str:
 
 
 class LessonFiguresSection:
-    """The lesson's figures (need no trials): initial weights and every schedule of the study."""
+    """The lesson's figures (need no trials): initial weights, and every schedule of the study beside the
+    lesson's exercise schedule (replaces the core's schedules section)."""
 
     def render(self, ctx: ReportContext) -> str:
         configs = [t.config for t in ctx.expected]
-        if not ctx.lesson:  # a study of your own: only the schedules (the framework's), when it uses one
-            if all(c.schedule == "constant" for c in configs):
-                return ""
-            return "## " + schedule_section(configs, ctx.tidy, ctx.curves, ctx.out, lesson=False).removeprefix("### ")
         return ("## The lesson's figures, from our code\n\n" + init_section(ctx.out, ctx.spec.base.backend) + "\n"
-                + schedule_section(configs, ctx.tidy, ctx.curves, ctx.out))
+                + schedule_section(configs, ctx.tidy, ctx.curves, ctx.out, exercise_panels(configs)))
 
 
 class LessonComparisonSection:
     """The lesson's per-epoch numbers beside ours, when the study ran its first model."""
 
     def render(self, ctx: ReportContext) -> str:
-        return _lesson_comparison(ctx.tidy, ctx.curves, ctx.out) if ctx.lesson and not ctx.tidy.empty else ""
+        return _lesson_comparison(ctx.tidy, ctx.curves, ctx.out) if not ctx.tidy.empty else ""

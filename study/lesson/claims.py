@@ -10,7 +10,7 @@ Every claim is read in two scopes, so no claim is conditioned in one row and unc
   contrast is also measured within each level of every other factor (its moderators): when two of those
   sub-effects' 95% intervals lie on opposite sides of zero, the claim **depends on** that moderator, and
   the row lists where it holds and where it reverses (more seeds cannot turn that into one verdict).
-Verdicts (study.analysis.claims.verdict): `supported`, `contradicted`, `no effect` (within +-margin),
+Verdicts (study.lesson.claims.verdict): `supported`, `contradicted`, `no effect` (within +-margin),
 `inconclusive`, `depends on <moderator>`, `not testable here` (with the reason). Claims the study cannot
 touch (it does not vary the factor) are rows too, so a reader sees what this study does not say.
 """
@@ -20,23 +20,19 @@ from __future__ import annotations
 import math
 import pandas as pd
 
-from study.analysis.claim_checks import (Check, dropout_levels, labels_of, optimizer_levels, plain_levels,
-                                         schedule_notes, tuned_optimizer_levels)
+from study.analysis.claim_table import COLUMNS, MEASURES
 from study.analysis.gradients import GRADIENT_RATIO
-from study.analysis.reference import LESSON_FIRST_MODEL
 from study.analysis.stats.blocks import within
 from study.analysis.stats.failures import FAILED, LEARNED
 from study.analysis.stats.intervals import level_column
+from study.lesson.claim_checks import (Check, dropout_levels, labels_of, optimizer_levels, plain_levels,
+                                       schedule_notes, tuned_optimizer_levels)
+from study.lesson.reference import LESSON_FIRST_MODEL
 
 ACCURACY_MARGIN = 0.005  # 0.5 pp: a change smaller than this is no change worth a sentence
 RATE_MARGIN = 0.05  # 5 percentage points of failure rate
-PRIMARY = "final_val_accuracy"
-MEASURES = {PRIMARY: "val accuracy", "test_accuracy": "test accuracy", FAILED: "share of trials that do not learn",
-            GRADIENT_RATIO: "log10 gradient norm, first / last hidden layer, after epoch 1 (mechanism)"}
 GRADIENT_MARGIN = 0.1  # log10 units: a ratio within x1.26 is no change in how much the gradient shrinks
 LESSON, GRID = "lesson's condition", "whole grid"
-COLUMNS = ["claim", "scope", "contrast", "condition", "measure", "diff", "ci_low", "ci_high", "unit", "n", "verdict",
-           "moderator", "holds", "reverses", "why"]
 
 
 def lesson_checks() -> list[Check]:
