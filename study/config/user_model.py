@@ -20,8 +20,6 @@ from typing import Any
 from study.config.factors import Factor
 
 LESSON_MODEL = "lesson_mlp"
-LESSON_DATASET = "mnist"
-LESSON_EXECUTORS = ("keras", "fused")  # your own code (train:, command:) trains no lesson model, whatever its data
 PARAM_PREFIX = "hp."  # MLflow param of user hyperparameter `filters`: `hp.filters`
 REFERENCE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -99,11 +97,3 @@ def name_problem(name: object, builtin: Iterable[str]) -> str | None:
     if name in RESERVED or name.startswith("level_"):
         return "is a name the framework's tables already use; choose another"
     return None
-
-
-def lesson_setup(configs: Iterable[Any]) -> bool:
-    """Whether every config trains the lesson's model on the lesson's data: what a spec's `lesson: true` needs
-    (the spec says whether it is the lesson's study; this only checks that it can be)."""
-    configs = list(configs)
-    return bool(configs) and all(c.model == LESSON_MODEL and c.dataset == LESSON_DATASET
-                                 and getattr(c, "executor", "keras") in LESSON_EXECUTORS for c in configs)

@@ -9,25 +9,35 @@ report's plotting code in every worker.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from functools import cached_property
 from typing import Any
 
 import pandas as pd
 
-from study.config import TrialConfig, lesson_setup
+from study.config import LESSON_MODEL, TrialConfig
 
 METHODS = """- **The lesson's claims.** Each claim in the lesson's condition (the first model's levels; one block) and over
   the whole grid (blocks); verdicts from the interval with a 0.5 pp margin (5 pp of failure rate) for "no
   effect", and `depends on <factor>` when the whole grid's sub-effects within that factor's levels lie on both
   sides of zero.
 """
+LESSON_DATASET = "mnist"
+LESSON_EXECUTORS = ("keras", "fused")  # your own code (train:, command:) trains no lesson model, whatever its data
 TABLES = {
     "claims": "the lesson's claims, each in the lesson's condition and over the whole grid: contrast, condition, "
               "difference, interval, verdict, where it holds and reverses, why",
     "init_weights": "sampled vs theoretical std of each initializer",
     "lesson_comparison": "the lesson's per-epoch training loss and accuracy beside ours",
 }
+
+
+def lesson_setup(configs: Iterable[Any]) -> bool:
+    """Whether every config trains the lesson's model on the lesson's data: what a spec's `lesson: true` needs
+    (the spec says whether it is the lesson's study; this only checks that it can be)."""
+    configs = list(configs)
+    return bool(configs) and all(c.model == LESSON_MODEL and c.dataset == LESSON_DATASET
+                                 and getattr(c, "executor", "keras") in LESSON_EXECUTORS for c in configs)
 
 
 class LessonCompanion:

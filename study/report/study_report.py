@@ -14,9 +14,8 @@ import pandas as pd
 
 from study.analysis.chance import failure_rule
 from study.analysis.companion import companion_of
-from study.analysis.confirm import path_start
+from study.analysis.confirm import confirm_trials, path_start
 from study.analysis.fair import analyse_fair
-from study.analysis.confirm import confirm_trials
 from study.analysis.levels import tidy_trials
 from study.analysis.gradients import probe_curves
 from study.analysis.runs import epoch_curves, parent_runs, trials_frame
@@ -86,6 +85,7 @@ def build_context(spec: StudySpec, out: Path, data_dir: str | None = None) -> Re
     same selection the workers made from the same results). A study that tunes each arm is read at its tuned
     values once every arm is tuned (study.analysis.tuned_arms, the decision the workers made)."""
     fresh_output_dirs(out)
+    companion = companion_of(spec)
     all_runs = trials_frame(spec.name, include_unfinished=True)
     frame = trials_frame(spec.name)
     every = frame
@@ -105,14 +105,13 @@ def build_context(spec: StudySpec, out: Path, data_dir: str | None = None) -> Re
                                ignore_index=True)
         export(tidy, ctx.curves, out)
         rule = failure_rule(spec.base, data_dir)
-        companion = companion_of(spec)  # the path's start and the claims: the companion's, else the base's and none
+        # the path's start and the claims: the companion's, else the base's and none
         ctx.result = analyse(spec, tidy, path_start(spec), rule, ctx.curves,
                              companion.path_start_name if companion else "the base config",
                              companion.claims if companion else None)
     if spec.tune_each_arm is not None:
         levels = ctx.result.factor_levels if ctx.result else {}
         ctx.extra[FAIR] = analyse_fair(spec, every, levels, ctx.result.effects[PRIMARY] if ctx.result else None)
-    companion = companion_of(spec)
     if ctx.result is not None and companion is not None and not ctx.result.claims.empty:
         more = companion.more_claims(spec, ctx.extra.get(FAIR), ctx.result.factor_levels)
         ctx.result.claims = pd.concat([ctx.result.claims, more], ignore_index=True)

@@ -165,7 +165,7 @@ def test_optuna_identity_of_a_study_without_own_hyperparameters_is_unchanged():
 
 
 def test_lesson_sections_belong_to_the_lesson_model_on_mnist_only():
-    from study.config import lesson_setup
+    from study.lesson.companion import lesson_setup
 
     assert lesson_setup([TrialConfig(), TrialConfig(init="he")])
     assert not lesson_setup([TrialConfig(), TrialConfig(dataset="digits")])
