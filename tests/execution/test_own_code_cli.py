@@ -29,10 +29,25 @@ pytestmark = [pytest.mark.integration]
 
 OWN_TRAIN = '''
 """A user's training function: a made-up learner whose accuracy rises with the learning rate and alpha."""
+import os
 import random
+import time
+
+
+def meet_another_worker():
+    """Test-only (OWN_MEET_DIR set): wait at most 60 s until a second process has started a trial, so a worker
+    that starts late still takes part instead of finding the queue already drained by the first one."""
+    folder = os.environ.get("OWN_MEET_DIR")
+    if not folder:
+        return
+    open(os.path.join(folder, str(os.getpid())), "w").close()
+    deadline = time.monotonic() + 60
+    while len(os.listdir(folder)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def train(config, reporter):
+    meet_another_worker()
     rng = random.Random(config.seed)
     top = 0.6 + (0.2 if config.learning_rate > 0.05 else 0.0) + config["alpha"] / 10
     for epoch in range(config.epochs):
@@ -156,8 +171,10 @@ def assert_each_key_once(tmp_path: Path, study: str, keys: int) -> list:
 def test_a_function_and_a_script_train_on_two_workers_each_trial_once(tmp_path, own):
     spec = tmp_path / "own_function.yaml"
     spec.write_text(FUNCTION_SPEC)
+    meet = tmp_path / "meet"  # the trials take milliseconds: without it one worker can drain the queue alone
+    meet.mkdir()
     result = run_cli("run", str(spec), "--workers", "2", *stores(tmp_path), "--reports-dir",
-                     str(tmp_path / "reports"), cwd=tmp_path, env=own)
+                     str(tmp_path / "reports"), cwd=tmp_path, env={**own, "OWN_MEET_DIR": str(meet)})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "code: own_train:train (checked)" in result.stdout and "starting 2 worker processes" in result.stdout
     runs = assert_each_key_once(tmp_path, "own_function", 8 + 1)  # the grid, then the confirm stage's best config
