@@ -19,6 +19,7 @@ EXECUTOR_TAG = "executor"
 GROUP_TAG = "trial_group"
 STAGE_TAG = "stage"  # a staged study's trials (tune_each_arm): tune | fixed | main | confirm
 ARM_TAG = "arm"  # ... and the arm each belongs to
+CREATION_TAG = "creation_id"  # a fresh id per run we create: finds the twins a retried create left (tracking.runs)
 
 PARENT_ROLE = "study"
 WORKER_ROLE = "worker"  # a local worker's run, nested under its `study run --workers N` invocation's run

@@ -13,6 +13,7 @@ import json
 import os
 import socket
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -23,7 +24,7 @@ from mlflow.exceptions import MlflowException
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_fixed
 
 from study.config import TrialConfig
-from study.core.names import (ERROR_TAG, KEY_TAG, LEVEL_TAG_PREFIX, PARENT_ROLE, ROLE_TAG, STATUS_TAG,
+from study.core.names import (CREATION_TAG, ERROR_TAG, KEY_TAG, LEVEL_TAG_PREFIX, PARENT_ROLE, ROLE_TAG, STATUS_TAG,
                               TRIAL_ROLE, TRIAL_ROLES, WORKER_ROLE, WORKER_TAG)
 from study.core.errors import StoreFault
 from study.core.status import DONE_STATUSES, TrialStatus, mlflow_run_status
@@ -56,7 +57,7 @@ def parent_run(exp_id: str, study_name: str, spec_hash: str, command: str, extra
     if nest_under:
         tags.update({ROLE_TAG: WORKER_ROLE, PARENT_RUN_TAG: nest_under})
         name = f"worker {worker_id()}"
-    run = mlflow.start_run(experiment_id=exp_id, run_name=name, tags=tags)
+    run = mlflow.start_run(run_id=create_run_once(exp_id, tags, name).info.run_id)
     try:
         yield run
     except BaseException as exc:
@@ -90,7 +91,7 @@ class TrialRun:
         if parent is not None:
             tags[PARENT_RUN_TAG] = parent.info.run_id
         client = mlflow.MlflowClient()
-        run = client.create_run(exp_id, tags=tags, run_name=tags[RUN_NAME_TAG])
+        run = create_run_once(exp_id, tags, tags[RUN_NAME_TAG])
         params = [Param(k, v) for k, v in config.mlflow_params().items()]  # user hyperparameters as hp.<name>
         client.log_batch(run.info.run_id, params=params)
         return cls(run.info.run_id)
@@ -121,6 +122,26 @@ class TrialRun:
         tags = [RunTag(STATUS_TAG, str(status))] + ([RunTag(ERROR_TAG, error[-4000:])] if error else [])
         self.client.log_batch(self.run_id, metrics=metrics, tags=tags)
         self.client.set_terminated(self.run_id, status=mlflow_run_status(status))
+
+
+def create_run_once(exp_id: str, tags: dict[str, str], name: str) -> Any:
+    """A new RUNNING run, exactly one even when creating it was retried.
+
+    Creating a run is not idempotent: a request the store carried out but whose answer was lost (a tracking
+    server killed mid-request, a database connection dropped after its commit) is sent again, by MLflow's
+    HTTP client or by our StoreGuard, and a second run appears that nobody owns and that stays RUNNING for
+    ever. Each creation carries a fresh id (CREATION_TAG); its other runs are such twins, holding nothing but
+    the tags, and are deleted (MLflow's soft delete: `mlflow gc` purges them).
+    """
+    client = mlflow.MlflowClient()
+    creation = uuid.uuid4().hex
+    run = client.create_run(exp_id, tags={**tags, CREATION_TAG: creation}, run_name=name)
+    twins = mlflow.search_runs(experiment_ids=[exp_id], filter_string=run_filter({CREATION_TAG: creation}),
+                               output_format="list")
+    for twin in twins:
+        if twin.info.run_id != run.info.run_id:
+            client.delete_run(twin.info.run_id)
+    return run
 
 
 def log_inputs(client: mlflow.MlflowClient, run_id: str, datasets: list[DatasetInput]) -> None:
