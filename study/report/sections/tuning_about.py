@@ -24,7 +24,8 @@ class TuneHeaderSection:
         parents = parent_runs(spec.name)
         tags = parents[0].tags if parents else {}
         counts = trials["state"].value_counts().to_dict() if not trials.empty else {}
-        base = ", ".join(f"{k}={v}" for k, v in spec.base.values().items() if k not in spec.space and k != "seed")
+        base = ", ".join(f"{k}={v}" for k, v in spec.base.values().items()  # unset fields (train:, ...) say nothing
+                         if k not in spec.space and k != "seed" and v is not None)
         space = pd.DataFrame([{"field": n, "low": p.low, "high": p.high, "scale": "log" if p.log else "linear",
                                "step": p.step if p.step is not None else "", "base value": getattr(spec.base, n)}
                               for n, p in spec.space.items()])
