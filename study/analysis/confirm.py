@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import pandas as pd
 
+from study.analysis.companion import companion_of
 from study.analysis.leaderboard import ranked_leaderboard
 from study.analysis.levels import config_levels, tidy_trials, unlisted_label
-from study.analysis.companion import companion_of
 from study.analysis.stats.path import path_configs
 from study.config import TrialConfig
 from study.spec.designs import Trial

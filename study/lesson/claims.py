@@ -18,9 +18,10 @@ touch (it does not vary the factor) are rows too, so a reader sees what this stu
 from __future__ import annotations
 
 import math
+
 import pandas as pd
 
-from study.analysis.claim_table import COLUMNS, MEASURES
+from study.analysis.claim_table import COLUMNS, MEASURES, NOT_TESTABLE
 from study.analysis.gradients import GRADIENT_RATIO
 from study.analysis.stats.blocks import within
 from study.analysis.stats.failures import FAILED, LEARNED
@@ -101,7 +102,7 @@ def _base_row(check: Check) -> dict:
     return {"claim": check.claim, "scope": "", "contrast": "", "condition": "", "measure": _measure(check),
             "metric": check.metric,
             "diff": math.nan, "ci_low": math.nan, "ci_high": math.nan, "unit": "", "n": 0,
-            "verdict": "not testable here", "moderator": "", "holds": "", "reverses": "", "why": ""}
+            "verdict": NOT_TESTABLE, "moderator": "", "holds": "", "reverses": "", "why": ""}
 
 
 def evaluate(check: Check, frame: pd.DataFrame, factor_levels: dict[str, list[str]],
@@ -225,7 +226,7 @@ def _nominal(check: Check) -> str:
 
 def verdict(expected: int, low: float, high: float, margin: float) -> str:
     if not (math.isfinite(low) and math.isfinite(high)):
-        return "not testable here"
+        return NOT_TESTABLE
     inside = -margin < low and high < margin
     if expected == 0:
         return "supported" if inside else ("contradicted" if low > 0 or high < 0 else "inconclusive")

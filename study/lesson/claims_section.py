@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from study.lesson.claims import ACCURACY_MARGIN, RATE_MARGIN
 from study.analysis.gradients import GRADIENT_RATIO
 from study.analysis.study_analysis import PRIMARY, Analysis
+from study.lesson.claims import ACCURACY_MARGIN, RATE_MARGIN
 from study.report import format as fmt
 from study.report.latex import write_latex
 from study.report.section import ReportContext

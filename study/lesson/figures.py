@@ -1,5 +1,5 @@
-"""Figures of the lesson's own ideas, drawn from the code the trials ran (initializers, schedules) and from what
-the trials measured (gradient norms per layer, study.analysis.gradients)."""
+"""The lesson's own figure: the initial weights its initializers draw, sampled from the code the trials ran
+(its schedules and gradients are drawn by the core's sections, study.report.sections)."""
 
 from __future__ import annotations
 

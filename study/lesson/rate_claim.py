@@ -8,6 +8,7 @@ import math
 import pandas as pd
 
 from study.analysis.claim_table import COLUMNS as CLAIM_COLUMNS
+from study.analysis.claim_table import NOT_TESTABLE
 from study.analysis.fair import FairAnalysis
 from study.spec.study_spec import StudySpec
 
@@ -19,7 +20,7 @@ def rate_claim(spec: StudySpec, fair: FairAnalysis | None, factor_levels: dict[s
     against the same arm's without, pair by pair of arms that differ in batch norm only."""
     row = {c: "" for c in CLAIM_COLUMNS} | {"claim": RATE_CLAIM, "measure": "tuned learning rate", "diff": math.nan,
                                        "ci_low": math.nan, "ci_high": math.nan, "n": 0,
-                                       "verdict": "not testable here", "contrast": "batch_norm: true vs false"}
+                                       "verdict": NOT_TESTABLE, "contrast": "batch_norm: true vs false"}
     if "batch_norm" not in factor_levels:
         return pd.DataFrame([{**row, "why": "this study does not vary `batch_norm`"}], columns=CLAIM_COLUMNS)
     if spec.tune_each_arm is None or "learning_rate" not in spec.tune_each_arm.space:

@@ -16,11 +16,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from study.analysis.claim_table import NOT_TESTABLE
+from study.lesson.sections import LESSON_EPOCHS
 from study.lesson.studies import FIRST_MODEL_STUDY, LessonStudy, learning_rate_share
 from study.report import format as fmt
-from study.lesson.sections import LESSON_EPOCHS
-
-NOT_TESTABLE = "not testable here"
 
 
 def claim_rows(studies: list[LessonStudy]) -> pd.DataFrame:

@@ -24,9 +24,9 @@ from mlflow.exceptions import MlflowException
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_fixed
 
 from study.config import TrialConfig
-from study.core.names import (CREATION_TAG, ERROR_TAG, KEY_TAG, LEVEL_TAG_PREFIX, PARENT_ROLE, ROLE_TAG, STATUS_TAG,
-                              TRIAL_ROLE, TRIAL_ROLES, WORKER_ROLE, WORKER_TAG)
 from study.core.errors import StoreFault
+from study.core.names import (CREATION_TAG, ERROR_TAG, KEY_TAG, LEVEL_TAG_PREFIX, PARENT_ROLE, ROLE_TAG,
+                              STATUS_TAG, TRIAL_ROLE, TRIAL_ROLES, WORKER_ROLE, WORKER_TAG)
 from study.core.status import DONE_STATUSES, TrialStatus, mlflow_run_status
 from study.core.text import worker_id
 from study.data.arrays import DatasetArrays

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from study.analysis.claim_table import NOT_TESTABLE
 from study.analysis.leaderboard import CONFIRMED
 from study.analysis.stats.divergence import CHANCE_ACCURACY
 from study.analysis.study_analysis import PRIMARY, Analysis
@@ -207,14 +208,14 @@ def _claims(result: Analysis) -> list[str]:
     claims = result.claims
     if claims.empty:
         return []
-    tested = claims[claims["verdict"] != "not testable here"]
+    tested = claims[claims["verdict"] != NOT_TESTABLE]
     if tested.empty:
         return ["None of the claims is testable in this study (see the claims table for why)."]
     counts = tested["verdict"].map(lambda v: "depends on another factor" if v.startswith("depends on") else v
                                    ).value_counts()
     order = ("supported", "contradicted", "depends on another factor", "no effect", "inconclusive")
     summary = ", ".join(f"{int(counts[v])} {v}" for v in order if v in counts)
-    not_testable = int((claims["verdict"] == "not testable here").sum())
+    not_testable = int((claims["verdict"] == NOT_TESTABLE).sum())
     return [f"The claims, contrast by contrast and reading by reading (each claim's own condition, the whole "
             f"grid): {summary}; {not_testable} not testable here (each with its reason in the claims table)."]
 

@@ -6,9 +6,9 @@ names (the lesson's: where it explains sigmoid's failure by vanishing gradients)
 
 from __future__ import annotations
 
-import pandas as pd
-
 from collections.abc import Mapping, Sequence
+
+import pandas as pd
 
 from study.analysis.gradients import gradient_table, layer_profile
 from study.core.names import GRAD_NORM_PREFIX
@@ -43,7 +43,7 @@ class GradientsSection:
         gradient_table(curves).to_csv(ctx.table_path("gradients_per_trial"), index=False)
         where = ", ".join(f"{column} in {{{', '.join(str(v) for v in levels)}}}" for column, levels in condition.items())
         figure = gradient_norms_by_layer(profile, ctx.figure_path("gradient_norms_by_layer"),
-                                                 f"Configs with {where or 'every config'}")
+                                         f"Configs with {where or 'every config'}")
         first = profile[profile["epoch"] == profile["epoch"].min()]
         ratios = []
         for level, rows in first.groupby("level", sort=True):
