@@ -21,7 +21,6 @@ from study.core.names import GRAD_NORM_PREFIX, PROBE_PREFIXES, SATURATED_PREFIX
 from study.tracking.reading import metric_names
 
 
-
 def probe_curves(run_ids: Iterable[str], structure: Iterable[object] | None = None) -> pd.DataFrame:
     """epoch_curves of every probe metric each run logged (their names depend on the model's layers).
     `structure`: per run, what decides its layers' names (e.g. (model, hidden_layers)); the names are then read

@@ -104,8 +104,8 @@ def test_probe_curves_reads_every_probe_metric_of_each_run(tracking_uri):
 
 
 def test_the_report_section_draws_the_profile_and_states_the_measured_ratio(tmp_path):
-    from study.report.section import ReportContext
     from study.lesson.companion import LESSON
+    from study.report.section import ReportContext
     from study.report.sections.gradients import GradientsSection
 
     curves, tidy = planted()

@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from study.lesson.reference import LESSON_FIRST_MODEL
 from study.analysis.stats.failures import FailureRule
 from study.analysis.study_analysis import analyse
 from study.config import TrialConfig
+from study.lesson.reference import LESSON_FIRST_MODEL
 from study.spec.study_spec import load_spec
 from tests.conftest import ROOT
 
