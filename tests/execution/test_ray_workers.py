@@ -66,8 +66,12 @@ def results_by_key(tracking: str, study: str) -> dict[str, tuple[float, float]]:
             for r in trial_runs(tracking, study) if r.info.status == "FINISHED"}
 
 
-def study_actors(study: str, count: int, timeout_s: float = 120) -> dict[int, object]:
-    """The `count` Ray actors a study command started (named `<study>:<pid>:<n>:w<i>`), by process id."""
+def study_actors(study: str, count: int, timeout_s: float = 400) -> dict[int, object]:
+    """The `count` Ray actors a study command started (named `<study>:<pid>:<n>:w<i>`), by process id.
+
+    An actor is named as soon as it is requested, but answers `info` only once its process has started and
+    imported the package: on a slow, loaded machine that took over a minute, so one deadline covers both.
+    """
     import ray
 
     deadline = time.monotonic() + timeout_s
@@ -76,7 +80,8 @@ def study_actors(study: str, count: int, timeout_s: float = 120) -> dict[int, ob
                  if a["namespace"] == "study" and a["name"].startswith(f"{study}:")]
         if len(names) == count:
             actors = [ray.get_actor(name, namespace="study") for name in names]
-            return {ray.get(actor.info.remote(), timeout=60)["pid"]: actor for actor in actors}
+            infos = ray.get([actor.info.remote() for actor in actors], timeout=max(1.0, deadline - time.monotonic()))
+            return {info["pid"]: actor for info, actor in zip(infos, actors)}
         time.sleep(0.5)
     raise AssertionError(f"{count} actors of {study} did not appear")
 
