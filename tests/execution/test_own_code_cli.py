@@ -35,13 +35,14 @@ import time
 
 
 def meet_another_worker():
-    """Test-only (OWN_MEET_DIR set): wait at most 60 s until a second process has started a trial, so a worker
-    that starts late still takes part instead of finding the queue already drained by the first one."""
+    """Test-only (OWN_MEET_DIR set): wait at most 300 s (a loaded CI machine starts a process slowly) until a
+    second process has started a trial, so a worker that starts late still takes part instead of finding the
+    queue already drained by the first one."""
     folder = os.environ.get("OWN_MEET_DIR")
     if not folder:
         return
     open(os.path.join(folder, str(os.getpid())), "w").close()
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 300
     while len(os.listdir(folder)) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
 
